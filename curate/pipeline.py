@@ -1,0 +1,163 @@
+"""The pipeline runner: runs stages in order, skips finished ones, re-runs what changed and all after it.
+
+A stage is skipped when its manifest holds the same config hash and the same input fingerprint. The
+input fingerprint of a stage chains the previous stage's output fingerprint and config hash, so a
+changed stage re-runs itself and every stage downstream.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import xxhash
+
+from curate import __version__, funnel, records
+from curate.config import StageSpec, load_pipeline
+from curate.stage import Stage, StageContext
+from curate.store import QuarantineBuffer, RunStore, config_hash, fingerprint_files
+
+
+class StageFailed(RuntimeError):
+    """A stage broke the contract (lost rows, broke the schema) or raised; the run stops, earlier outputs stay."""
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    ran: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    funnel: funnel.Funnel | None = None
+    final: pl.DataFrame | None = None
+
+
+def taxonomy_fingerprint(path: Path | None) -> str:
+    from curate.taxonomy import default_taxonomy_dir
+
+    root = Path(path) if path else default_taxonomy_dir()
+    return fingerprint_files([p for p in root.rglob("*") if p.is_file()]) if root.exists() else "none"
+
+
+def stage_config_hash(spec: StageSpec, taxonomy_fp: str) -> str:
+    return config_hash({"stage": spec.name, "options": spec.options.model_dump(mode="json"),
+                        "taxonomy": taxonomy_fp, "curate": __version__})
+
+
+def input_fingerprint(spec: StageSpec, previous: dict[str, Any] | None) -> str:
+    if spec.stage.creates_rows:
+        files = spec.options.input_files() if hasattr(spec.options, "input_files") else []
+        return fingerprint_files(files)
+    assert previous is not None
+    return xxhash.xxh3_128_hexdigest(f"{previous['output_fingerprint']}:{previous['config_hash']}".encode())
+
+
+def run_stage(stage: Stage, df: pl.DataFrame, options: Any, ctx: StageContext) -> pl.DataFrame:
+    """Run one stage and check its contract: schema-valid output, and every input id still present."""
+    if not stage.creates_rows:
+        records.validate(df, where=f"input of {stage.name}")
+    try:
+        out = stage.run(df, options, ctx)
+    except (records.SchemaError, StageFailed):
+        raise
+    out = records.conform(out)
+    records.validate(out, where=f"output of {stage.name}")
+    if not stage.creates_rows:
+        missing = df.join(out.select("id"), on="id", how="anti")
+        if missing.height:
+            raise StageFailed(f"stage {stage.name} lost {missing.height} rows (e.g. id {missing['id'][0]}); "
+                              "stages must keep every row and set drop_reason instead")
+    return out
+
+
+def run_pipeline(path: str | Path, *, run_dir: str | Path | None = None, from_stage: str | None = None,
+                 to_stage: str | None = None, force: bool = False, log=print) -> RunResult:
+    config, specs, raw = load_pipeline(path)
+    names = [s.name for s in specs]
+    for opt, value in (("--from", from_stage), ("--to", to_stage)):
+        if value is not None and value not in names:
+            from curate.config import ConfigError
+
+            raise ConfigError(f"{path}: {opt} {value!r} is not a stage of this pipeline ({', '.join(names)})")
+    store = RunStore(Path(run_dir) if run_dir else (config.run_dir or Path("runs") / config.name))
+    store.write_config(raw)
+    result = RunResult(run_dir=store.root)
+    tax_fp = taxonomy_fingerprint(config.taxonomy)
+    from_index = names.index(from_stage) if from_stage else None
+    to_index = names.index(to_stage) if to_stage else len(specs) - 1
+    previous: dict[str, Any] | None = None
+    df: pl.DataFrame | None = None
+    upstream: dict[str, Path] = {}
+    quarantined = 0
+    for i, spec in enumerate(specs[: to_index + 1]):
+        index = i + 1
+        chash = stage_config_hash(spec, tax_fp)
+        in_fp = input_fingerprint(spec, previous)
+        manifest = store.manifest(index, spec.name)
+        forced = force or (from_index is not None and i >= from_index)
+        if not forced and manifest and manifest.get("config_hash") == chash and manifest.get("input_fingerprint") == in_fp:
+            log(f"[{spec.name}] unchanged: skipped ({manifest['rows_out']:,} rows)")
+            result.skipped.append(spec.name)
+            previous, df = manifest, None
+            upstream[spec.name] = store.stage_dir(index, spec.name)
+            quarantined += manifest.get("quarantined", 0)
+            continue
+        if df is None and not spec.stage.creates_rows:
+            df = store.read_stage(index - 1, specs[i - 1].name)
+        quarantine = QuarantineBuffer(spec.name)
+        ctx = StageContext(stage=spec.name, work_dir=store.cache_dir, run_dir=store.root,
+                           taxonomy_path=config.taxonomy, quarantine=quarantine, log=log, upstream=dict(upstream))
+        started = time.time()
+        log(f"[{spec.name}] running")
+        try:
+            out = run_stage(spec.stage, df if df is not None else records.empty(), spec.options, ctx)
+        except (records.SchemaError, StageFailed):
+            raise
+        except Exception as exc:
+            raise StageFailed(f"stage {spec.name} failed: {type(exc).__name__}: {exc}") from exc
+        seconds = time.time() - started
+        new_manifest = {
+            "stage": spec.name, "index": index, "curate": __version__,
+            "config_hash": chash, "input_fingerprint": in_fp,
+            "rows_in": 0 if spec.stage.creates_rows else df.height, "rows_out": out.height,
+            "drop_reasons": funnel.drop_counts(out),
+            "new_drops": _new_drops(df, out),
+            "quarantined": len(quarantine.rows), "quarantine_reasons": quarantine.counts(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), "seconds": round(seconds, 3),
+            "stats": ctx.stats,
+        }
+        store.write_quarantine(spec.name, quarantine.rows)
+        new_manifest["output_fingerprint"] = store.write_stage(index, spec.name, out, new_manifest)
+        quarantined += len(quarantine.rows)
+        log(f"[{spec.name}] done: {out.height:,} rows in {seconds:.1f}s" +
+            (f", {len(quarantine.rows):,} lines quarantined" if quarantine.rows else ""))
+        result.ran.append(spec.name)
+        previous, df = new_manifest, out
+        upstream[spec.name] = store.stage_dir(index, spec.name)
+        # A re-run stage invalidates everything after it through the chained input fingerprint.
+    last = specs[to_index]
+    final = df if df is not None else store.read_stage(to_index + 1, last.name)
+    collected = store.manifest(1, specs[0].name)["rows_out"]
+    result.final = final
+    result.funnel = funnel.compute(final, quarantined=quarantined, collected=collected)
+    if config.report and to_index == len(specs) - 1:
+        _write_report(store.root, log)
+    return result
+
+
+def _new_drops(before: pl.DataFrame | None, after: pl.DataFrame) -> dict[str, int]:
+    if before is None or before.height == 0:
+        return funnel.drop_counts(after)
+    was = funnel.drop_counts(before)
+    now = funnel.drop_counts(after)
+    return {k: v - was.get(k, 0) for k, v in now.items() if v - was.get(k, 0)}
+
+
+def _write_report(run_dir: Path, log) -> None:
+    try:
+        from curate.report import write_report
+    except ModuleNotFoundError:
+        return
+    path = write_report(run_dir)
+    log(f"report: {path}")

@@ -1,0 +1,47 @@
+"""Progress display: a rich bar (rate, ETA) on a terminal, plain log lines elsewhere."""
+from __future__ import annotations
+
+import sys
+import time
+
+
+class Progress:
+    """``with ctx.progress(total, "hashing") as bar: bar.advance(n)``."""
+
+    def __init__(self, total: int | None, description: str = "", *, log_every_s: float = 10.0):
+        self.total = total
+        self.description = description
+        self.done = 0
+        self._interactive = sys.stderr.isatty()
+        self._log_every = log_every_s
+        self._last_log = 0.0
+        self._rich = None
+
+    def __enter__(self) -> "Progress":
+        self._start = time.monotonic()
+        if self._interactive:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress,
+                                       TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+
+            self._rich = RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                      TextColumn("{task.speed} rows/s" if False else ""),
+                                      TimeElapsedColumn(), TimeRemainingColumn(), transient=True)
+            self._rich.start()
+            self._task = self._rich.add_task(self.description, total=self.total)
+        return self
+
+    def advance(self, n: int = 1) -> None:
+        self.done += n
+        if self._rich is not None:
+            self._rich.update(self._task, advance=n)
+            return
+        now = time.monotonic()
+        if now - self._last_log >= self._log_every:
+            self._last_log = now
+            rate = self.done / max(now - self._start, 1e-9)
+            total = f"/{self.total}" if self.total else ""
+            print(f"[{self.description}] {self.done}{total} ({rate:,.0f}/s)", file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc) -> None:
+        if self._rich is not None:
+            self._rich.stop()

@@ -1,0 +1,77 @@
+"""The contract every stage follows, and the registry the runner and the CLI read.
+
+A stage is a pydantic ``Options`` model (its config keys, which are also its CLI flags) plus a
+pure ``run(records, options, ctx) -> records`` function. Stage packages register themselves by
+exposing ``STAGE`` in ``curate/<name>/__init__.py``; ``STAGE_MODULES`` lists them in pipeline order.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict
+
+from curate.progress import Progress
+
+# Pipeline order. A stage module that is not importable yet is simply not offered.
+STAGE_MODULES: dict[str, str] = {
+    "collect": "curate.collect",
+    "dedup": "curate.dedup",
+    "classify": "curate.classify",
+    "synthesize": "curate.synthesize",
+    "review": "curate.review",
+    "balance": "curate.balance",
+    "export": "curate.export",
+}
+
+
+class StageOptions(BaseModel):
+    """Base for every stage's options: unknown keys are errors, never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Quarantine(Protocol):
+    def __call__(self, *, source: str, location: str, reason: str, raw: str | None = None) -> None: ...
+
+
+@dataclass
+class StageContext:
+    """What a stage may use besides its input frame."""
+
+    stage: str
+    work_dir: Path  # persistent scratch for caches (run_dir/cache in a pipeline)
+    run_dir: Path | None = None  # None when the stage runs alone on files
+    taxonomy_path: Path | None = None  # None = the default taxonomy shipped in taxonomy/default
+    quarantine: Quarantine = field(default=lambda **_: None)
+    stats: dict[str, Any] = field(default_factory=dict)  # figures for the stage manifest ("stats")
+    progress: Callable[..., Progress] = field(default=Progress)
+    log: Callable[[str], None] = field(default=print)
+    upstream: dict[str, Path] = field(default_factory=dict)  # earlier stages' output dirs, by name
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    Options: type[StageOptions]
+    run: Callable[[pl.DataFrame, Any, StageContext], pl.DataFrame]
+    help: str
+    creates_rows: bool = False  # collect: builds records from sources instead of reading them
+
+
+def available_stages() -> dict[str, Stage]:
+    stages: dict[str, Stage] = {}
+    for name, module in STAGE_MODULES.items():
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name and (exc.name == module or module.startswith(exc.name + ".") or exc.name.startswith(module)):
+                continue  # stage not built yet
+            raise
+        stage = getattr(mod, "STAGE", None)
+        if stage is not None:
+            stages[name] = stage
+    return stages

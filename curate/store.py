@@ -1,0 +1,207 @@
+"""The run directory: parquet shards per stage, manifests, quarantine, atomic writes.
+
+    runs/<name>/
+      config.resolved.yaml       the pipeline as run (secrets redacted)
+      01-collect/part-00000.parquet ... _manifest.json
+      02-dedup/...
+      cache/                     stage caches (LLM responses, review cursors)
+      quarantine/<stage>.jsonl   input lines that could not be used, with the reason
+
+A stage's folder is complete exactly when its ``_manifest.json`` exists: shards and manifest are
+written into a temporary sibling folder and renamed into place in one step, so a killed stage
+leaves no half-written output (stale ``.tmp-*`` folders are removed on the next start).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+import polars as pl
+import xxhash
+import yaml
+
+MANIFEST = "_manifest.json"
+SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|authorization)", re.I)
+REDACTED = "***redacted***"
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds."""
+    tmp = path.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{path.name}")
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_json(path: Path, data: Any) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True, default=str), encoding="utf-8")
+
+
+def write_shards(df: pl.DataFrame, folder: Path, *, shard_rows: int = 100_000,
+                 manifest: dict[str, Any] | None = None) -> str:
+    """Replace ``folder`` with parquet shards of ``df`` (and a manifest), atomically. Returns the data fingerprint."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{folder.name}")
+    tmp.mkdir()
+    try:
+        hasher = xxhash.xxh3_128()
+        n_shards = max(1, -(-df.height // shard_rows))
+        for i in range(n_shards):
+            shard = tmp / f"part-{i:05d}.parquet"
+            df.slice(i * shard_rows, shard_rows).write_parquet(shard, statistics=False)
+            hasher.update(shard.read_bytes())
+        fingerprint = hasher.hexdigest()
+        if manifest is not None:
+            (tmp / MANIFEST).write_text(json.dumps({**manifest, "output_fingerprint": fingerprint}, ensure_ascii=False,
+                                                   indent=2, sort_keys=True, default=str), encoding="utf-8")
+        _fsync_dir(tmp)
+        old = None
+        if folder.exists():
+            old = folder.with_name(f".tmp-old-{uuid.uuid4().hex[:8]}-{folder.name}")
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return fingerprint
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _fsync_dir(folder: Path) -> None:
+    for child in folder.iterdir():
+        with open(child, "rb") as fh:
+            os.fsync(fh.fileno())
+
+
+def read_shards(folder: Path) -> pl.DataFrame:
+    shards = sorted(folder.glob("part-*.parquet"))
+    if not shards:
+        raise FileNotFoundError(f"{folder}: no parquet shards")
+    return pl.concat([pl.read_parquet(s) for s in shards], how="vertical")
+
+
+def fingerprint_files(paths: list[Path]) -> str:
+    """Content hash of input files (for collect's input fingerprint)."""
+    hasher = xxhash.xxh3_128()
+    for path in sorted(paths):
+        hasher.update(str(path).encode())
+        if path.is_file():
+            with open(path, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    hasher.update(block)
+    return hasher.hexdigest()
+
+
+def config_hash(config: Any) -> str:
+    return xxhash.xxh3_64_hexdigest(json.dumps(config, sort_keys=True, default=str).encode())
+
+
+def redact(value: Any) -> Any:
+    """Copy of a config with secret-looking values replaced (keys naming an env var, ``*_env``, are kept)."""
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if isinstance(item, str) and SECRET_KEY.search(str(key)) and not str(key).endswith("_env"):
+                out[key] = REDACTED
+            else:
+                out[key] = redact(item)
+        return out
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+class RunStore:
+    """One run directory."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.cache_dir.mkdir(exist_ok=True)
+        self._remove_stale_temp()
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / "cache"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.root / "quarantine"
+
+    def _remove_stale_temp(self) -> None:
+        for stale in self.root.glob(".tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+        if self.quarantine_dir.exists():
+            for stale in self.quarantine_dir.glob(".tmp-*"):
+                stale.unlink(missing_ok=True)
+
+    def stage_dir(self, index: int, name: str) -> Path:
+        return self.root / f"{index:02d}-{name}"
+
+    def manifest(self, index: int, name: str) -> dict[str, Any] | None:
+        path = self.stage_dir(index, name) / MANIFEST
+        if not path.exists():
+            return None
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, OSError):
+            return None  # unreadable manifest = stage not finished
+
+    def write_stage(self, index: int, name: str, df: pl.DataFrame, manifest: dict[str, Any]) -> str:
+        return write_shards(df, self.stage_dir(index, name), manifest=manifest)
+
+    def read_stage(self, index: int, name: str) -> pl.DataFrame:
+        return read_shards(self.stage_dir(index, name))
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        path = self.root / "config.resolved.yaml"
+        with atomic_path(path) as tmp:
+            tmp.write_text(yaml.safe_dump(redact(config), allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+    def write_quarantine(self, stage: str, rows: list[dict[str, Any]]) -> Path | None:
+        path = self.quarantine_dir / f"{stage}.jsonl"
+        if not rows:
+            path.unlink(missing_ok=True)
+            return None
+        self.quarantine_dir.mkdir(exist_ok=True)
+        with atomic_path(path) as tmp:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                for row in rows:
+                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        return path
+
+
+class QuarantineBuffer:
+    """Collects quarantined input lines during a stage; written with the stage's output."""
+
+    def __init__(self, stage: str):
+        self.stage = stage
+        self.rows: list[dict[str, Any]] = []
+
+    def __call__(self, *, source: str, location: str, reason: str, raw: str | None = None) -> None:
+        if raw is not None and len(raw) > 2000:
+            raw = raw[:2000] + f"... [{len(raw) - 2000} more characters]"
+        self.rows.append({"stage": self.stage, "source": source, "location": location, "reason": reason,
+                          "raw": raw, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for row in self.rows:
+            key = row["reason"].split(":")[0]
+            out[key] = out.get(key, 0) + 1
+        return out
