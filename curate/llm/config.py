@@ -1,0 +1,95 @@
+"""Where an LLM endpoint is and how hard to use it: one config for every stage that calls a model.
+
+Stage options that call a model subclass ``LLMOptions`` (so the CLI flags and YAML keys are the same in
+synthesize, classify's judge and review) and turn it into an ``LLMConfig`` with ``.llm_config(...)``.
+The API key is never an option: it is read from the environment variable named by ``api_key_env`` at
+the moment the client is built, so it cannot end up in a config file, a manifest or the cache.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import Field
+
+from curate.stage import StageOptions
+
+BASE_URL_ENV = "OPENAI_BASE_URL"
+MODEL_ENV = "OPENAI_MODEL"
+DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+# Local servers (vLLM, llama.cpp) accept any key; the openai client refuses to start without one.
+PLACEHOLDER_KEY = "EMPTY"
+
+
+@dataclass(frozen=True)
+class LLMConfig:
+    base_url: str
+    model: str
+    api_key_env: str = DEFAULT_KEY_ENV
+    concurrency: int = 16
+    requests_per_minute: float | None = None
+    tokens_per_minute: float | None = None
+    timeout: float = 300.0
+    max_retries: int = 5
+    backoff_base: float = 1.0  # seconds; attempt n waits up to base * 2**n (full jitter)
+    backoff_max: float = 60.0
+    max_requests: int | None = None  # budget: HTTP requests sent (retries included); cache hits are free
+    max_total_tokens: int | None = None  # budget: prompt + completion tokens
+    cache_path: Path | None = None  # sqlite file; None = no cache
+    json_retries: int = 2  # extra requests when an answer fails to parse/validate
+
+    def api_key(self) -> str:
+        return os.environ.get(self.api_key_env) or PLACEHOLDER_KEY
+
+    def __repr__(self) -> str:  # the key is not a field, but say so for anyone printing a config
+        return f"LLMConfig(base_url={self.base_url!r}, model={self.model!r}, key from ${self.api_key_env})"
+
+
+def resolve_endpoint(base_url: str | None) -> str | None:
+    """The endpoint from the option, else from $OPENAI_BASE_URL; None means "not configured"."""
+    return base_url or os.environ.get(BASE_URL_ENV) or None
+
+
+class LLMOptions(StageOptions):
+    """Endpoint and client options shared by every stage that calls an OpenAI-compatible API."""
+
+    base_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 "
+                                 f"(default: ${BASE_URL_ENV}; unset = LLM calls skipped).")
+    model: str | None = Field(None, description=f"Model name at the endpoint (default: ${MODEL_ENV}).")
+    api_key_env: str = Field(DEFAULT_KEY_ENV, description="Name of the environment variable holding the API key "
+                             "(the key itself is never a config value).")
+    concurrency: int = Field(16, ge=1, le=1024, description="Requests in flight at once.")
+    requests_per_minute: float | None = Field(None, gt=0, description="Rate limit: requests per minute.")
+    tokens_per_minute: float | None = Field(None, gt=0, description="Rate limit: tokens per minute (estimated "
+                                            "before sending: prompt + max_tokens).")
+    timeout: float = Field(300.0, gt=0, description="Seconds before a request times out (then it is retried).")
+    max_retries: int = Field(5, ge=0, description="Retries on 429/5xx/timeouts/dropped connections.")
+    backoff_base: float = Field(1.0, ge=0, description="First retry waits up to this many seconds; doubles each time.")
+    max_requests: int | None = Field(None, ge=0, description="Budget: stop after this many requests "
+                                     "(the rest stays pending; re-run to resume).")
+    max_total_tokens: int | None = Field(None, ge=0, description="Budget: stop after this many tokens.")
+    cache: bool = Field(True, description="Cache answers in <work dir>/llm.sqlite so re-runs make no repeated requests.")
+
+    def endpoint(self) -> str | None:
+        return resolve_endpoint(self.base_url)
+
+    def resolved_model(self) -> str | None:
+        return self.model or os.environ.get(MODEL_ENV) or None
+
+    def llm_config(self, work_dir: Path | None, **overrides) -> LLMConfig:
+        base_url = self.endpoint()
+        model = self.resolved_model()
+        if not base_url:
+            raise ValueError(f"no endpoint: set base_url or ${BASE_URL_ENV}")
+        if not model:
+            raise ValueError(f"no model: set model or ${MODEL_ENV}")
+        values = dict(
+            base_url=base_url, model=model, api_key_env=self.api_key_env, concurrency=self.concurrency,
+            requests_per_minute=self.requests_per_minute, tokens_per_minute=self.tokens_per_minute,
+            timeout=self.timeout, max_retries=self.max_retries, backoff_base=self.backoff_base,
+            max_requests=self.max_requests, max_total_tokens=self.max_total_tokens,
+            cache_path=(Path(work_dir) / "llm.sqlite") if (self.cache and work_dir is not None) else None,
+        )
+        values.update(overrides)
+        return LLMConfig(**values)
