@@ -1,0 +1,18 @@
+"""Balance: quotas per kind x dimension x language, a capability-preserving mix, leakage-free splits.
+
+Rows not picked get ``drop_reason = "not_selected"``; picked rows get ``split`` (train/test, whole
+dup clusters only). See ``targets.py`` for the quota arithmetic and ``kinds.record_kind`` for kinds.
+"""
+from curate.balance.kinds import record_kind
+from curate.balance.options import BalanceOptions, load_options
+from curate.balance.stage import run
+from curate.stage import Stage
+
+STAGE = Stage(
+    name="balance",
+    Options=BalanceOptions,
+    run=run,
+    help="Select rows to meet per-dimension, language and kind quotas; report shortfalls; assign train/test splits.",
+)
+
+__all__ = ["STAGE", "BalanceOptions", "load_options", "record_kind", "run"]

@@ -1,0 +1,69 @@
+"""What a row *is* for balancing: its kind, its dimension, its template, its judge score.
+
+One place for these facts so balance, export and the card all count the same way.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from curate.records import load_meta
+
+KINDS = ("refusal", "safe_completion", "helpful", "general")
+SAFE_DIMENSION = "S00"  # a safety-source row with no harm category (benign look-alike)
+GENERAL_DIMENSION = "general"  # general reasoning data (math, code...), outside the taxonomy
+
+
+def _meta(row: Mapping[str, Any]) -> dict[str, Any]:
+    meta = row.get("meta")
+    return meta if isinstance(meta, dict) else load_meta(meta)
+
+
+def record_kind(row: Mapping[str, Any]) -> str | None:
+    """The training-mix kind of a record (a dict with the schema's columns).
+
+    - ``general``: general reasoning data kept for capability (``meta["collect"]["role"] == "general"``);
+    - ``safe_completion``: a harmful or borderline prompt answered by a safe completion
+      (``prompt_harmful`` true and ``response_kind == "safe_completion"``);
+    - ``refusal``: any other harmful prompt (``prompt_harmful`` true);
+    - ``helpful``: a benign look-alike from a safety source (``prompt_harmful`` false);
+    - ``None``: not labelled yet (``prompt_harmful`` null), so it cannot be placed in the mix.
+    """
+    if (_meta(row).get("collect") or {}).get("role") == "general":
+        return "general"
+    harmful = row.get("prompt_harmful")
+    if harmful is True:
+        return "safe_completion" if row.get("response_kind") == "safe_completion" else "refusal"
+    if harmful is False:
+        return "helpful"
+    return None
+
+
+def row_dimension(row: Mapping[str, Any], kind: str | None) -> str:
+    """The stratum dimension: the primary (first) category; S00 for an uncategorised safety row."""
+    if kind == "general":
+        return GENERAL_DIMENSION
+    categories = row.get("categories") or []
+    return categories[0] if categories else SAFE_DIMENSION
+
+
+def row_template(row: Mapping[str, Any]) -> str | None:
+    """The prompt template a row was generated from, if any (for diversity: not the same one twice)."""
+    meta = _meta(row)
+    for stage in ("synthesize", "collect"):
+        value = (meta.get(stage) or {}).get("template")
+        if value:
+            return str(value)
+    return None
+
+
+def judge_score(row: Mapping[str, Any]) -> float | None:
+    value = (_meta(row).get("synthesize") or {}).get("judge_score")
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def has_response(row: Mapping[str, Any]) -> bool:
+    response = row.get("response")
+    return bool(response and response.strip())

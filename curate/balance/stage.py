@@ -1,0 +1,113 @@
+"""The balance stage: pick rows to meet the quotas, mark the rest ``not_selected``, assign splits."""
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import polars as pl
+
+from curate import records
+from curate.balance import report
+from curate.balance.kinds import has_response, judge_score, record_kind, row_dimension, row_template
+from curate.balance.options import BalanceOptions
+from curate.balance.select import Candidate, pick
+from curate.balance.splits import assign_splits
+from curate.balance.targets import Stratum, compute_targets
+from curate.stage import StageContext
+
+NOT_SELECTED = "not_selected"
+COLUMNS = ("id", "lang", "categories", "prompt_harmful", "response_kind", "response", "label_origin",
+           "dup_cluster", "drop_reason", "meta")
+
+
+def harm_dimensions(ctx: StageContext) -> list[str]:
+    """The taxonomy's harm dimension ids, so a dimension with no rows at all still shows its shortfall."""
+    try:
+        from curate.taxonomy import Taxonomy
+    except ModuleNotFoundError:
+        return []
+    return list(Taxonomy.load(ctx.taxonomy_path).harm_ids)
+
+
+def ineligible_reason(row: dict, kind: str | None, opts: BalanceOptions) -> str | None:
+    if kind is None:
+        return "unlabelled (prompt_harmful unknown)"
+    if row["response_kind"] == "harmful":
+        return "harmful response"
+    if not has_response(row) and opts.pending == "exclude":
+        return "pending synthesis (no response)"
+    return None
+
+
+def run(df: pl.DataFrame, opts: BalanceOptions, ctx: StageContext) -> pl.DataFrame:
+    candidates: dict[Stratum, list[Candidate]] = defaultdict(list)
+    ineligible: Counter[str] = Counter()
+    dimension_of: dict[str, tuple[str, str]] = {}
+    cluster_of: dict[str, str] = {}
+    for row in df.select(COLUMNS).iter_rows(named=True):
+        if row["drop_reason"] is not None:
+            continue
+        row["meta"] = records.load_meta(row["meta"])
+        kind = record_kind(row)
+        reason = ineligible_reason(row, kind, opts)
+        if reason:
+            ineligible[reason] += 1
+            continue
+        dim = row_dimension(row, kind)
+        cluster = row["dup_cluster"] or row["id"]
+        candidates[kind, dim, row["lang"]].append(Candidate(
+            id=row["id"], human=row["label_origin"] == "human", score=judge_score(row), cluster=cluster,
+            template=row_template(row)))
+        dimension_of[row["id"]] = (dim, row["lang"])
+        cluster_of[row["id"]] = cluster
+
+    available = {s: len(c) for s, c in candidates.items()}
+    targets = compute_targets(available, opts, harm_dimensions(ctx))
+    selected: list[str] = []
+    used_clusters: set[str] = set()
+    used_templates: set[str] = set()
+    table = []
+    for stratum in sorted(targets):
+        chosen = pick(candidates.get(stratum, []), targets[stratum], opts.seed, used_clusters, used_templates)
+        selected.extend(chosen)
+        kind, dim, lang = stratum
+        table.append({"kind": kind, "dimension": dim, "lang": lang, "available": available.get(stratum, 0),
+                      "target": targets[stratum], "achieved": len(chosen),
+                      "shortfall": targets[stratum] - len(chosen)})
+
+    split = assign_splits(((rid, cluster_of[rid], dimension_of[rid]) for rid in selected),
+                          opts.test_fraction, opts.seed)
+    live = pl.col("drop_reason").is_null()
+    is_selected = pl.col("id").is_in(selected)
+    split_map = pl.DataFrame({"id": list(split), "_split": list(split.values())}, schema={"id": pl.Utf8, "_split": pl.Utf8})
+    out = records.mark_dropped(df, ~is_selected, NOT_SELECTED)
+    out = out.join(split_map, on="id", how="left").with_columns(
+        pl.when(live).then(pl.col("_split")).otherwise(pl.col("split")).alias("split")).drop("_split")
+    out = out.select(records.COLUMNS)
+
+    _report(table, ineligible, split, opts, ctx)
+    return out
+
+
+def _report(table: list[dict], ineligible: Counter, split: dict[str, str], opts: BalanceOptions,
+            ctx: StageContext) -> None:
+    shortfalls = [r for r in table if r["shortfall"] > 0]
+    ctx.stats.update({
+        "targets": table,
+        "target_total": sum(r["target"] for r in table),
+        "selected": sum(r["achieved"] for r in table),
+        "shortfall_total": sum(r["shortfall"] for r in shortfalls),
+        "shortfalls": shortfalls,
+        "ineligible": dict(ineligible),
+        "splits": dict(Counter(split.values())),
+        "seed": opts.seed,
+    })
+    ctx.log(report.render_table(table))
+    for line in report.shortfall_lines(table):
+        ctx.log(line)
+    for reason, n in sorted(ineligible.items()):
+        ctx.log(f"not eligible: {n:,} rows ({reason})")
+    path: Path | None = opts.shortfall_csv or (ctx.run_dir / "shortfall.csv" if ctx.run_dir else None)
+    if path is not None:
+        report.write_shortfall_csv(table, path)
+        ctx.stats["shortfall_csv"] = str(path)
