@@ -113,7 +113,8 @@ def write_records(df: pl.DataFrame, path: str | Path, *, shard_rows: int = 100_0
         if fmt == "parquet":
             df.write_parquet(tmp)
         elif fmt == "csv":
-            df.with_columns([pl.col(c).map_elements(json.dumps, return_dtype=pl.Utf8) for c in LIST_COLUMNS]).write_csv(tmp)
+            df.with_columns([pl.Series(c, [json.dumps(v, ensure_ascii=False) for v in df[c].to_list()], dtype=pl.Utf8)
+                             for c in LIST_COLUMNS]).write_csv(tmp)
         elif fmt in ("jsonl", "jsonl.gz"):
             opener = gzip.open if fmt == "jsonl.gz" else open
             with opener(tmp, "wt", encoding="utf-8") as fh:

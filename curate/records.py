@@ -53,7 +53,7 @@ class SchemaError(ValueError):
 
 def make_id(source: str, source_id: str) -> str:
     """Stable record id: the same (source, source_id) gives the same id in every run."""
-    return xxhash.xxh3_128_hexdigest(f"{source}\x1f{source_id}".encode("utf-8"))[:24]
+    return xxhash.xxh3_128_hexdigest(json.dumps([source, source_id], ensure_ascii=False).encode("utf-8"))[:24]
 
 
 def empty() -> pl.DataFrame:

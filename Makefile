@@ -1,0 +1,51 @@
+# curate: the two set-up commands are `make quickstart` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install quickstart test test-fast bench chaos model label-studio label-studio-env browser clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Offline demo: install, then run every stage on the bundled sample into runs/quickstart.
+quickstart: install
+	$(BIN)/curate run pipelines/quickstart.yaml
+
+## Whole test suite, with the servers it needs (Label Studio in its own venv, headless Chromium).
+test: install label-studio-env browser
+	$(BIN)/python -m pytest
+
+## The suite without the slow integration servers.
+test-fast: install
+	$(BIN)/python -m pytest -m "not label_studio and not browser"
+
+## Label Studio lives in its own virtual environment: it pins openai<2 and pyarrow<25 (see docs).
+label-studio-env: install
+	$(BIN)/python -m tests.servers.label_studio install
+
+## Start a local Label Studio for reviewers (data in ./.label-studio).
+label-studio: label-studio-env
+	$(BIN)/python -m tests.servers.label_studio serve
+
+## Debian's Chromium for the report test (skipped quietly when already installed).
+browser:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+bench: install
+	$(BIN)/python benchmarks/run_all.py
+
+chaos: install label-studio-env
+	$(BIN)/python benchmarks/chaos.py
+
+model: install
+	$(BIN)/python benchmarks/train_default_model.py
+
+clean:
+	rm -rf runs .pytest_cache test-artifacts

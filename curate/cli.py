@@ -1,0 +1,340 @@
+"""The `curate` command line: thin wrappers that parse options, call stage functions and print summaries.
+
+Every stage's options come from its pydantic ``Options`` model, so the YAML keys and the CLI flags
+are one definition (``threshold`` in YAML is ``--threshold`` here).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import types
+import typing
+from pathlib import Path
+from typing import Any, Callable, Literal, get_args, get_origin
+
+import click
+from pydantic import BaseModel, ValidationError
+
+from curate import __version__
+
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+
+
+class UserError(click.ClickException):
+    """A one-line error for the user: no traceback."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE):
+        super().__init__(message)
+        self.exit_code = code
+
+    def show(self, file=None) -> None:
+        click.secho(f"error: {self.format_message()}", fg="red", err=True)
+
+
+def _handle_errors(fn: Callable) -> Callable:
+    """Turn the errors users can fix into one line and an exit code; a bug still shows its traceback."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from curate.config import ConfigError
+        from curate.io import InputError
+        from curate.pipeline import StageFailed
+        from curate.records import SchemaError
+
+        try:
+            return fn(*args, **kwargs)
+        except (ConfigError, InputError) as exc:
+            raise UserError(str(exc), EXIT_USAGE) from None
+        except (SchemaError, StageFailed) as exc:
+            raise UserError(str(exc), EXIT_FAILED) from None
+        except OSError as exc:  # disk full, read-only folder, permission: say which path
+            if os.environ.get("CURATE_DEBUG"):
+                raise
+            raise UserError(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "), EXIT_FAILED) from None
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="curate")
+def main() -> None:
+    """curate: build bilingual (zh/en) safety training corpora for reasoning LLMs.
+
+    Stages: collect -> dedup -> classify -> synthesize -> review -> balance -> export.
+    Run them all from a YAML recipe with `curate run`, or one at a time on files with
+    `curate <stage> --in PATH --out PATH`.
+    """
+
+
+@main.command("run")
+@click.argument("pipeline", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder (default: run_dir from the YAML, else ./runs/<name>).")
+@click.option("--from", "from_stage", metavar="STAGE", help="Re-run from this stage on (earlier stages are reused).")
+@click.option("--to", "to_stage", metavar="STAGE", help="Stop after this stage.")
+@click.option("--force", is_flag=True, help="Re-run every stage even if its config and input did not change.")
+@_handle_errors
+def run_command(pipeline: Path, run_dir: Path | None, from_stage: str | None, to_stage: str | None, force: bool) -> None:
+    """Run a pipeline YAML. Finished stages whose config and input did not change are skipped;
+    a changed stage re-runs with everything after it. Ends with the funnel: every collected record is
+    exported, pending, or dropped with a reason."""
+    from curate import funnel
+    from curate.pipeline import run_pipeline
+
+    result = run_pipeline(pipeline, run_dir=run_dir, from_stage=from_stage, to_stage=to_stage, force=force,
+                          log=lambda m: click.echo(m, err=True))
+    funnel.render(result.funnel, title=f"Funnel of {result.run_dir}")
+    if not result.funnel.balanced:
+        raise UserError("funnel totals do not add up: some records are unaccounted for", EXIT_FAILED)
+
+
+# ----------------------------------------------------------------------------------------------
+# Stage commands generated from Options models
+
+
+def _unwrap_optional(annotation: Any) -> Any:
+    if get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return _unwrap_optional(args[0])
+    if get_origin(annotation) is typing.Annotated:
+        return _unwrap_optional(get_args(annotation)[0])
+    return annotation
+
+
+def _click_type(annotation: Any) -> tuple[Any, bool]:
+    """(click type, is structured) for one annotation; structured values are parsed as YAML/JSON text."""
+    annotation = _unwrap_optional(annotation)
+    if get_origin(annotation) is Literal:
+        return click.Choice([str(a) for a in get_args(annotation)]), False
+    if annotation in (int, float, str):
+        return annotation, False
+    if annotation is Path:
+        return click.Path(path_type=Path), False
+    return str, True
+
+
+def options_from_model(model: type[BaseModel], skip: set[str]) -> list[click.Option]:
+    params = []
+    for name, field in model.model_fields.items():
+        if name in skip:
+            continue
+        flag = "--" + name.replace("_", "-")
+        annotation = _unwrap_optional(field.annotation)
+        default = field.get_default(call_default_factory=True)
+        shown = "" if default in (None, [], {}) or isinstance(default, BaseModel) else f" [default: {default}]"
+        help_text = (field.description or "") + shown
+        if annotation is bool:
+            params.append(click.Option([f"{flag}/--no-{flag[2:]}"], default=None, help=help_text))
+        elif get_origin(annotation) in (list, tuple, set):
+            item = (get_args(annotation) or (str,))[0]
+            ctype, structured = _click_type(item)
+            params.append(click.Option([flag, name], multiple=True, type=ctype,
+                                       help=help_text + (" (YAML/JSON)" if structured else " (repeatable)")))
+        else:
+            ctype, structured = _click_type(annotation)
+            params.append(click.Option([flag, name], type=ctype, default=None,
+                                       help=help_text + (" (YAML/JSON text)" if structured else "")))
+    return params
+
+
+def parse_options(model: type[BaseModel], given: dict[str, Any], base_dir: Path) -> BaseModel:
+    import yaml
+
+    values: dict[str, Any] = {}
+    for name, value in given.items():
+        if value is None or value == ():
+            continue
+        field = model.model_fields[name]
+        annotation = _unwrap_optional(field.annotation)
+        structured = _click_type(annotation)[1] if get_origin(annotation) not in (list, tuple, set) else \
+            _click_type((get_args(annotation) or (str,))[0])[1]
+        if structured:
+            value = [yaml.safe_load(v) for v in value] if isinstance(value, tuple) else yaml.safe_load(value)
+        values[name] = list(value) if isinstance(value, tuple) else value
+    try:
+        return model.model_validate(values, context={"base_dir": base_dir})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        flag = "--" + str(err["loc"][0]).replace("_", "-") if err["loc"] else "options"
+        msg = "unknown option" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+        raise UserError(f"{flag}: {msg}") from None
+
+
+def run_stage_on_files(stage_name: str, in_paths: list[Path], out_path: Path | None, options: BaseModel,
+                       taxonomy: Path | None, cache_dir: Path | None) -> None:
+    """Run one stage alone: read records, run, check the contract, write records and quarantine, print the funnel."""
+    import polars as pl
+
+    from curate import funnel, records
+    from curate.io import read_records, write_records
+    from curate.pipeline import run_stage
+    from curate.stage import StageContext, available_stages
+    from curate.store import QuarantineBuffer, write_json
+
+    stage = available_stages()[stage_name]
+    df = records.empty() if stage.creates_rows else pl.concat([read_records(p) for p in in_paths], how="vertical")
+    anchor = out_path if out_path is not None else (in_paths[0] if in_paths else Path("."))
+    work_dir = cache_dir or anchor.parent / ".curate-cache"
+    work_dir.mkdir(parents=True, exist_ok=True)
+    quarantine = QuarantineBuffer(stage_name)
+    ctx = StageContext(stage=stage_name, work_dir=work_dir, taxonomy_path=taxonomy, quarantine=quarantine,
+                       log=lambda m: click.echo(m, err=True))
+    out = run_stage(stage, df, options, ctx)
+    if out_path is not None:
+        write_records(out, out_path)
+        click.echo(f"wrote {out.height:,} records to {out_path}", err=True)
+    if quarantine.rows:
+        qpath = anchor.with_name(anchor.name.split(".")[0] + ".quarantine.jsonl")
+        with open(qpath, "w", encoding="utf-8") as fh:
+            for row in quarantine.rows:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        click.echo(f"quarantined {len(quarantine.rows):,} input lines: {qpath}", err=True)
+    if ctx.stats and out_path is not None:
+        write_json(anchor.with_name(anchor.name.split(".")[0] + ".stats.json"), ctx.stats)
+    funnel.render(funnel.compute(out, quarantined=len(quarantine.rows)), title=f"{stage_name}: records")
+
+
+def make_stage_command(stage) -> click.Command:
+    has_out_field = "out" in stage.Options.model_fields
+    skip = {"in_", "out"} if has_out_field else {"in_"}
+
+    @_handle_errors
+    def callback(in_paths, out, taxonomy, cache_dir, **given):
+        if has_out_field:
+            given["out"] = out
+        options = parse_options(stage.Options, given, Path.cwd())
+        run_stage_on_files(stage.name, list(in_paths), None if has_out_field else out, options, taxonomy, cache_dir)
+
+    params = [
+        click.Option(["--in", "in_paths"], multiple=True, required=True, type=click.Path(path_type=Path),
+                     help="Input records: .jsonl, .jsonl.gz, .csv, .parquet or a folder of parquet shards (repeatable)."),
+        click.Option(["--out", "out"], required=True, type=click.Path(path_type=Path),
+                     help="Output: a records file (.jsonl/.jsonl.gz/.csv/.parquet) or a folder for parquet shards."
+                     if not has_out_field else stage.Options.model_fields["out"].description),
+        click.Option(["--taxonomy"], type=click.Path(file_okay=False, exists=True, path_type=Path),
+                     help="Taxonomy folder (default: the one shipped with curate)."),
+        click.Option(["--cache-dir"], type=click.Path(file_okay=False, path_type=Path),
+                     help="Folder for caches (default: .curate-cache beside the output)."),
+        *options_from_model(stage.Options, skip),
+    ]
+    return click.Command(stage.name, callback=callback, params=params, help=stage.help + "\n\nRuns the stage alone on "
+                         "files; the same options are the stage's keys in a pipeline YAML.")
+
+
+def _register_stage_commands() -> None:
+    from curate.stage import available_stages
+
+    for name, stage in available_stages().items():
+        if name == "collect":
+            continue  # collect has its own command: its sources are not flat options
+        if name in main.commands:
+            continue
+        main.add_command(make_stage_command(stage))
+
+
+# ----------------------------------------------------------------------------------------------
+# collect: sources from flags or a YAML list
+
+
+@main.command("collect")
+@click.option("--in", "in_paths", multiple=True, type=click.Path(path_type=Path),
+              help="Source file or folder (a preset's dataset folder). Repeat for several files of one source.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output records file or folder.")
+@click.option("--preset", help="Known dataset layout (see `curate presets`).")
+@click.option("--name", help="Source name stored on every row (default: the preset name).")
+@click.option("--license", "license_", help="Licence of the source (required without a preset).")
+@click.option("--format", "fmt", type=click.Choice(["auto", "jsonl", "json", "csv", "parquet"]), default="auto",
+              show_default=True, help="File format.")
+@click.option("--hf", "hf_name", help="Read a Hugging Face dataset (name or local path) instead of --in.")
+@click.option("--split", default="train", show_default=True, help="Split of the --hf dataset.")
+@click.option("--prompt-field", default="prompt", show_default=True, help="Field with the prompt (generic sources).")
+@click.option("--response-field", help="Field with the answer (may contain <think>...</think>).")
+@click.option("--id-field", help="Field with the row id (default: file and line number).")
+@click.option("--label-field", "label_fields", multiple=True, help="Field whose values are source labels (repeatable).")
+@click.option("--label-set", help="Taxonomy mapping file for the labels (default: the preset's).")
+@click.option("--role", type=click.Choice(["safety", "general"]), help="general = capability data mixed as is.")
+@click.option("--harmful/--not-harmful", default=None, help="prompt_harmful when the labels do not decide it.")
+@click.option("--limit", type=int, help="Read at most this many rows.")
+@click.option("--sources", "sources_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="YAML file with a list of sources (the same keys as collect.sources in a pipeline).")
+@click.option("--taxonomy", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Taxonomy folder (default: the one shipped with curate).")
+@_handle_errors
+def collect_command(in_paths, out, preset, name, license_, fmt, hf_name, split, prompt_field, response_field, id_field,
+                    label_fields, label_set, role, harmful, limit, sources_file, taxonomy) -> None:
+    """Read sources into records: normalise text, detect language, map source labels to the taxonomy.
+    Malformed lines go to <out>.quarantine.jsonl with file, line and reason; the run goes on."""
+    import yaml
+
+    from curate.collect import CollectOptions
+
+    if sources_file:
+        raw = yaml.safe_load(sources_file.read_text(encoding="utf-8"))
+        sources = raw.get("sources", raw) if isinstance(raw, dict) else raw
+        base = sources_file.parent
+    else:
+        if not in_paths and not hf_name:
+            raise UserError("give --in PATH, --hf NAME or --sources FILE")
+        spec: dict[str, Any] = {"format": fmt}
+        for key, value in (("preset", preset), ("name", name), ("license", license_), ("label_set", label_set),
+                           ("role", role), ("harmful", harmful), ("limit", limit)):
+            if value is not None:
+                spec[key] = value
+        if not preset:
+            spec["fields"] = {"prompt": prompt_field, "response": response_field, "id": id_field,
+                              "labels": list(label_fields)}
+        if hf_name:
+            spec["hf"] = {"name": hf_name, "split": split}
+            sources = [spec]
+        else:
+            sources = [{**spec, "path": str(p), **({"name": f"{name or preset}-{i}"} if len(in_paths) > 1 else {})}
+                       for i, p in enumerate(in_paths)]
+        base = Path.cwd()
+    try:
+        options = CollectOptions.model_validate({"sources": sources}, context={"base_dir": base})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise UserError(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg'].removeprefix('Value error, ')}") from None
+    run_stage_on_files("collect", [], out, options, taxonomy, None)
+
+
+@main.command("presets")
+def presets_command() -> None:
+    """List the built-in dataset presets: files, label set, licence."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from curate.collect.presets import PRESETS
+
+    table = Table(title="collect presets")
+    for col in ("preset", "dataset", "files", "label set", "licence", "role"):
+        table.add_column(col)
+    for p in PRESETS.values():
+        table.add_row(p.name, p.description, ", ".join(p.files), p.label_set or "-", p.license, p.role)
+    Console().print(table)
+
+
+@main.command("report")
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="HTML file to write (default RUN_DIR/report.html); the Markdown twin goes beside it.")
+@_handle_errors
+def report_command(run_dir: Path, out: Path | None) -> None:
+    """Write a self-contained HTML report of a run (and a Markdown version): funnel, dimensions x
+    languages, balancing, lengths, duplicates, classifier confidence, synthesis, review, sample rows."""
+    from curate.report import write_report
+
+    try:
+        path = write_report(run_dir, out)
+    except FileNotFoundError as exc:
+        raise UserError(str(exc)) from None
+    click.echo(f"report: {path} (and {path.with_suffix('.md')})")
+
+
+_register_stage_commands()
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

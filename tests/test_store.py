@@ -1,0 +1,57 @@
+import polars as pl
+import pytest
+
+from curate import records
+from curate.io import InputError, read_records, write_records
+from curate.store import REDACTED, RunStore, redact, write_shards
+
+
+def sample(n=5):
+    return records.conform(pl.DataFrame({
+        "id": [f"id{i}" for i in range(n)], "source": ["s"] * n, "source_id": [str(i) for i in range(n)],
+        "lang": ["en"] * n, "prompt": [f"prompt {i}" for i in range(n)],
+        "categories": [["S03"]] * n, "meta": ['{"collect": {"x": 1}}'] * n}))
+
+
+@pytest.mark.parametrize("name", ["out.jsonl", "out.jsonl.gz", "out.csv", "out.parquet", "shards"])
+def test_records_round_trip_every_format(tmp_path, name):
+    df = sample()
+    write_records(df, tmp_path / name)
+    back = read_records(tmp_path / name)
+    assert back.columns == records.COLUMNS
+    assert back.select("id", "prompt", "categories", "meta").equals(df.select("id", "prompt", "categories", "meta"))
+
+
+def test_reading_a_missing_or_unknown_file_is_one_clear_error(tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        read_records(tmp_path / "nope.jsonl")
+    (tmp_path / "x.txt").write_text("hi")
+    with pytest.raises(InputError, match="unsupported file type"):
+        read_records(tmp_path / "x.txt")
+    (tmp_path / "bad.jsonl").write_text('{"id": "a"}\n{oops\n')
+    with pytest.raises(InputError, match=r"bad.jsonl:2: invalid JSON"):
+        read_records(tmp_path / "bad.jsonl")
+
+
+def test_stage_write_is_atomic_and_manifest_marks_completion(tmp_path):
+    store = RunStore(tmp_path / "run")
+    fp = store.write_stage(1, "collect", sample(), {"stage": "collect", "rows_out": 5})
+    manifest = store.manifest(1, "collect")
+    assert manifest["output_fingerprint"] == fp and manifest["rows_out"] == 5
+    assert store.read_stage(1, "collect").height == 5
+    # A leftover temp folder from a killed run is removed at the next start and never read as output.
+    stale = tmp_path / "run" / ".tmp-dead-02-dedup"
+    stale.mkdir()
+    (stale / "part-00000.parquet").write_bytes(b"garbage")
+    RunStore(tmp_path / "run")
+    assert not stale.exists()
+
+
+def test_redaction_hides_secrets_but_keeps_env_var_names():
+    config = {"synthesize": {"api_key": "sk-secret", "api_key_env": "OPENAI_API_KEY", "nested": [{"token": "t"}]},
+              "name": "x"}
+    out = redact(config)
+    assert out["synthesize"]["api_key"] == REDACTED
+    assert out["synthesize"]["api_key_env"] == "OPENAI_API_KEY"
+    assert out["synthesize"]["nested"][0]["token"] == REDACTED
+    assert out["name"] == "x"
