@@ -1,0 +1,56 @@
+"""Quality checks on one synthesized candidate; each failure names its own drop reason.
+
+Order matters only for which reason a bad candidate is reported under: the cheapest, most basic
+failure first (cut off, no reasoning, wrong length), then language and boilerplate. The answer-kind
+check (kind.py), the judge (judge.py) and near-duplicates (neardup.py) come after these.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from curate.llm import Completion
+from curate.llm.reasoning import has_unclosed_reasoning
+from curate.text import detect_lang
+
+# Phrases that mark an answer as model boilerplate or a leaked template/control token, not as a reply.
+DEFAULT_BOILERPLATE = (
+    "as an ai language model", "as a large language model", "i am an ai language model", "my knowledge cutoff",
+    "as of my last update", "as of my last knowledge update", "i don't have personal opinions",
+    "作为一个人工智能语言模型", "作为一个ai语言模型", "作为ai语言模型", "作为一个大型语言模型", "作为一个语言模型",
+    "<|im_end|>", "<|im_start|>", "<|endoftext|>", "<|eot_id|>", "</s>", "<think>", "</think>", "<reasoning>",
+    "</reasoning>", "[insert", "lorem ipsum",
+)
+
+
+@dataclass(frozen=True)
+class Bounds:
+    min_response_chars: int
+    max_response_chars: int
+    min_reasoning_chars: int
+
+
+def check_candidate(comp: Completion, lang: str, bounds: Bounds, blocklist: tuple[str, ...]) -> str | None:
+    """The drop reason for this candidate, or None when it passes the local checks."""
+    if comp.truncated or has_unclosed_reasoning(comp.content):
+        return "synth_truncated"
+    reasoning = (comp.reasoning or "").strip()
+    answer = comp.answer.strip()
+    if len(reasoning) < bounds.min_reasoning_chars or reasoning == answer:
+        return "synth_reasoning_missing"
+    if len(answer) < bounds.min_response_chars:
+        return "synth_too_short"
+    if len(answer) > bounds.max_response_chars:
+        return "synth_too_long"
+    if not same_language(answer, lang):
+        return "synth_language_mismatch"
+    low = answer.lower()
+    if any(phrase in low for phrase in blocklist):
+        return "synth_boilerplate"
+    return None
+
+
+def same_language(text: str, lang: str | None) -> bool:
+    want = (lang or "").lower().split("-")[0]
+    if not want or want == "und":
+        return True  # nothing to compare against
+    return detect_lang(text) == want

@@ -1,0 +1,39 @@
+"""Options of the synthesize stage (also its CLI flags and pipeline YAML keys)."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from curate.config import InputPath
+from curate.llm import LLMOptions
+
+
+class SynthesizeOptions(LLMOptions):
+    temperature: float = Field(0.6, ge=0, le=2, description="Sampling temperature of the writer model.")
+    max_tokens: int = Field(4096, ge=16, description="Max tokens per answer (reasoning included).")
+    n_candidates: int = Field(1, ge=1, le=16, description="Candidates per prompt; the best passing one is kept.")
+    seed: int = Field(0, description="Base seed; candidate k asks with seed+k (also part of the cache key).")
+    rewrite_unsafe: bool = Field(True, description="Rewrite source responses labelled harmful into safe ones.")
+    safe_completion_categories: list[str] = Field(
+        default_factory=list, description="Dimension ids (e.g. S11) whose harmful prompts get a safe completion "
+        "instead of a refusal, on top of the taxonomy's safe_complete/resources dimensions.")
+    templates_dir: InputPath | None = Field(None, description="Folder with <en|zh>/<goal>.<version>.txt templates "
+                                       "(default: the ones shipped with curate).")
+    template_version: str = Field("v1", description="Template version to use.")
+    min_response_chars: int = Field(20, ge=0, description="Drop answers shorter than this (synth_too_short).")
+    max_response_chars: int = Field(8000, ge=1, description="Drop answers longer than this (synth_too_long).")
+    min_reasoning_chars: int = Field(30, ge=0, description="Drop answers whose reasoning is shorter "
+                                     "(synth_reasoning_missing).")
+    boilerplate: list[str] = Field(default_factory=list, description="Extra phrases that drop an answer "
+                                   "(synth_boilerplate), added to the built-in list.")
+    near_duplicate_threshold: float | None = Field(0.9, gt=0, le=1, description="Jaccard similarity above which "
+                                                   "an answer duplicates an earlier one (synth_near_duplicate); "
+                                                   "unset to disable.")
+    judge: bool = Field(False, description="Score candidates with an LLM judge (1-10 on policy adherence, safety, "
+                        "helpfulness, reasoning quality).")
+    judge_model: str | None = Field(None, description="Judge model (default: the writer model).")
+    judge_threshold: int = Field(7, ge=1, le=10, description="Every judge score must reach this (synth_judge_low).")
+    json_mode: Literal["json_object", "json_schema", "none"] = Field(
+        "json_object", description="How judges ask for JSON: response_format json_object (vLLM, DeepSeek, OpenAI, "
+        "llama.cpp), json_schema (vLLM, OpenAI, llama.cpp) or none (prompt only).")

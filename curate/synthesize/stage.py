@@ -1,0 +1,269 @@
+"""The synthesize stage: policy-grounded reasoning + answer for every labelled prompt that needs one.
+
+1. plan: pick the rows to send (not dropped, not general data, no good source answer) and their goal;
+2. generate K candidates per row through the shared LLM client (cache, retries, budget);
+3. check each candidate (filters.py, kind.py), optionally score it with the judge (judge.py);
+4. keep the best passing candidate that is not a near-duplicate of an answer already in the corpus.
+
+Rows are never deleted: a row whose candidates all fail gets the reason of its best candidate, a row
+whose requests all failed gets ``synthesis_failed`` with the last error, and a row the budget did not
+reach stays pending (``meta.synthesize.status == "pending"``) for a resumed run.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import polars as pl
+
+from curate import records
+from curate.llm import Completion, LLMStats, Outcome, Request, run_requests
+from curate.llm.config import BASE_URL_ENV, MODEL_ENV
+from curate.stage import StageContext
+from curate.synthesize.filters import DEFAULT_BOILERPLATE, Bounds, check_candidate
+from curate.synthesize.goals import DimensionPolicy, goal_for, load_policies, render_policies
+from curate.synthesize.judge import JudgeScores, judge_request
+from curate.synthesize.kind import kind_mismatch, load_detector
+from curate.synthesize.neardup import AnswerIndex
+from curate.synthesize.options import SynthesizeOptions
+from curate.synthesize.templates import DEFAULT_DIR, Template, language_name, load_template, template_lang
+
+STAGE = "synthesize"
+
+
+@dataclass
+class Job:
+    row: int  # index in the input frame
+    id: str
+    prompt: str
+    lang: str
+    goal: str
+    template: Template
+    system: str
+    policies: str  # rendered policy text (reused by the judge)
+    rewrite: bool  # the row had a harmful source answer
+    candidates: list["Candidate"] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    budget_hit: bool = False
+
+
+@dataclass
+class Candidate:
+    k: int
+    comp: Completion
+    reason: str | None = None
+    scores: JudgeScores | None = None
+
+
+def run(df: pl.DataFrame, opts: SynthesizeOptions, ctx: StageContext) -> pl.DataFrame:
+    policies = load_policies(ctx.taxonomy_path)
+    jobs, meta = plan(df, opts, policies)
+    status = Counter(m["status"] for m in meta if m)
+    ctx.stats.update({"rows": dict(status), "goals": dict(Counter(j.goal for j in jobs))})
+    base_url = opts.endpoint()
+    if not base_url:
+        ctx.log(f"[synthesize] skipped: no endpoint configured, {len(jobs):,} rows left pending. To enable, set "
+                f"{BASE_URL_ENV} and {MODEL_ENV} (key in OPENAI_API_KEY) or pass --base-url and --model.")
+        return records.with_stage_meta(df, STAGE, meta)
+    if not jobs:
+        return records.with_stage_meta(df, STAGE, meta)
+    config = opts.llm_config(ctx.work_dir)
+    llm_stats = LLMStats()
+    generate(jobs, opts, config, ctx, llm_stats)
+    detector = evaluate(jobs, opts, ctx, config, llm_stats)
+    updates = select(df, jobs, opts, meta)
+    out = apply(df, updates, meta)
+    ctx.stats.update(llm_stats.as_dict())
+    ctx.stats.update({
+        "rows": dict(Counter(m["status"] for m in meta if m)),
+        "endpoint": _public_url(config.base_url), "model": config.model,
+        "response_kind_detector": detector,
+        "templates": {j.template.id: j.template.sha for j in jobs},
+    })
+    return out
+
+
+# -- 1. plan ------------------------------------------------------------------------------------
+
+def plan(df: pl.DataFrame, opts: SynthesizeOptions, policies: dict[str, DimensionPolicy]) -> tuple[list[Job], list]:
+    """The rows to send, and for every row the meta["synthesize"] entry to write (None: untouched)."""
+    templates_dir = Path(opts.templates_dir) if opts.templates_dir else DEFAULT_DIR
+    safe_list = frozenset(opts.safe_completion_categories)
+    jobs: list[Job] = []
+    meta: list[dict[str, Any] | None] = []
+    cols = ("id", "prompt", "lang", "response", "response_kind", "prompt_harmful", "categories", "drop_reason", "meta")
+    for i, row in enumerate(df.select(cols).iter_rows(named=True)):
+        if row["drop_reason"] is not None:
+            meta.append(None)  # already rejected upstream: not sent
+            continue
+        if records.load_meta(row["meta"]).get("collect", {}).get("role") == "general":
+            meta.append({"status": "passthrough"})
+            continue
+        has_answer = bool((row["response"] or "").strip())
+        rewrite = has_answer and row["response_kind"] == "harmful"
+        if has_answer and not (rewrite and opts.rewrite_unsafe):
+            meta.append({"status": "source_kept" if not rewrite else "source_kept_unsafe"})
+            continue
+        goal = goal_for(row["prompt_harmful"], row["categories"] or [], policies, safe_list)
+        if goal is None:
+            meta.append({"status": "unlabelled"})  # classify has not decided harmful/safe yet
+            continue
+        tlang = template_lang(row["lang"])
+        template = load_template(templates_dir, tlang, goal, opts.template_version)
+        dims, pol = render_policies(row["categories"] or [], policies, tlang)
+        system = template.render(dimensions=dims, policies=pol, language=language_name(row["lang"]), goal=goal)
+        jobs.append(Job(i, row["id"], row["prompt"], row["lang"], goal, template, system, pol, rewrite))
+        meta.append({"status": "pending", "goal": goal, "template": template.id, "template_sha": template.sha,
+                     **({"rewrite_of_sha": _sha(row["response"])} if rewrite else {})})
+    return jobs, meta
+
+
+# -- 2. generate --------------------------------------------------------------------------------
+
+def generate(jobs: list[Job], opts: SynthesizeOptions, config, ctx: StageContext, stats: LLMStats) -> None:
+    k = opts.n_candidates
+    requests = [Request(messages=[{"role": "system", "content": job.system}, {"role": "user", "content": job.prompt}],
+                        params={"temperature": opts.temperature, "max_tokens": opts.max_tokens, "seed": opts.seed + c})
+                for job in jobs for c in range(k)]
+    with ctx.progress(len(requests), "synthesize") as bar:
+        outcomes, _ = run_requests(config, requests, on_done=lambda i, o: bar.advance(1), stats=stats)
+    for i, out in enumerate(outcomes):
+        _collect(jobs[i // k], i % k, out)
+
+
+def _collect(job: Job, k: int, out: Outcome) -> None:
+    if out.status == "budget":
+        job.budget_hit = True
+    elif out.status == "failed":
+        job.errors.append(out.error or "failed")
+    else:
+        job.candidates.append(Candidate(k, out.completion))
+
+
+# -- 3. evaluate --------------------------------------------------------------------------------
+
+def evaluate(jobs: list[Job], opts: SynthesizeOptions, ctx: StageContext, config, stats: LLMStats) -> str:
+    """Set each candidate's drop reason (None = passes); returns the response-kind detector's name."""
+    bounds = Bounds(opts.min_response_chars, opts.max_response_chars, opts.min_reasoning_chars)
+    blocklist = tuple(p.lower() for p in (*DEFAULT_BOILERPLATE, *opts.boilerplate))
+    for job in jobs:
+        for cand in job.candidates:
+            cand.reason = check_candidate(cand.comp, job.lang, bounds, blocklist)
+    detector_name, detect = load_detector()
+    todo = [(job, c) for job in jobs for c in job.candidates if c.reason is None]
+    if todo:
+        kinds = detect([j.prompt for j, _ in todo], [c.comp.answer for _, c in todo], [j.lang for j, _ in todo])
+        for (job, cand), kind in zip(todo, kinds):
+            cand.reason = kind_mismatch(job.goal, kind)
+    if opts.judge:
+        _judge(jobs, opts, ctx, config, stats)
+    return detector_name
+
+
+def _judge(jobs: list[Job], opts: SynthesizeOptions, ctx: StageContext, config, stats: LLMStats) -> None:
+    todo = [(job, c) for job in jobs for c in job.candidates if c.reason is None]
+    if not todo:
+        return
+    requests = []
+    for job, cand in todo:
+        template = load_template(Path(opts.templates_dir) if opts.templates_dir else DEFAULT_DIR,
+                                 job.template.lang, "judge", opts.template_version)
+        requests.append(judge_request(template, goal=job.goal, policies=job.policies, prompt=job.prompt,
+                                      reasoning=cand.comp.reasoning or "", response=cand.comp.answer,
+                                      mode=opts.json_mode, model=opts.judge_model))
+    with ctx.progress(len(requests), "synthesize: judge") as bar:
+        outcomes, _ = run_requests(config, requests, on_done=lambda i, o: bar.advance(1), stats=stats)
+    for (job, cand), out in zip(todo, outcomes):
+        if out.status == "budget":
+            job.budget_hit = True
+        elif out.status == "failed":
+            cand.reason = "synthesis_failed"
+            job.errors.append(f"judge: {out.error}")
+        else:
+            cand.scores = out.parsed
+            if not cand.scores.passes(opts.judge_threshold):
+                cand.reason = "synth_judge_low"
+
+
+# -- 4. select ----------------------------------------------------------------------------------
+
+@dataclass
+class Update:
+    row: int
+    response: str | None = None
+    reasoning: str | None = None
+    kind: str | None = None
+    drop: str | None = None
+
+
+def select(df: pl.DataFrame, jobs: list[Job], opts: SynthesizeOptions, meta: list) -> list[Update]:
+    index = AnswerIndex(opts.near_duplicate_threshold) if opts.near_duplicate_threshold else None
+    if index is not None:  # answers already in the corpus come first: a new answer must not copy them
+        sent = {j.row for j in jobs}
+        for i, (rid, resp, drop) in enumerate(df.select("id", "response", "drop_reason").iter_rows()):
+            if i not in sent and drop is None and resp and resp.strip():
+                index.add(rid, resp)
+    updates = []
+    for job in sorted(jobs, key=lambda j: j.id):  # a fixed order: the same input keeps the same answers
+        m = meta[job.row]
+        m["candidates"] = [{"k": c.k, "reason": c.reason, **({"scores": c.scores.model_dump()} if c.scores else {})}
+                           for c in job.candidates]
+        if job.errors:
+            m["error"] = job.errors[-1]
+        if job.budget_hit:
+            m.update(status="pending", pending_reason="budget")
+            continue
+        passing = sorted((c for c in job.candidates if c.reason is None),
+                         key=lambda c: (-(c.scores.total if c.scores else 0), c.k))
+        chosen = None
+        for cand in passing:
+            if index is not None and index.add_if_new(f"{job.id}#{cand.k}", cand.comp.answer) is not None:
+                cand.reason = "synth_near_duplicate"
+                m["candidates"][job.candidates.index(cand)]["reason"] = cand.reason
+                continue
+            chosen = cand
+            break
+        if chosen is not None:
+            comp = chosen.comp
+            m.update(status="synthesized", model=comp.model, candidate=chosen.k, cached=comp.cached,
+                     tokens=comp.prompt_tokens + comp.completion_tokens)
+            if chosen.scores:
+                m["judge"] = chosen.scores.model_dump()
+            updates.append(Update(job.row, comp.answer, comp.reasoning, job.goal))
+            continue
+        reasons = [c.reason for c in job.candidates if c.reason]
+        reason = Counter(reasons).most_common(1)[0][0] if reasons else "synthesis_failed"
+        m["status"] = "failed" if reason == "synthesis_failed" else "rejected"
+        updates.append(Update(job.row, drop=reason))
+    return updates
+
+
+def apply(df: pl.DataFrame, updates: list[Update], meta: list) -> pl.DataFrame:
+    response, reasoning, kind = df["response"].to_list(), df["reasoning"].to_list(), df["response_kind"].to_list()
+    drops: dict[str, list[str]] = {}
+    ids = df["id"].to_list()
+    for u in updates:
+        if u.drop:
+            drops.setdefault(u.drop, []).append(ids[u.row])
+        else:
+            response[u.row], reasoning[u.row], kind[u.row] = u.response, u.reasoning, u.kind
+    out = df.with_columns(pl.Series("response", response, dtype=pl.Utf8), pl.Series("reasoning", reasoning, dtype=pl.Utf8),
+                          pl.Series("response_kind", kind, dtype=pl.Utf8))
+    for reason, rows in drops.items():
+        out = records.mark_dropped(out, pl.col("id").is_in(rows), reason)
+    return records.with_stage_meta(out, STAGE, meta)
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _public_url(url: str) -> str:
+    """The endpoint without user:password or query string (which may carry credentials)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}{':' + str(parts.port) if parts.port else ''}{parts.path}"
