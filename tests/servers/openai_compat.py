@@ -63,12 +63,14 @@ class Rule:
 
 
 def default_responder(body: dict) -> Reply:
-    """An answer in the language of the last user turn, with reasoning in reasoning_content."""
-    text = str(body.get("messages", [{}])[-1].get("content", ""))
+    """A refusal with reasoning in reasoning_content, in the language of the last user turn, quoting it
+    (so answers to different prompts are not near-duplicates of each other)."""
+    text = str(body.get("messages", [{}])[-1].get("content", ""))[:120]
     if any("\u4e00" <= ch <= "\u9fff" for ch in text):
-        return Reply(content="这是一个测试回答，内容完整，说明了处理这个问题的安全方式。", reasoning="先思考相关政策，再给出回答。")
-    return Reply(content="This is a test answer that explains a safe way to handle the question.",
-                 reasoning="First consider the relevant policy, then answer.")
+        return Reply(content=f"抱歉，我不能帮助你完成“{text}”。如果你关心相关的安全问题，我可以介绍一些一般性的安全知识。",
+                     reasoning=f"用户问的是“{text}”。先对照相关政策，再给出安全的回答。")
+    return Reply(content=f"I can't help with that ({text}). I can share general safety information instead.",
+                 reasoning=f"The user asks: {text!r}. First consider the relevant policy, then answer safely.")
 
 
 class OpenAICompatServer:
