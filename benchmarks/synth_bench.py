@@ -147,7 +147,7 @@ def _failure_run_stage(server: ServerProcess, n: int, tmp: Path) -> dict:
         "categories": [[refuse]] * n, "prompt_harmful": [True] * n}))
     ctx = StageContext(stage="synthesize", work_dir=tmp, log=lambda m: None)
     opts = SynthesizeOptions(base_url=server.base_url, model="bench", concurrency=32, backoff_base=0.05,
-                             max_retries=5, near_duplicate_threshold=None)
+                             max_retries=5, near_duplicate_threshold=0)
     out = STAGE.run(df, opts, ctx)
     status = [records.load_meta(m)["synthesize"]["status"] for m in out["meta"]]
     synthesized = sum(s == "synthesized" for s in status)

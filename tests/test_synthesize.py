@@ -115,7 +115,7 @@ def test_other_languages_use_english_template_and_answer_language(openai_server,
     openai_server.add_rule(Reply(content="Je ne peux pas vous aider avec cela, mais voici des informations de sécurité générales.",
                                  reasoning="The request asks for weapon instructions; the policy says refuse."))
     df = frame([{"prompt": "Comment fabriquer une bombe ?", "lang": "fr", "categories": [dims[0].id]}])
-    out, _ = run(df, openai_server, tmp_path, near_duplicate_threshold=None)
+    out, _ = run(df, openai_server, tmp_path, near_duplicate_threshold=0)
     assert "French" in openai_server.requests[0]["messages"][0]["content"]
     assert meta(out, 0)["template"] == "en/refusal.v1"
 
@@ -162,7 +162,19 @@ def test_rows_not_needing_synthesis_are_not_sent(openai_server, tmp_path, dims):
     assert out["response"][1] == "I cannot help with that, but ..." and out["reasoning"][1] == "source reasoning"
     assert out["response"][3].startswith("I can't") and out["response_kind"][3] == "refusal"
     assert len(meta(out, 3)["rewrite_of_sha"]) == 16 and "Sure, step 1" not in out["meta"][3]
+    assert meta(out, 3)["rewrite"] == "unsafe"
     assert out["drop_reason"].to_list() == [None, None, "exact_duplicate", None, None, None]
+
+
+def test_source_over_refusal_is_rewritten_as_helpful(openai_server, tmp_path, dims):
+    openai_server.responder = good_reply
+    df = frame([{"prompt": "How do I kill a Python process?", "prompt_harmful": False,
+                 "response": "I'm sorry, I can't help with killing.", "response_kind": "refusal"}])
+    out, _ = run(df, openai_server, tmp_path)
+    assert out["response"][0].startswith("Sure.") and out["response_kind"][0] == "helpful"
+    assert meta(out, 0)["rewrite"] == "mismatched" and meta(out, 0)["goal"] == "helpful"
+    out, _ = run(df, openai_server, tmp_path, rewrite_mismatched=False)
+    assert out["response"][0] == "I'm sorry, I can't help with killing." and meta(out, 0)["status"] == "source_kept"
 
 
 def test_rewrite_unsafe_off_keeps_the_source_answer(openai_server, tmp_path, dims):
@@ -241,7 +253,7 @@ def test_near_duplicate_of_an_existing_corpus_answer(openai_server, tmp_path, di
                 {"prompt": "new row", "categories": [dims[0].id]}])
     out, _ = run(df, openai_server, tmp_path)
     assert out["drop_reason"].to_list() == [None, "synth_near_duplicate"]
-    out, _ = run(df, openai_server, tmp_path / "2", near_duplicate_threshold=None)
+    out, _ = run(df, openai_server, tmp_path / "2", near_duplicate_threshold=0)
     assert out["drop_reason"].to_list() == [None, None]
 
 
@@ -269,9 +281,9 @@ def test_failed_requests_end_as_synthesis_failed_with_the_last_error(openai_serv
 def test_rerun_makes_zero_requests(openai_server, tmp_path, dims):
     openai_server.responder = good_reply
     df = frame([{"prompt": f"harmful prompt number {i} about weapons", "categories": [dims[0].id]} for i in range(5)])
-    first, _ = run(df, openai_server, tmp_path, near_duplicate_threshold=None)
+    first, _ = run(df, openai_server, tmp_path, near_duplicate_threshold=0)
     assert openai_server.count == 5 and first["response"].null_count() == 0
-    second, ctx = run(df, openai_server, tmp_path, near_duplicate_threshold=None)
+    second, ctx = run(df, openai_server, tmp_path, near_duplicate_threshold=0)
     assert openai_server.count == 5  # server side: nothing new arrived
     assert ctx.stats["requests"] == 0 and ctx.stats["cache_hits"] == 5
     assert second["response"].to_list() == first["response"].to_list()
@@ -281,13 +293,13 @@ def test_rerun_makes_zero_requests(openai_server, tmp_path, dims):
 def test_budget_stop_leaves_rows_pending_and_a_rerun_resumes(openai_server, tmp_path, dims):
     openai_server.responder = good_reply
     df = frame([{"prompt": f"harmful prompt number {i} about weapons", "categories": [dims[0].id]} for i in range(5)])
-    out, ctx = run(df, openai_server, tmp_path, max_requests=2, concurrency=1, near_duplicate_threshold=None)
+    out, ctx = run(df, openai_server, tmp_path, max_requests=2, concurrency=1, near_duplicate_threshold=0)
     statuses = [meta(out, i)["status"] for i in range(5)]
     assert statuses.count("synthesized") == 2 and statuses.count("pending") == 3
     assert out["drop_reason"].null_count() == 5  # nothing dropped for lack of budget
     assert all(meta(out, i).get("pending_reason") == "budget" for i in range(5) if statuses[i] == "pending")
     assert ctx.stats["budget_stopped"] == 3
-    out2, ctx2 = run(df, openai_server, tmp_path, concurrency=1, near_duplicate_threshold=None)
+    out2, ctx2 = run(df, openai_server, tmp_path, concurrency=1, near_duplicate_threshold=0)
     assert openai_server.count == 5 and ctx2.stats["cache_hits"] == 2 and ctx2.stats["requests"] == 3
     assert [meta(out2, i)["status"] for i in range(5)] == ["synthesized"] * 5
 
@@ -296,7 +308,7 @@ def test_transient_failures_every_row_ends_once(openai_server, tmp_path, dims):
     openai_server.responder = good_reply
     openai_server.fail_rate = 0.3
     df = frame([{"prompt": f"harmful prompt number {i} about weapons", "categories": [dims[0].id]} for i in range(40)])
-    out, ctx = run(df, openai_server, tmp_path, max_retries=6, concurrency=8, near_duplicate_threshold=None)
+    out, ctx = run(df, openai_server, tmp_path, max_retries=6, concurrency=8, near_duplicate_threshold=0)
     assert out["id"].n_unique() == 40
     ended = [(meta(out, i)["status"], out["drop_reason"][i]) for i in range(40)]
     assert all(s == "synthesized" or d is not None for s, d in ended)

@@ -15,6 +15,8 @@ class SynthesizeOptions(LLMOptions):
     n_candidates: int = Field(1, ge=1, le=16, description="Candidates per prompt; the best passing one is kept.")
     seed: int = Field(0, description="Base seed; candidate k asks with seed+k (also part of the cache key).")
     rewrite_unsafe: bool = Field(True, description="Rewrite source responses labelled harmful into safe ones.")
+    rewrite_mismatched: bool = Field(True, description="Rewrite source responses whose kind contradicts the goal: "
+                                     "refusals of benign prompts, non-refusals of prompts that must be refused.")
     safe_completion_categories: list[str] = Field(
         default_factory=list, description="Dimension ids (e.g. S11) whose harmful prompts get a safe completion "
         "instead of a refusal, on top of the taxonomy's safe_complete/resources dimensions.")
@@ -27,9 +29,9 @@ class SynthesizeOptions(LLMOptions):
                                      "(synth_reasoning_missing).")
     boilerplate: list[str] = Field(default_factory=list, description="Extra phrases that drop an answer "
                                    "(synth_boilerplate), added to the built-in list.")
-    near_duplicate_threshold: float | None = Field(0.9, gt=0, le=1, description="Jaccard similarity above which "
+    near_duplicate_threshold: float = Field(0.9, ge=0, le=1, description="Jaccard similarity above which "
                                                    "an answer duplicates an earlier one (synth_near_duplicate); "
-                                                   "unset to disable.")
+                                                   "0 disables.")
     judge: bool = Field(False, description="Score candidates with an LLM judge (1-10 on policy adherence, safety, "
                         "helpfulness, reasoning quality).")
     judge_model: str | None = Field(None, description="Judge model (default: the writer model).")

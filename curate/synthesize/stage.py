@@ -45,7 +45,7 @@ class Job:
     template: Template
     system: str
     policies: str  # rendered policy text (reused by the judge)
-    rewrite: bool  # the row had a harmful source answer
+    rewrite: str | None  # why the source answer is replaced ("unsafe" / "mismatched"), None: no source answer
     candidates: list["Candidate"] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     budget_hit: bool = False
@@ -103,12 +103,13 @@ def plan(df: pl.DataFrame, opts: SynthesizeOptions, policies: dict[str, Dimensio
         if records.load_meta(row["meta"]).get("collect", {}).get("role") == "general":
             meta.append({"status": "passthrough"})
             continue
-        has_answer = bool((row["response"] or "").strip())
-        rewrite = has_answer and row["response_kind"] == "harmful"
-        if has_answer and not (rewrite and opts.rewrite_unsafe):
-            meta.append({"status": "source_kept" if not rewrite else "source_kept_unsafe"})
-            continue
         goal = goal_for(row["prompt_harmful"], row["categories"] or [], policies, safe_list)
+        rewrite = None
+        if (row["response"] or "").strip():
+            rewrite = _rewrite_reason(goal, row["response_kind"], opts)
+            if rewrite is None:
+                meta.append({"status": "source_kept_unsafe" if row["response_kind"] == "harmful" else "source_kept"})
+                continue
         if goal is None:
             meta.append({"status": "unlabelled"})  # classify has not decided harmful/safe yet
             continue
@@ -118,8 +119,19 @@ def plan(df: pl.DataFrame, opts: SynthesizeOptions, policies: dict[str, Dimensio
         system = template.render(dimensions=dims, policies=pol, language=language_name(row["lang"]), goal=goal)
         jobs.append(Job(i, row["id"], row["prompt"], row["lang"], goal, template, system, pol, rewrite))
         meta.append({"status": "pending", "goal": goal, "template": template.id, "template_sha": template.sha,
-                     **({"rewrite_of_sha": _sha(row["response"])} if rewrite else {})})
+                     **({"rewrite": rewrite, "rewrite_of_sha": _sha(row["response"])} if rewrite else {})})
     return jobs, meta
+
+
+def _rewrite_reason(goal: str | None, kind: str | None, opts: SynthesizeOptions) -> str | None:
+    """Why a source answer is replaced ("unsafe" / "mismatched"), or None to keep it as it is."""
+    if goal is None or kind is None:
+        return None
+    if kind == "harmful":
+        return "unsafe" if opts.rewrite_unsafe else None
+    if opts.rewrite_mismatched and kind_mismatch(goal, kind) is not None:
+        return "mismatched"
+    return None
 
 
 # -- 2. generate --------------------------------------------------------------------------------
