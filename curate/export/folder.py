@@ -1,0 +1,58 @@
+"""Write a hub-style dataset folder atomically: data/<split>-NNNNN-of-NNNNN.parquet, README.md, images, recipe.
+
+The folder is built beside the target and swapped in, so a failed export leaves the previous one intact.
+An existing folder is only replaced if it looks like an earlier export (never a user's unrelated folder).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+class ExportError(ValueError):
+    """The export folder cannot be written; the message says why."""
+
+
+def _looks_like_export(folder: Path) -> bool:
+    names = {p.name for p in folder.iterdir()}
+    return not names or ("README.md" in names and "data" in names)
+
+
+@contextlib.contextmanager
+def staged_folder(target: Path) -> Iterator[Path]:
+    """Yield a fresh temporary folder; on success it replaces ``target``."""
+    if target.exists() and (not target.is_dir() or not _looks_like_export(target)):
+        raise ExportError(f"{target}: exists and is not an earlier export (no README.md + data/); "
+                          "choose an empty or new folder")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{target.name}")
+    tmp.mkdir()
+    try:
+        yield tmp
+        old = None
+        if target.exists():
+            old = target.with_name(f".tmp-old-{uuid.uuid4().hex[:8]}-{target.name}")
+            os.replace(target, old)
+        os.replace(tmp, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_split(folder: Path, split: str, table: pa.Table, shard_rows: int) -> str:
+    """Write one split's shards; returns the data_files glob for the card's configs."""
+    data = folder / "data"
+    data.mkdir(exist_ok=True)
+    n = max(1, -(-table.num_rows // shard_rows))
+    for i in range(n):
+        pq.write_table(table.slice(i * shard_rows, shard_rows), data / f"{split}-{i:05d}-of-{n:05d}.parquet")
+    return f"data/{split}-*"

@@ -1,0 +1,38 @@
+"""PNG plots for the card, drawn with the run report's plot functions (matplotlib, Agg backend)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from curate.export.summary import Summary
+
+IMAGES = "images"
+
+
+def balance_input(df: pl.DataFrame) -> pl.DataFrame:
+    """What balance chose from: rows still live before it, i.e. kept now or dropped as not_selected."""
+    from curate.balance.stage import NOT_SELECTED
+
+    return df.filter(pl.col("drop_reason").is_null() | (pl.col("drop_reason") == NOT_SELECTED))
+
+
+def write_plots(folder: Path, df: pl.DataFrame, exported: pl.DataFrame, summary: Summary) -> dict[str, str]:
+    """Write the PNGs into ``folder/images``; returns {title: relative path} for the card."""
+    from curate.report import plots
+
+    out = folder / IMAGES
+    out.mkdir(parents=True, exist_ok=True)
+    figures = {
+        "Rows per dimension before and after balancing": ("dimensions.png", lambda: plots.before_after(
+            balance_input(df), exported)),
+        "Rows per language": ("languages.png", lambda: plots.bars(dict(sorted(summary.languages.items())),
+                                                                   "Exported rows per language")),
+        "Rows per kind": ("kinds.png", lambda: plots.bars(dict(sorted(summary.kinds.items())),
+                                                          "Exported rows per kind")),
+    }
+    written = {}
+    for title, (name, draw) in figures.items():
+        (out / name).write_bytes(draw())
+        written[title] = f"{IMAGES}/{name}"
+    return written
