@@ -143,6 +143,14 @@ def test_budget_stops_cleanly_and_a_rerun_resumes(openai_server, tmp_path):
     assert stats2.cache_hits == 3 and openai_server.count == 8  # only the 5 missing ones were asked
 
 
+def test_request_budget_holds_under_concurrency(openai_server):
+    # 40 workers, a limiter passing 20 at once: 20 workers wait inside the limiter after the budget check
+    reqs = [ask(str(i)) for i in range(40)]
+    outs, stats = run_requests(config(openai_server, concurrency=40, requests_per_minute=1200, max_requests=25), reqs)
+    assert openai_server.count == 25 and stats.requests == 25
+    assert [o.status for o in outs].count("ok") == 25 and stats.budget_stopped == 15
+
+
 def test_token_budget(openai_server):
     openai_server.add_rule(Reply(content="x", prompt_tokens=60, completion_tokens=40))
     outs, stats = run_requests(config(openai_server, concurrency=1, max_total_tokens=250), [ask(str(i)) for i in range(5)])

@@ -148,10 +148,13 @@ class LLMClient:
                     return Outcome("ok", comp, parsed)
         attempts = transient = malformed = 0
         while True:
+            if self.budget_left():
+                await self._wait_turn(req)
+            # Checked again right before counting (no await in between), so concurrent workers cannot overshoot
+            # a request budget; a token budget can be overshot by the answers already in flight.
             if not self.budget_left():
                 self.stats.budget_stopped += 1
                 return Outcome("budget", error="budget exhausted", attempts=attempts)
-            await self._wait_turn(req)
             attempts += 1
             self.stats.requests += 1
             try:
