@@ -10,13 +10,15 @@ import os
 import shutil
 import uuid
 from pathlib import Path
+
+from curate.config import ConfigError
 from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 
-class ExportError(ValueError):
+class ExportError(ConfigError):
     """The export folder cannot be written; the message says why."""
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from curate.config import ConfigError
+
 TOKEN_ENV = "HF_TOKEN"
 
 
-class HubError(RuntimeError):
+class HubError(ConfigError):
     """Pushing to the hub is not possible (no token, no connection); the message never holds the token."""
 
 
