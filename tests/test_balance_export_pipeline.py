@@ -56,3 +56,36 @@ def test_pipeline_ends_with_a_loadable_dataset_and_recipe(tmp_path):
     assert "| balance |" in card and "| export |" not in card  # per-stage funnel from the manifests
     recipe = yaml.safe_load((folder / "recipe.yaml").read_text(encoding="utf-8"))
     assert recipe["stages"][1] == {"balance": {"config": "balance.yaml"}}
+
+
+def test_cli_balance_with_config_file_then_export(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from curate import records
+    from curate.cli import main
+    from curate.io import read_records, write_records
+    import polars as pl
+
+    rows = [{"source": "s", "source_id": str(i), "source_license": "MIT", "lang": "en" if i % 2 else "zh",
+             "prompt": f"p{i}", "response": f"r{i}", "prompt_harmful": True, "categories": ["S03" if i < 30 else "S05"]}
+            for i in range(40)]
+    for row in rows:
+        row["id"] = records.make_id("s", row["source_id"])
+    write_records(records.conform(pl.DataFrame(rows)), tmp_path / "in.jsonl")
+    (tmp_path / "balance.yaml").write_text("seed: 1\nmax_per_dimension: 20\ntest_fraction: 0.2\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    res = runner.invoke(main, ["balance", "--in", "in.jsonl", "--out", "bal.parquet", "--config", "balance.yaml",
+                               "--shortfall-csv", "short.csv", "--min-per-dimension", "15"])
+    assert res.exit_code == 0, res.output
+    out = read_records(tmp_path / "bal.parquet")
+    kept = out.filter(pl.col("drop_reason").is_null())
+    assert Counter(c[0] for c in kept["categories"]) == {"S03": 20, "S05": 10}
+    assert "S05" in (tmp_path / "short.csv").read_text(encoding="utf-8")  # S05 needs 5 more
+    res = runner.invoke(main, ["export", "--in", "bal.parquet", "--out", "ds", "--format", "alpaca"])
+    assert res.exit_code == 0, res.output
+    ds = datasets.load_dataset(str(tmp_path / "ds"), cache_dir=str(tmp_path / "hf-cache"))
+    assert sum(ds[s].num_rows for s in ds) == 30
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    res = runner.invoke(main, ["export", "--in", "bal.parquet", "--out", "ds2", "--push-to-hub", "me/x"])
+    assert res.exit_code != 0 and "HF_TOKEN" in res.output and "Traceback" not in res.output

@@ -195,6 +195,14 @@ def test_card_counts_equal_data_counts(balanced, tmp_path):
             if int(n):
                 got[r[0], lang] = int(n)
     assert got == want
+    try:
+        from curate.taxonomy import Taxonomy
+    except ModuleNotFoundError:
+        return
+    names = {d.id: d for d in Taxonomy.load().dimensions}
+    table = {r[0]: r for r in table_after(card, "## Taxonomy")}
+    assert table["S03"][1:3] == [names["S03"].name_en, names["S03"].name_zh]
+    assert all(table[d][-1] == "0" for d in names if not any(k[0] == d for k in want))  # gaps shown as 0
     # kinds and sources
     kinds = {r[0]: int(r[2]) for r in table_after(card, "## Kinds") if len(r) == 3}
     assert kinds == dict(Counter(r["kind"] for r in rows))

@@ -103,7 +103,8 @@ def _license_section(s: Summary) -> str:
 def _taxonomy_section(s: Summary, names: dict[str, tuple[str, str]]) -> str:
     langs = sorted(s.languages)
     rows = []
-    for dim, counts in s.dimensions.items():
+    for dim in sorted(set(s.dimensions) | set(names)):  # taxonomy dimensions with no rows show as 0: a gap
+        counts = s.dimensions.get(dim, {})
         en, zh = names.get(dim) or FALLBACK_NAMES.get(dim, (dim, ""))
         rows.append([dim, en, zh] + [counts.get(l, 0) for l in langs] + [sum(counts.values())])
     return ("## Taxonomy: rows per dimension and language\n\nA row with several dimensions counts once in each; "
