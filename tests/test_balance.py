@@ -110,6 +110,15 @@ def test_record_kind_rules():
     assert record_kind({"prompt_harmful": None, "meta": "{}"}) is None
 
 
+def test_judge_score_from_score_or_criteria():
+    from curate.balance.kinds import judge_score
+
+    assert judge_score({"meta": '{"synthesize": {"judge_score": 7}}'}) == 7.0
+    criteria = {"policy_adherence": 8, "safety": 10, "helpfulness": 6, "reasoning_quality": 8}
+    assert judge_score({"meta": json.dumps({"synthesize": {"judge": criteria}})}) == 8.0
+    assert judge_score({"meta": '{"synthesize": {"status": "source_kept"}}'}) is None
+
+
 def test_prefers_human_then_judge_score_then_new_clusters(tmp_path):
     def meta(score):
         return json.dumps({"synthesize": {"judge_score": score}})

@@ -213,6 +213,9 @@ def test_card_counts_equal_data_counts(balanced, tmp_path):
     reviewed = sum(1 for r in rows if r["source"] == "xsafety" and r["lang"] == "zh") + sum(
         1 for r in rows if r["source"] == "xstest")
     assert f"{reviewed:,} of {len(rows):,} exported rows" in card
+    synthesized = sum(1 for r in rows if r["source"] in ("xsafety", "s-eval"))
+    assert f"{synthesized:,} answers were synthesized by a model; {len(rows) - synthesized:,} come from" in card
+    assert f"`writer-1` ({synthesized:,})" in card
 
 
 def test_plots_are_written_and_linked(balanced, tmp_path):

@@ -57,11 +57,23 @@ def row_template(row: Mapping[str, Any]) -> str | None:
 
 
 def judge_score(row: Mapping[str, Any]) -> float | None:
-    value = (_meta(row).get("synthesize") or {}).get("judge_score")
-    try:
-        return float(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
+    """The judge's score of the answer: ``meta.synthesize.judge_score``, else the mean of the judge's
+    criteria in ``meta.synthesize.judge`` (policy adherence, safety, helpfulness, reasoning quality)."""
+    synth = _meta(row).get("synthesize") or {}
+    value = synth.get("judge_score")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    judge = synth.get("judge")
+    if isinstance(judge, dict):
+        scores = [float(v) for v in judge.values() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        return sum(scores) / len(scores) if scores else None
+    return None
+
+
+def was_synthesized(row: Mapping[str, Any]) -> bool:
+    """The answer was written by the synthesize stage (not kept from the source)."""
+    synth = _meta(row).get("synthesize") or {}
+    return synth.get("status") == "synthesized" or ("status" not in synth and bool(synth.get("model")))
 
 
 def has_response(row: Mapping[str, Any]) -> bool:

@@ -153,8 +153,7 @@ def _synthesis_section(s: Summary) -> str:
              f"- models: {_counter_text(y['models'])}",
              f"- prompt templates (versioned): {_counter_text(y['templates'])}"]
     if y["judged"]:
-        lines.append(f"- LLM judge: {_counter_text(y['judge_models'])}; {y['judged']:,} answers scored, mean "
-                     f"score {y['judge_score_mean']}")
+        lines.append(f"- LLM judge: {y['judged']:,} answers scored, mean score {y['judge_score_mean']} (1-10)")
     filters = ", ".join(f"`{k}`: {v:,}" for k, v in sorted(y["filters"].items()))
     lines.append(f"- filters (answers dropped): {filters or 'none dropped'}")
     return "\n\n".join(lines[:2]) + "\n\n" + "\n".join(lines[2:])

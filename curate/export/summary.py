@@ -15,7 +15,7 @@ import polars as pl
 
 from curate import funnel as funnel_mod
 from curate import records
-from curate.balance.kinds import has_response, record_kind, row_dimension
+from curate.balance.kinds import has_response, judge_score, record_kind, row_dimension, was_synthesized
 from curate.export.licenses import LicenseSummary, summarize
 from curate.store import MANIFEST
 
@@ -85,18 +85,19 @@ def summarize_run(df: pl.DataFrame, rows: list[dict[str, Any]], kinds: list[str]
 
 def synthesis_facts(df: pl.DataFrame, rows: list[dict[str, Any]], manifests: list[dict[str, Any]]) -> dict[str, Any]:
     """Models, templates and judge scores of the exported answers; the synthesis filters and what they dropped."""
-    metas = [r["meta"].get("synthesize") or {} for r in rows]
-    synthesized = [m for m in metas if m]
-    scores = [float(m["judge_score"]) for m in synthesized if isinstance(m.get("judge_score"), (int, float))]
+    synthesized = [r for r in rows if was_synthesized(r)]
+    metas = [r["meta"].get("synthesize") or {} for r in synthesized]
+    scores = [s for s in (judge_score(r) for r in synthesized) if s is not None]
     filters = {reason: n for reason, n in funnel_mod.drop_counts(df).items() if reason.startswith("synth")}
-    stage = next((m for m in manifests if m.get("stage") == "synthesize"), None)
+    stats = next((m.get("stats") or {} for m in manifests if m.get("stage") == "synthesize"), {})
+    shas = stats.get("templates") or {}
     return {
         "synthesized": len(synthesized), "from_source": len(rows) - len(synthesized),
-        "models": Counter(str(m["model"]) for m in synthesized if m.get("model")),
-        "templates": Counter(str(m.get("template")) for m in synthesized if m.get("template")),
-        "judge_models": Counter(str(m["judge_model"]) for m in synthesized if m.get("judge_model")),
+        "models": Counter(str(m["model"]) for m in metas if m.get("model")),
+        "templates": Counter(f"{m['template']} (sha {m.get('template_sha') or shas.get(m['template'], '?')})"
+                             for m in metas if m.get("template")),
         "judge_score_mean": round(mean(scores), 2) if scores else None, "judged": len(scores),
-        "filters": filters, "stage_stats": (stage or {}).get("stats") or {},
+        "filters": filters,
     }
 
 
