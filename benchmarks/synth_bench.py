@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -44,6 +45,14 @@ class ServerProcess:
     def stats(self) -> dict:
         with urllib.request.urlopen(self.base_url.rsplit("/v1", 1)[0] + "/_stats") as r:
             return json.load(r)
+
+    def cpu_seconds(self) -> float | None:
+        """The server process's CPU time (Linux /proc), to show whether the server or the client limits."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def close(self) -> None:
         self.proc.terminate()
@@ -92,11 +101,13 @@ def throughput(latency: float, seconds: float) -> list[dict]:
             for c in (1, 16, 64):
                 n = max(10, int(seconds * c / latency))
                 ideal = c / latency
+                server_cpu = server.cpu_seconds()
                 rate, cpu_ms, ok = measure(lambda: curate_client(server.base_url, c, requests_for(n, f"c{c}"),
                                                                  Path(tmp) / "llm.sqlite"), n)
+                server_ms = ((server.cpu_seconds() - server_cpu) / n * 1000) if server_cpu is not None else float("nan")
                 base_rate, base_cpu, base_ok = measure(lambda: bare_client(server.base_url, c, requests_for(n, f"b{c}")), n)
                 rows.append({"concurrency": c, "requests": n, "ideal_rps": ideal, "curate_rps": rate,
-                             "curate_pct_ideal": 100 * rate / ideal, "curate_cpu_ms_per_req": cpu_ms,
+                             "curate_pct_ideal": 100 * rate / ideal, "curate_cpu_ms_per_req": cpu_ms, "server_cpu_ms_per_req": server_ms,
                              "bare_rps": base_rate, "bare_pct_ideal": 100 * base_rate / ideal,
                              "bare_cpu_ms_per_req": base_cpu, "curate_vs_bare": rate / base_rate,
                              "ok": ok == n and base_ok == n})
@@ -165,14 +176,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0, help="ideal duration of each throughput run")
     parser.add_argument("--fail-records", type=int, default=400)
     args = parser.parse_args()
-    print(f"synth_bench: latency {args.latency * 1000:.0f} ms, server in a separate process\n")
+    print(f"synth_bench: latency {args.latency * 1000:.0f} ms, server in a separate process, "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start\n")
     print(f"{'conc':>4} {'reqs':>5} {'ideal/s':>8} {'curate/s':>9} {'%ideal':>7} {'cpu ms/req':>10} "
-          f"{'bare/s':>8} {'%ideal':>7} {'cpu ms/req':>10} {'curate/bare':>11}")
+          f"{'bare/s':>8} {'%ideal':>7} {'cpu ms/req':>10} {'curate/bare':>11} {'server ms/req':>13}")
     rows = throughput(args.latency, args.seconds)
     for r in rows:
         print(f"{r['concurrency']:>4} {r['requests']:>5} {r['ideal_rps']:>8.1f} {r['curate_rps']:>9.1f} "
               f"{r['curate_pct_ideal']:>6.1f}% {r['curate_cpu_ms_per_req']:>10.2f} {r['bare_rps']:>8.1f} "
-              f"{r['bare_pct_ideal']:>6.1f}% {r['bare_cpu_ms_per_req']:>10.2f} {r['curate_vs_bare']:>11.2f}")
+              f"{r['bare_pct_ideal']:>6.1f}% {r['bare_cpu_ms_per_req']:>10.2f} {r['curate_vs_bare']:>11.2f} "
+              f"{r['server_cpu_ms_per_req']:>13.2f}")
     at64 = next(r for r in rows if r["concurrency"] == 64)
     target = at64["curate_pct_ideal"] >= 85
     print(f"\ntarget >= 85% of ideal at concurrency 64: {'MET' if target else 'MISSED'} "

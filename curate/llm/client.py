@@ -8,13 +8,14 @@ exception for a bad answer: the caller decides what a failed or budget-stopped o
 from __future__ import annotations
 
 import asyncio
+import importlib
 import random
 from dataclasses import asdict, dataclass, field
 from typing import Any, Awaitable, Callable, Iterable
 
-import httpx
 import openai
 from aiolimiter import AsyncLimiter
+from openai.types.chat import ChatCompletion
 
 from curate.llm.cache import ResponseCache, cache_key
 from curate.llm.config import LLMConfig
@@ -108,10 +109,8 @@ class LLMClient:
 
     async def __aenter__(self) -> "LLMClient":
         cfg = self.config
-        http = openai.DefaultAsyncHttpxClient(
-            limits=httpx.Limits(max_connections=cfg.concurrency, max_keepalive_connections=cfg.concurrency))
         self._client = openai.AsyncOpenAI(base_url=cfg.base_url, api_key=cfg.api_key(), max_retries=0,
-                                          timeout=cfg.timeout, http_client=http)
+                                          timeout=cfg.timeout, http_client=_http_client(cfg.concurrency))
         if cfg.cache_path is not None:
             self._cache = ResponseCache(cfg.cache_path)
         return self
@@ -159,7 +158,10 @@ class LLMClient:
             self.stats.requests += 1
             try:
                 async with self._sem:
-                    resp = await self._client.chat.completions.create(model=model, messages=req.messages, **req.params)
+                    # The SDK's post() skips create()'s per-field TypedDict transform of our already plain-JSON
+                    # body (~1 ms of CPU per request at high concurrency); errors and parsing are the same.
+                    resp = await self._client.post("/chat/completions", cast_to=ChatCompletion,
+                                                   body={"model": model, "messages": req.messages, **req.params})
                 comp = _completion(resp, model)
             except Exception as exc:  # noqa: BLE001 - classified below; never propagates for a bad answer
                 if (is_transient(exc) or isinstance(exc, _MalformedResponse)) and transient < self.config.max_retries:
@@ -245,6 +247,17 @@ def _completion(resp: Any, model: str) -> Completion:
     return Completion(content=content, reasoning=reasoning, answer=answer,
                       finish_reason=choices[0].finish_reason, model=getattr(resp, "model", None) or model,
                       prompt_tokens=int(prompt_tokens), completion_tokens=int(completion_tokens))
+
+
+def _http_client(concurrency: int):
+    """The SDK's default HTTP client with a keep-alive pool as large as our concurrency.
+
+    The Limits class comes from the HTTP library the installed SDK is built on (httpx, or its successor in
+    newer SDKs), so this works across openai versions.
+    """
+    base = openai.DefaultAsyncHttpxClient
+    http_lib = importlib.import_module(base.__mro__[1].__module__.split(".")[0])
+    return base(limits=http_lib.Limits(max_connections=concurrency, max_keepalive_connections=concurrency))
 
 
 def _per_minute(rate: float | None, *, burst_seconds: float) -> AsyncLimiter | None:
