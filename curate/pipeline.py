@@ -34,9 +34,9 @@ class RunResult:
 
 
 def taxonomy_fingerprint(path: Path | None) -> str:
-    from curate.taxonomy import default_taxonomy_dir
+    from curate.taxonomy import default_path
 
-    root = Path(path) if path else default_taxonomy_dir()
+    root = Path(path) if path else default_path()
     return fingerprint_files([p for p in root.rglob("*") if p.is_file()]) if root.exists() else "none"
 
 

@@ -5,6 +5,20 @@ import sys
 import time
 
 
+def _rate_column():
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        def render(self, task) -> Text:
+            return Text(f"{task.speed:,.0f} rows/s" if task.speed else "")
+
+    return RateColumn()
+
+
+_RateColumn = _rate_column
+
+
 class Progress:
     """``with ctx.progress(total, "hashing") as bar: bar.advance(n)``."""
 
@@ -18,14 +32,13 @@ class Progress:
         self._rich = None
 
     def __enter__(self) -> "Progress":
-        self._start = time.monotonic()
+        self._start = self._last_log = time.monotonic()
         if self._interactive:
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress,
                                        TextColumn, TimeElapsedColumn, TimeRemainingColumn)
 
             self._rich = RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                      TextColumn("{task.speed} rows/s" if False else ""),
-                                      TimeElapsedColumn(), TimeRemainingColumn(), transient=True)
+                                      _RateColumn(), TimeElapsedColumn(), TimeRemainingColumn(), transient=True)
             self._rich.start()
             self._task = self._rich.add_task(self.description, total=self.total)
         return self

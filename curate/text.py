@@ -17,6 +17,7 @@ _CJK_CHAR = re.compile(f"[{_HAN}{_KANA}{_HANGUL}]")
 _KANA_CHAR = re.compile(f"[{_KANA}]")
 _HANGUL_CHAR = re.compile(f"[{_HANGUL}]")
 _LATIN_WORD = re.compile(r"[A-Za-z\u00c0-\u024f]+")
+_ENCODED = re.compile(r"(?:%[0-9A-Fa-f]{2})+|\b[0-9A-Fa-f]{16,}\b|[A-Za-z0-9+/]{40,}={0,2}")
 _OTHER_LETTERS = re.compile(r"[^\W\d_A-Za-z\u00c0-\u024f" + _HAN + _KANA + _HANGUL + "]+")
 
 
@@ -24,6 +25,10 @@ _OTHER_LETTERS = re.compile(r"[^\W\d_A-Za-z\u00c0-\u024f" + _HAN + _KANA + _HANG
 # nine among them) and the most common others.
 LANGID_LANGUAGES = ["en", "fr", "de", "es", "it", "pt", "nl", "ru", "uk", "pl", "tr", "ar", "fa", "he", "hi", "bn",
                     "th", "vi", "id", "ms", "jv", "sw", "sv", "da", "no", "fi", "cs", "el", "ro", "hu"]
+
+
+# py3langid's cost grows with length; a few hundred characters settle the language of a prompt.
+LANGID_PREFIX_CHARS = 400
 
 
 def normalize(text: str) -> str:
@@ -53,6 +58,7 @@ def detect_lang(text: str) -> str:
     word, so a Chinese prompt with English terms in it ("帮我写一个 Python 脚本") is ``zh``. Other text
     goes to py3langid (a langid.py fork that ships its model). Empty or letterless text is ``und``.
     """
+    text = _ENCODED.sub(" ", text)  # percent-encoding and long hex/base64 runs are not words of any language
     cjk = len(_CJK_CHAR.findall(text))
     latin_words = len(_LATIN_WORD.findall(text))
     if cjk and cjk >= latin_words:
@@ -65,7 +71,7 @@ def detect_lang(text: str) -> str:
         return "zh"
     if not latin_words and not _OTHER_LETTERS.search(text):
         return "und"
-    lang, prob = _langid().classify(text)
+    lang, prob = _langid().classify(text[:LANGID_PREFIX_CHARS])
     if prob < 0.5 and text.isascii():
         return "en"  # a word or two of plain ASCII is too little evidence to leave English
     return lang

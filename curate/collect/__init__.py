@@ -14,11 +14,9 @@ from curate import records
 from curate.collect.presets import PRESETS, Item
 from curate.collect.readers import BadLine
 from curate.collect.sources import SourceSpec, iter_items
+from curate.llm.reasoning import split_reasoning
 from curate.stage import Stage, StageContext, StageOptions
 from curate.text import detect_lang, normalize
-
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
-
 
 class CollectOptions(StageOptions):
     sources: list[SourceSpec] = Field(min_length=1, description="Sources to read (presets, files, HF datasets).")
@@ -29,17 +27,6 @@ class CollectOptions(StageOptions):
         for source in self.sources:
             files += source.input_files()
         return files
-
-
-def split_reasoning(text: str | None) -> tuple[str | None, str | None]:
-    """Split '<think>reasoning</think>answer' into (reasoning, answer); text without tags is all answer."""
-    if text is None:
-        return None, None
-    start, end = text.find(THINK_OPEN), text.find(THINK_CLOSE)
-    if end == -1:
-        return None, text
-    reasoning = text[start + len(THINK_OPEN) if start != -1 else 0:end]
-    return reasoning.strip() or None, text[end + len(THINK_CLOSE):].strip() or None
 
 
 def _text(value: Any) -> str | None:
@@ -79,8 +66,9 @@ class _SourceReader:
             return None
         self.seen.add(source_id)
         reasoning = _text(item.extra.pop("reasoning", None))
-        think, response = split_reasoning(_text(item.response))
-        reasoning = reasoning or think
+        answer = _text(item.response)
+        think, response = split_reasoning(answer) if answer is not None else (None, None)
+        reasoning, response = reasoning or think, response or None
         lang = (item.lang or detect_lang(prompt)).lower()
         labels = [str(label).strip() for label in item.labels if str(label).strip()]
         categories: list[str] = []

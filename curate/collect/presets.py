@@ -46,9 +46,11 @@ def _need(row: dict[str, Any], *keys: str) -> str | None:
     return f"missing field {missing[0]!r}" if missing else None
 
 
-def _python_list(text: str) -> list[str]:
+def _python_list(text: Any) -> list[str]:
     """Lists stored as Python literals ("['a', 'b']"). ast.literal_eval parses literals only, never runs code."""
-    if not text or not text.strip():
+    if isinstance(text, (list, tuple)):
+        return [str(v) for v in text]
+    if not isinstance(text, str) or not text.strip():
         return []
     try:
         value = ast.literal_eval(text)
@@ -147,13 +149,13 @@ def _safetybench(row, loc):
 def _cold(row, loc):
     if err := _need(row, "TEXT", "label"):
         return err
-    index = row.get("") or row.get("\ufeff") or loc
+    index = row.get("") or row.get("\ufeff")  # COLD's own index repeats within a file: the line is the id
     labels = [f"label:{row['label']}"]
     if row.get("topic"):
         labels.append(f"topic:{row['topic']}")
     if (row.get("fine-grained-label") or "").strip():
         labels.append(f"fine:{row['fine-grained-label'].strip()}")
-    return Item(f"{row.get('split', '')}:{index}", row["TEXT"], labels=labels, lang="zh")
+    return Item(loc, row["TEXT"], labels=labels, lang="zh", extra={"cold_index": index})
 
 
 def _flames(row, loc):
@@ -179,7 +181,8 @@ def _s_eval(row, loc):
             attack = ext.get("category")
     except (json.JSONDecodeError, TypeError):
         pass
-    return Item(row["traceid"], row["prompt"], labels=[row["risk_type"]], attack=attack)
+    lang = "zh" if "_zh_" in loc else "en" if "_en_" in loc else None  # S-Eval names files by language
+    return Item(row["traceid"], row["prompt"], labels=[row["risk_type"]], attack=attack, lang=lang)
 
 
 def _star1(row, loc):

@@ -145,7 +145,7 @@ def _generic(row: dict[str, Any], location: str, fields: FieldMap) -> Item | str
         elif value not in (None, ""):
             labels.append(str(value))
     response = row.get(fields.response) if fields.response else None
-    item = Item(str(row[fields.id]) if fields.id and row.get(fields.id) is not None else location.rsplit(":", 1)[-1],
+    item = Item(str(row[fields.id]) if fields.id and row.get(fields.id) is not None else location,
                 row[fields.prompt], response=response, labels=labels,
                 lang=str(row[fields.lang]) if fields.lang and row.get(fields.lang) else None)
     if fields.reasoning and row.get(fields.reasoning):
