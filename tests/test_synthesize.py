@@ -372,3 +372,39 @@ def test_api_key_never_written(openai_server, tmp_path, monkeypatch, dims):
     for path in tmp_path.rglob("*"):
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path
+
+
+# -- templates ----------------------------------------------------------------------------------
+
+def test_shipped_templates_render_for_every_goal_and_language(dims):
+    from curate.synthesize.goals import load_policies, render_policies
+    from curate.synthesize.templates import DEFAULT_DIR, GOALS, load_template
+
+    policies = load_policies(None)
+    for lang in ("en", "zh"):
+        for name in (*GOALS, "judge"):
+            t = load_template(DEFAULT_DIR, lang, name, "v1")
+            names, text = render_policies([dims[0].id, dims[1].id], policies, lang)
+            out = t.render(dimensions=names, policies=text, language="English", goal=name)
+            assert "$" not in out and text in out
+            assert ("<reasoning>" in out) == (name != "judge")
+            if lang == "zh":
+                assert dims[0].name_zh in out or name == "judge"
+
+
+def test_user_templates_directory_and_version(openai_server, tmp_path, dims):
+    root = tmp_path / "tpl"
+    for lang in ("en", "zh"):
+        (root / lang).mkdir(parents=True)
+        for goal in ("refusal", "safe_completion", "helpful"):
+            (root / lang / f"{goal}.v2.txt").write_text(f"CUSTOM {lang} {goal}: $policies in $language", encoding="utf-8")
+    openai_server.add_rule(Reply(content="I can't help with that, but here is general safety information instead.",
+                                 reasoning="The custom template asked for a refusal here."))
+    df = frame([{"prompt": "weapon question", "categories": [dims[0].id]}])
+    out, ctx = run(df, openai_server, tmp_path, templates_dir=root, template_version="v2")
+    assert openai_server.requests[0]["messages"][0]["content"].startswith("CUSTOM en refusal: - ")
+    assert meta(out, 0)["template"] == "en/refusal.v2"
+    from curate.synthesize.templates import DEFAULT_DIR, load_template
+    assert meta(out, 0)["template_sha"] != load_template(DEFAULT_DIR, "en", "refusal", "v1").sha
+    with pytest.raises(FileNotFoundError, match="refusal.v9.txt"):
+        run(df, openai_server, tmp_path, template_version="v9")
