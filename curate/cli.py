@@ -43,10 +43,11 @@ def _handle_errors(fn: Callable) -> Callable:
         from curate.io import InputError
         from curate.pipeline import StageFailed
         from curate.records import SchemaError
+        from curate.taxonomy import TaxonomyError
 
         try:
             return fn(*args, **kwargs)
-        except (ConfigError, InputError) as exc:
+        except (ConfigError, InputError, TaxonomyError) as exc:
             raise UserError(str(exc), EXIT_USAGE) from None
         except (SchemaError, StageFailed) as exc:
             raise UserError(str(exc), EXIT_FAILED) from None
@@ -314,6 +315,48 @@ def presets_command() -> None:
         table.add_column(col)
     for p in PRESETS.values():
         table.add_row(p.name, p.description, ", ".join(p.files), p.label_set or "-", p.license, p.role)
+    Console().print(table)
+
+
+@main.group("taxonomy")
+def taxonomy_group() -> None:
+    """The harm taxonomy: dimensions (zh/en names, definitions, response policies) and label mappings."""
+
+
+@taxonomy_group.command("validate")
+@click.option("--taxonomy", "path", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Taxonomy folder to check (default: the one shipped with curate).")
+def taxonomy_validate(path: Path | None) -> None:
+    """Check that every mapped label points at an existing dimension, every dimension has zh and en
+    text, and every refinement rule compiles. Exit 1 with the list of problems."""
+    from curate.taxonomy import Taxonomy, validate_taxonomy
+
+    problems = validate_taxonomy(path)
+    if problems:
+        for problem in problems:
+            click.secho(f"- {problem}", fg="red", err=True)
+        raise UserError(f"{len(problems)} problem(s) in the taxonomy", EXIT_FAILED)
+    taxonomy = Taxonomy.load(path)
+    click.echo(f"taxonomy ok: {len(taxonomy.harm_ids)} dimensions, {len(taxonomy.label_sets())} label mappings")
+
+
+@taxonomy_group.command("show")
+@click.option("--taxonomy", "path", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Taxonomy folder (default: the one shipped with curate).")
+@_handle_errors
+def taxonomy_show(path: Path | None) -> None:
+    """List the dimensions with their English and Chinese names and response mode."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from curate.taxonomy import Taxonomy
+
+    taxonomy = Taxonomy.load(path)
+    table = Table(title="harm dimensions")
+    for col in ("id", "key", "English", "中文", "response"):
+        table.add_column(col)
+    for dim in [taxonomy.safe, *taxonomy.dimensions]:
+        table.add_row(dim.id, dim.key, dim.name_en, dim.name_zh, getattr(dim, "response_mode", ""))
     Console().print(table)
 
 
