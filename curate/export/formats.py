@@ -5,8 +5,9 @@ Arrow types, and the loaded dataset's features should not depend on which librar
 """
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
+import polars as pl
 import pyarrow as pa
 
 Format = Literal["messages", "sharegpt", "alpaca"]
@@ -18,11 +19,13 @@ METADATA = [("id", pa.string()), ("lang", pa.string()), ("kind", pa.string()),
             ("categories", pa.list_(pa.string())), ("source", pa.string()), ("source_license", pa.string())]
 
 
-def think_inline(reasoning: str | None, response: str) -> str:
+THINK = "<think>\n{}\n</think>\n\n{}"
+
+
+def think_inline(reasoning: pl.Expr, response: pl.Expr) -> pl.Expr:
     """R1 style: the chain of thought in ``<think>`` tags before the answer (no tags when there is none)."""
-    if reasoning and reasoning.strip():
-        return f"<think>\n{reasoning.strip()}\n</think>\n\n{response}"
-    return response
+    has = reasoning.is_not_null() & (reasoning.str.strip_chars() != "")
+    return pl.when(has).then(pl.format(THINK, reasoning.str.strip_chars(), response)).otherwise(response)
 
 
 def schema(fmt: Format, reasoning: ReasoningMode) -> pa.Schema:
@@ -35,23 +38,21 @@ def schema(fmt: Format, reasoning: ReasoningMode) -> pa.Schema:
     return pa.schema(fields + METADATA)
 
 
-def convert(row: dict[str, Any], kind: str, fmt: Format, reasoning: ReasoningMode) -> dict[str, Any]:
-    """One record (schema columns) -> one training example in ``fmt``."""
-    answer = think_inline(row["reasoning"], row["response"]) if reasoning == "inline" else row["response"]
+def _turns(fmt: Format, answer: pl.Expr) -> pl.Expr:
     if fmt == "messages":
-        out: dict[str, Any] = {"messages": [{"role": "user", "content": row["prompt"]},
-                                            {"role": "assistant", "content": answer}]}
-    elif fmt == "sharegpt":
-        out = {"conversations": [{"from": "human", "value": row["prompt"]}, {"from": "gpt", "value": answer}]}
+        return pl.concat_list(pl.struct(role=pl.lit("user"), content=pl.col("prompt")),
+                              pl.struct(role=pl.lit("assistant"), content=answer)).alias("messages")
+    return pl.concat_list(pl.struct(pl.lit("human").alias("from"), pl.col("prompt").alias("value")),
+                          pl.struct(pl.lit("gpt").alias("from"), answer.alias("value"))).alias("conversations")
+
+
+def to_table(rows: pl.DataFrame, fmt: Format, reasoning: ReasoningMode) -> pa.Table:
+    """Records (schema columns plus ``kind``) -> the training table in ``fmt``, cast to the fixed schema."""
+    answer = think_inline(pl.col("reasoning"), pl.col("response")) if reasoning == "inline" else pl.col("response")
+    if fmt == "alpaca":
+        main = [pl.col("prompt").alias("instruction"), pl.lit("").alias("input"), answer.alias("output")]
     else:
-        out = {"instruction": row["prompt"], "input": "", "output": answer}
-    if reasoning == "field":
-        out["reasoning"] = row["reasoning"]
-    out.update({"id": row["id"], "lang": row["lang"], "kind": kind, "categories": list(row["categories"] or []),
-                "source": row["source"], "source_license": row["source_license"]})
-    return out
-
-
-def to_table(rows: list[dict[str, Any]], kinds: list[str], fmt: Format, reasoning: ReasoningMode) -> pa.Table:
-    return pa.Table.from_pylist([convert(r, k, fmt, reasoning) for r, k in zip(rows, kinds)],
-                                schema=schema(fmt, reasoning))
+        main = [_turns(fmt, answer)]
+    extra = [pl.col("reasoning")] if reasoning == "field" else []
+    meta = [pl.col(name) for name, _ in METADATA]
+    return rows.select(*main, *extra, *meta).to_arrow().cast(schema(fmt, reasoning))

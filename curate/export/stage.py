@@ -12,7 +12,7 @@ from curate.export.folder import ExportError, staged_folder, write_split
 from curate.export.formats import to_table
 from curate.export.options import ExportOptions
 from curate.export.plots import write_plots
-from curate.export.summary import load_manifests, prepare, summarize_run
+from curate.export.summary import exportable, load_manifests, prepare, summarize_run
 from curate.stage import StageContext
 
 RECIPE = "recipe.yaml"
@@ -45,18 +45,19 @@ def run(df: pl.DataFrame, opts: ExportOptions, ctx: StageContext) -> pl.DataFram
                           f"({pending:,} pending synthesis, {df.height - pending:,} dropped)")
     manifests = load_manifests(ctx.run_dir)
     summary = summarize_run(df, rows, kinds, manifests)
+    # The same rows prepare() returned, in the same order, with their kinds; no split = train.
+    exported = exportable(df).with_columns(pl.Series("kind", kinds, dtype=pl.Utf8),
+                                           pl.col("split").fill_null("train"))
     recipe = Path(ctx.run_dir) / "config.resolved.yaml" if ctx.run_dir else None
     with staged_folder(target) as folder:
         data_files = {}
         with ctx.progress(len(summary.splits), "writing splits") as bar:
             for split in summary.splits:
-                chosen = [i for i, r in enumerate(rows) if (r["split"] or "train") == split]
-                table = to_table([rows[i] for i in chosen], [kinds[i] for i in chosen], opts.format, opts.reasoning)
+                table = to_table(exported.filter(pl.col("split") == split), opts.format, opts.reasoning)
                 data_files[split] = write_split(folder, split, table, opts.shard_rows)
                 bar.advance()
         plots = {}
-        if opts.plots and rows:
-            exported = df.filter(pl.col("id").is_in([r["id"] for r in rows]))
+        if opts.plots:
             plots = write_plots(folder, df, exported, summary)
         has_recipe = bool(recipe and recipe.is_file())
         if has_recipe:

@@ -15,7 +15,7 @@ import polars as pl
 
 from curate import funnel as funnel_mod
 from curate import records
-from curate.balance.kinds import has_response, judge_score, record_kind, row_dimension, was_synthesized
+from curate.balance.kinds import judge_score, record_kind, row_dimension, was_synthesized
 from curate.export.licenses import LicenseSummary, summarize
 from curate.store import MANIFEST
 
@@ -116,15 +116,18 @@ def review_facts(rows: list[dict[str, Any]], manifests: list[dict[str, Any]]) ->
     }
 
 
+HAS_RESPONSE = pl.col("response").is_not_null() & (pl.col("response").str.strip_chars() != "")
+
+
+def exportable(df: pl.DataFrame) -> pl.DataFrame:
+    """Rows that go into the dataset: no drop_reason and a response (pending synthesis stays out)."""
+    return records.kept(df).filter(HAS_RESPONSE)
+
+
 def prepare(df: pl.DataFrame) -> tuple[list[dict[str, Any]], list[str], int]:
-    """Exported rows (meta parsed), their kinds, and the count of rows left out as pending synthesis."""
+    """Exported rows as dicts (meta parsed), their kinds, and the count of rows left out as pending synthesis."""
     live = records.kept(df)
-    rows, kinds, pending = [], [], 0
-    for row in live.iter_rows(named=True):
-        if not has_response(row):
-            pending += 1
-            continue
+    rows = exportable(df).to_dicts()
+    for row in rows:
         row["meta"] = records.load_meta(row["meta"])
-        rows.append(row)
-        kinds.append(record_kind(row) or "unlabelled")
-    return rows, kinds, pending
+    return rows, [record_kind(r) or "unlabelled" for r in rows], live.height - len(rows)
