@@ -21,3 +21,22 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def quickstart_run(tmp_path_factory) -> Path:
+    """The quickstart pipeline run end to end into a temporary run folder (offline, bundled sample)."""
+    from curate.pipeline import run_pipeline
+
+    run_dir = tmp_path_factory.mktemp("quickstart") / "run"
+    result = run_pipeline(REPO / "pipelines" / "quickstart.yaml", run_dir=run_dir, log=lambda m: None)
+    assert result.funnel.balanced
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    """Where tests leave files for people to look at (screenshots); kept after the run."""
+    path = REPO / "test-artifacts"
+    path.mkdir(exist_ok=True)
+    return path
