@@ -163,6 +163,17 @@ def test_one_non_commercial_source_makes_the_card_non_commercial(balanced, tmp_p
     assert "Non-commercial" not in (folder / "README.md").read_text(encoding="utf-8")
 
 
+def test_license_follows_exported_rows_only(balanced, tmp_path):
+    """A non-commercial source whose rows were all dropped does not bind the dataset."""
+    df = balanced.with_columns(
+        pl.when(pl.col("source") == "s-eval").then(pl.lit("not_selected"))
+        .otherwise(pl.col("drop_reason")).alias("drop_reason"))
+    folder, _ = export(df, tmp_path)
+    assert card_yaml(folder)["license"] == "cc-by-4.0"
+    sources = {r[0]: r for r in table_after((folder / "README.md").read_text(encoding="utf-8"), "## Sources")}
+    assert sources["s-eval"][1] == "0" and "non-commercial" in sources["s-eval"][3]
+
+
 def table_after(card: str, heading: str) -> list[list[str]]:
     section = card.split(heading, 1)[1].split("\n## ", 1)[0]
     lines = [l for l in section.splitlines() if l.startswith("|")]
@@ -236,7 +247,8 @@ def test_recipe_and_funnel_from_run_manifests(balanced, tmp_path, monkeypatch):
     store.write_stage(2, "balance", balanced, {"stage": "balance", "rows_in": balanced.height,
                                                "rows_out": balanced.height, "new_drops": {"not_selected": 7},
                                                "stats": {"selected": 5, "target_total": 9, "seed": 1,
-                                                         "shortfall_total": 4, "shortfalls": [
+                                                         "shortfall_total": 4, "ineligible": {"pending synthesis (no response)": 3},
+                                                         "shortfalls": [
                                                              {"kind": "refusal", "dimension": "S08", "lang": "zh",
                                                               "target": 4, "achieved": 0, "shortfall": 4}]}})
     folder, _ = export(balanced, tmp_path, run_dir=store.root)
@@ -246,6 +258,7 @@ def test_recipe_and_funnel_from_run_manifests(balanced, tmp_path, monkeypatch):
     assert f"| balance | {balanced.height} | not_selected: 7 |" in card
     assert "| refusal | S08 | zh | 4 | 0 | 4 |" in card
     assert "Input lines quarantined (unparseable): 2" in card
+    assert "`not_selected` includes rows balance could not use: 3 pending synthesis (no response)." in card
     assert "curate run recipe.yaml" in card
 
 

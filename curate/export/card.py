@@ -88,7 +88,7 @@ def _description(s: Summary, fmt: str, reasoning: str, extra: str | None) -> str
 def _license_section(s: Summary) -> str:
     lic = s.licenses
     lines = ["## License",
-             f"The card license is `{lic.license}`: the most restrictive license among the sources of these rows "
+             f"The card license is `{lic.license}`: the most restrictive license among the sources of the exported rows "
              "(each row keeps its own in `source_license`)."]
     if lic.non_commercial:
         lines.append("**Non-commercial:** rows from " + ", ".join(f"`{x}`" for x in lic.non_commercial) +
@@ -125,6 +125,10 @@ def _funnel_section(s: Summary) -> str:
     text = ("## Funnel: from collected to exported\n\nEvery collected record is accounted for; a dropped row "
             "keeps its first drop reason.\n\n" + _table(["where", "rows"], rows))
     text += f"\n\nExported: **{s.exported:,}** rows. Input lines quarantined (unparseable): {f.quarantined:,}."
+    ineligible = (s.balance or {}).get("ineligible") or {}
+    if ineligible:
+        text += " `not_selected` includes rows balance could not use: " + ", ".join(
+            f"{n:,} {reason}" for reason, n in sorted(ineligible.items())) + "."
     if f.pending:
         text += (f" **{f.pending:,}** kept rows had no response yet (synthesis pending) and are not in the "
                  "dataset.")

@@ -10,7 +10,7 @@ from curate.stage import StageOptions
 
 class ExportOptions(StageOptions):
     out: OutputPath | None = Field(None, description="Output folder for the hub-style dataset "
-                                   "(default: <run_dir>/dataset in a pipeline run).")
+                                   "(default: <run_dir>/export in a pipeline run).")
     format: Format = Field("messages", description="Training format: messages (chat turns), sharegpt "
                            "(conversations from/value) or alpaca (instruction/input/output).")
     reasoning: ReasoningMode = Field("inline", description="Chain of thought inline as <think>...</think> before "

@@ -31,7 +31,7 @@ def output_folder(opts: ExportOptions, ctx: StageContext) -> Path:
     if opts.out is not None:
         return Path(opts.out)
     if ctx.run_dir is not None:
-        return Path(ctx.run_dir) / "dataset"
+        return Path(ctx.run_dir) / "export"
     raise ExportError("export needs an output folder (out / --out)")
 
 

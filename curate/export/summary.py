@@ -63,12 +63,14 @@ def summarize_run(df: pl.DataFrame, rows: list[dict[str, Any]], kinds: list[str]
             dims[dim][row["lang"]] += 1
     collected_by_source = Counter(df["source"].to_list())
     exported_by_source = Counter(r["source"] for r in rows)
+    # The card's license binds what is exported; the sources table also lists sources that exported nothing.
+    licenses = summarize({(r["source"], r["source_license"]) for r in rows})
     pairs = df.select("source", "source_license").unique().sort("source", "source_license", nulls_last=True).rows()
-    licenses = summarize(pairs)
-    first_license = {}
+    every_source = summarize(pairs)
+    first_license: dict[str, str | None] = {}
     for source, text in pairs:
         first_license.setdefault(source, text)
-    sources = {s: {"exported": exported_by_source.get(s, 0), "collected": n, "license": licenses.by_source[s],
+    sources = {s: {"exported": exported_by_source.get(s, 0), "collected": n, "license": every_source.by_source[s],
                    "license_text": first_license.get(s) or "(none given)"} for s, n in sorted(collected_by_source.items())}
     collected = manifests[0].get("rows_out") if manifests else None
     quarantined = sum(int(m.get("quarantined") or 0) for m in manifests)
