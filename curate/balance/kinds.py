@@ -47,9 +47,10 @@ def row_dimension(row: Mapping[str, Any], kind: str | None) -> str:
 
 
 def row_template(row: Mapping[str, Any]) -> str | None:
-    """The prompt template a row was generated from, if any (for diversity: not the same one twice)."""
+    """The template a row came from, for diversity (not the same one twice): the prompt template or attack
+    wrapper recorded by collect (``meta.collect.template``), else the answer template (``meta.synthesize.template``)."""
     meta = _meta(row)
-    for stage in ("synthesize", "collect"):
+    for stage in ("collect", "synthesize"):
         value = (meta.get(stage) or {}).get("template")
         if value:
             return str(value)
