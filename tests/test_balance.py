@@ -206,3 +206,13 @@ def test_config_file_and_inline_override(tmp_path):
         load_options(tmp_path / "missing.yaml")
     with pytest.raises(ValidationError, match="unknown kind"):
         BalanceOptions(kinds={"refusals": 1})
+
+
+def test_diversity_avoids_the_same_prompt_template_twice(tmp_path):
+    def meta(template):
+        return json.dumps({"collect": {"template": template}, "synthesize": {"template": "en/refusal.v1"}})
+    rows = make_rows([(6, {"meta": meta("roleplay")}), (1, {"meta": meta("base64")})])
+    for seed in range(5):
+        out, _ = run(frame(rows), tmp_path, max_per_dimension=2, seed=seed)
+        picked = [json.loads(r["meta"])["collect"]["template"] for r in selected(out).iter_rows(named=True)]
+        assert sorted(picked) == ["base64", "roleplay"]
