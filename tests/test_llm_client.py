@@ -35,6 +35,12 @@ def test_reasoning_content_field_is_parsed(openai_server):
     assert out.completion.answer == "Final answer."
 
 
+def test_reasoning_field_of_newer_vllm_is_parsed(openai_server):
+    openai_server.add_rule(Reply(content="Final.", reasoning="Thought.", reasoning_style="reasoning"))
+    (out,), _ = run_requests(config(openai_server), [ask("q")])
+    assert (out.completion.reasoning, out.completion.answer) == ("Thought.", "Final.")
+
+
 def test_think_tags_in_content_are_parsed(openai_server):
     openai_server.add_rule(Reply(content="最终回答。", reasoning="先想政策。", reasoning_style="think"))
     (out,), _ = run_requests(config(openai_server), [ask("q")])

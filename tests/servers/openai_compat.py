@@ -34,7 +34,9 @@ from typing import Any, Callable
 class Reply:
     content: str = "OK."
     reasoning: str | None = None
-    reasoning_style: str = "field"  # "field": message.reasoning_content; "think": <think>..</think> in content
+    # "field": message.reasoning_content (vLLM < 0.11, DeepSeek); "reasoning": message.reasoning (newer vLLM);
+    # "think": <think>..</think> at the start of content (llama.cpp, raw open models)
+    reasoning_style: str = "field"
     latency: float | None = None  # seconds before answering (None: the server's default latency)
     status: int = 200  # non-200: an error body with this status
     retry_after: float | None = None  # Retry-After header (seconds) on error replies
@@ -234,6 +236,8 @@ def _completion(body: dict, reply: Reply, model: str) -> dict:
     if reply.reasoning is not None:
         if reply.reasoning_style == "think":
             message["content"] = f"<think>\n{reply.reasoning}\n</think>\n\n{reply.content}"
+        elif reply.reasoning_style == "reasoning":
+            message["reasoning"] = reply.reasoning
         else:
             message["reasoning_content"] = reply.reasoning
     prompt_chars = sum(len(str(m.get("content", ""))) for m in body.get("messages", []))
@@ -258,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per request")
     parser.add_argument("--fail-rate", type=float, default=0.0, help="share of requests failing transiently")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--reasoning-style", choices=("field", "think"), default="field")
+    parser.add_argument("--reasoning-style", choices=("field", "reasoning", "think"), default="field")
     args = parser.parse_args(argv)
     server = OpenAICompatServer(args.host, args.port, latency=args.latency, fail_rate=args.fail_rate, seed=args.seed)
 
