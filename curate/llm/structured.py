@@ -63,7 +63,9 @@ def parser_for(model_cls: type[BaseModel]):
 def response_format(model_cls: type[BaseModel], mode: JsonMode) -> dict[str, Any] | None:
     if mode == "json_schema":
         return {"type": "json_schema",
-                "json_schema": {"name": model_cls.__name__, "schema": model_cls.model_json_schema(), "strict": True}}
+                # strict=False: OpenAI's strict mode rejects optional fields and numeric bounds; the answer is
+                # validated here against the full schema anyway.
+                "json_schema": {"name": model_cls.__name__, "schema": model_cls.model_json_schema(), "strict": False}}
     if mode == "json_object":
         return {"type": "json_object"}
     return None
