@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 PENDING = "pending (kept, no response yet)"
+HAS_RESPONSE = pl.col("response").is_not_null() & (pl.col("response").str.strip_chars() != "")
 
 
 @dataclass
@@ -38,8 +39,7 @@ def drop_counts(df: pl.DataFrame) -> dict[str, int]:
 
 def compute(df: pl.DataFrame, *, quarantined: int = 0, collected: int | None = None) -> Funnel:
     live = df.filter(pl.col("drop_reason").is_null())
-    has_response = pl.col("response").is_not_null() & (pl.col("response").str.strip_chars() != "")
-    kept = live.filter(has_response).height
+    kept = live.filter(HAS_RESPONSE).height
     return Funnel(collected=df.height if collected is None else collected, quarantined=quarantined,
                   kept=kept, pending=live.height - kept, dropped=drop_counts(df))
 

@@ -51,13 +51,34 @@ def write_json(path: Path, data: Any) -> None:
         tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True, default=str), encoding="utf-8")
 
 
+@contextlib.contextmanager
+def staged_folder(target: Path) -> Iterator[Path]:
+    """Yield a fresh temporary folder beside ``target``; if the block succeeds it replaces ``target`` in one rename.
+
+    A killed or failed block leaves ``target`` as it was; the ``.tmp-*`` leftover is removed by the next RunStore.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{target.name}")
+    tmp.mkdir()
+    try:
+        yield tmp
+        _fsync_dir(tmp)
+        old = None
+        if target.exists():
+            old = target.with_name(f".tmp-old-{uuid.uuid4().hex[:8]}-{target.name}")
+            os.replace(target, old)
+        os.replace(tmp, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def write_shards(df: pl.DataFrame, folder: Path, *, shard_rows: int = 100_000,
                  manifest: dict[str, Any] | None = None) -> str:
     """Replace ``folder`` with parquet shards of ``df`` (and a manifest), atomically. Returns the data fingerprint."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{folder.name}")
-    tmp.mkdir()
-    try:
+    with staged_folder(folder) as tmp:
         hasher = xxhash.xxh3_128()
         n_shards = max(1, -(-df.height // shard_rows))
         for i in range(n_shards):
@@ -68,24 +89,14 @@ def write_shards(df: pl.DataFrame, folder: Path, *, shard_rows: int = 100_000,
         if manifest is not None:
             (tmp / MANIFEST).write_text(json.dumps({**manifest, "output_fingerprint": fingerprint}, ensure_ascii=False,
                                                    indent=2, sort_keys=True, default=str), encoding="utf-8")
-        _fsync_dir(tmp)
-        old = None
-        if folder.exists():
-            old = folder.with_name(f".tmp-old-{uuid.uuid4().hex[:8]}-{folder.name}")
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-        return fingerprint
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    return fingerprint
 
 
 def _fsync_dir(folder: Path) -> None:
-    for child in folder.iterdir():
-        with open(child, "rb") as fh:
-            os.fsync(fh.fileno())
+    for child in folder.rglob("*"):
+        if child.is_file():
+            with open(child, "rb") as fh:
+                os.fsync(fh.fileno())
 
 
 def read_shards(folder: Path) -> pl.DataFrame:

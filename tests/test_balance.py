@@ -141,7 +141,9 @@ def test_never_selects_harmful_responses_or_pending(tmp_path):
     rows = make_rows([(5, {}), (3, {"response_kind": "harmful"}), (4, {"response": None})])
     out, ctx = run(frame(rows), tmp_path)
     assert selected(out).height == 5
-    assert ctx.stats["ineligible"] == {"harmful response": 3, "pending synthesis (no response)": 4}
+    assert ctx.stats["ineligible"] == {"harmful_response": 3, "pending_synthesis": 4}
+    reasons = out.group_by("drop_reason").len().drop_nulls()
+    assert dict(reasons.iter_rows()) == {"harmful_response": 3, "pending_synthesis": 4}
     out, _ = run(frame(rows), tmp_path, pending="keep")
     assert selected(out).height == 9
 

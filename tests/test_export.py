@@ -247,7 +247,7 @@ def test_recipe_and_funnel_from_run_manifests(balanced, tmp_path, monkeypatch):
     store.write_stage(2, "balance", balanced, {"stage": "balance", "rows_in": balanced.height,
                                                "rows_out": balanced.height, "new_drops": {"not_selected": 7},
                                                "stats": {"selected": 5, "target_total": 9, "seed": 1,
-                                                         "shortfall_total": 4, "ineligible": {"pending synthesis (no response)": 3},
+                                                         "shortfall_total": 4, "ineligible": {"pending_synthesis": 3},
                                                          "shortfalls": [
                                                              {"kind": "refusal", "dimension": "S08", "lang": "zh",
                                                               "target": 4, "achieved": 0, "shortfall": 4}]}})
@@ -258,7 +258,7 @@ def test_recipe_and_funnel_from_run_manifests(balanced, tmp_path, monkeypatch):
     assert f"| balance | {balanced.height} | not_selected: 7 |" in card
     assert "| refusal | S08 | zh | 4 | 0 | 4 |" in card
     assert "Input lines quarantined (unparseable): 2" in card
-    assert "`not_selected` includes rows balance could not use: 3 pending synthesis (no response)." in card
+    assert "Balance could not use: 3 `pending_synthesis` (pending synthesis (no response))." in card
     assert "curate run recipe.yaml" in card
 
 

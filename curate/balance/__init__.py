@@ -1,6 +1,7 @@
 """Balance: quotas per kind x dimension x language, a capability-preserving mix, leakage-free splits.
 
-Rows not picked get ``drop_reason = "not_selected"``; picked rows get ``split`` (train/test, whole
+Rows that cannot enter the mix get ``unlabelled``, ``harmful_response`` or ``pending_synthesis``; eligible rows
+the quotas leave out get ``not_selected``; picked rows get ``split`` (train/test, whole
 dup clusters only). See ``targets.py`` for the quota arithmetic and ``kinds.record_kind`` for kinds.
 """
 from curate.balance.kinds import record_kind

@@ -29,19 +29,29 @@ def harm_dimensions(ctx: StageContext) -> list[str]:
     return list(Taxonomy.load(ctx.taxonomy_path).harm_ids)
 
 
+# Rows that cannot enter the mix get their own drop reason, so the funnel tells them from rows the quotas left out.
+INELIGIBLE = {
+    "unlabelled": "unlabelled (prompt_harmful unknown)",
+    "harmful_response": "harmful response",
+    "pending_synthesis": "pending synthesis (no response)",
+}
+
+
 def ineligible_reason(row: dict, kind: str | None, opts: BalanceOptions) -> str | None:
+    """The drop reason (a key of INELIGIBLE) of a row that cannot be placed in the mix, else None."""
     if kind is None:
-        return "unlabelled (prompt_harmful unknown)"
+        return "unlabelled"
     if row["response_kind"] == "harmful":
-        return "harmful response"
+        return "harmful_response"
     if not has_response(row) and opts.pending == "exclude":
-        return "pending synthesis (no response)"
+        return "pending_synthesis"
     return None
 
 
 def run(df: pl.DataFrame, opts: BalanceOptions, ctx: StageContext) -> pl.DataFrame:
     candidates: dict[Stratum, list[Candidate]] = defaultdict(list)
     ineligible: Counter[str] = Counter()
+    ineligible_ids: dict[str, list[str]] = defaultdict(list)
     dimension_of: dict[str, tuple[str, str]] = {}
     cluster_of: dict[str, str] = {}
     for row in df.select(COLUMNS).iter_rows(named=True):
@@ -52,6 +62,7 @@ def run(df: pl.DataFrame, opts: BalanceOptions, ctx: StageContext) -> pl.DataFra
         reason = ineligible_reason(row, kind, opts)
         if reason:
             ineligible[reason] += 1
+            ineligible_ids[reason].append(row["id"])
             continue
         dim = row_dimension(row, kind)
         cluster = row["dup_cluster"] or row["id"]
@@ -80,7 +91,10 @@ def run(df: pl.DataFrame, opts: BalanceOptions, ctx: StageContext) -> pl.DataFra
     live = pl.col("drop_reason").is_null()
     is_selected = pl.col("id").is_in(selected)
     split_map = pl.DataFrame({"id": list(split), "_split": list(split.values())}, schema={"id": pl.Utf8, "_split": pl.Utf8})
-    out = records.mark_dropped(df, ~is_selected, NOT_SELECTED)
+    out = df
+    for reason, ids in ineligible_ids.items():
+        out = records.mark_dropped(out, pl.col("id").is_in(ids), reason)
+    out = records.mark_dropped(out, ~is_selected, NOT_SELECTED)
     out = out.join(split_map, on="id", how="left").with_columns(
         pl.when(live).then(pl.col("_split")).otherwise(pl.col("split")).alias("split")).drop("_split")
     out = out.select(records.COLUMNS)
@@ -106,7 +120,7 @@ def _report(table: list[dict], ineligible: Counter, split: dict[str, str], opts:
     for line in report.shortfall_lines(table):
         ctx.log(line)
     for reason, n in sorted(ineligible.items()):
-        ctx.log(f"not eligible: {n:,} rows ({reason})")
+        ctx.log(f"not eligible: {n:,} rows, drop_reason {reason}: {INELIGIBLE[reason]}")
     path: Path | None = opts.shortfall_csv or (ctx.run_dir / "shortfall.csv" if ctx.run_dir else None)
     if path is not None:
         report.write_shortfall_csv(table, path)

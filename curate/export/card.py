@@ -127,8 +127,10 @@ def _funnel_section(s: Summary) -> str:
     text += f"\n\nExported: **{s.exported:,}** rows. Input lines quarantined (unparseable): {f.quarantined:,}."
     ineligible = (s.balance or {}).get("ineligible") or {}
     if ineligible:
-        text += " `not_selected` includes rows balance could not use: " + ", ".join(
-            f"{n:,} {reason}" for reason, n in sorted(ineligible.items())) + "."
+        from curate.balance.stage import INELIGIBLE
+
+        text += " Balance could not use: " + ", ".join(
+            f"{n:,} `{reason}` ({INELIGIBLE.get(reason, reason)})" for reason, n in sorted(ineligible.items())) + "."
     if f.pending:
         text += (f" **{f.pending:,}** kept rows had no response yet (synthesis pending) and are not in the "
                  "dataset.")

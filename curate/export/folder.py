@@ -6,9 +6,6 @@ An existing folder is only replaced if it looks like an earlier export (never a 
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import uuid
 from pathlib import Path
 
 from curate.config import ConfigError
@@ -16,6 +13,8 @@ from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from curate.store import staged_folder as store_staged_folder
 
 
 class ExportError(ConfigError):
@@ -29,25 +28,12 @@ def _looks_like_export(folder: Path) -> bool:
 
 @contextlib.contextmanager
 def staged_folder(target: Path) -> Iterator[Path]:
-    """Yield a fresh temporary folder; on success it replaces ``target``."""
+    """Yield a fresh temporary folder; on success it replaces ``target`` (only an earlier export or nothing)."""
     if target.exists() and (not target.is_dir() or not _looks_like_export(target)):
         raise ExportError(f"{target}: exists and is not an earlier export (no README.md + data/); "
                           "choose an empty or new folder")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{target.name}")
-    tmp.mkdir()
-    try:
+    with store_staged_folder(target) as tmp:
         yield tmp
-        old = None
-        if target.exists():
-            old = target.with_name(f".tmp-old-{uuid.uuid4().hex[:8]}-{target.name}")
-            os.replace(target, old)
-        os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_split(folder: Path, split: str, table: pa.Table, shard_rows: int) -> str:

@@ -11,10 +11,10 @@ IMAGES = "images"
 
 
 def balance_input(df: pl.DataFrame) -> pl.DataFrame:
-    """What balance chose from: rows still live before it, i.e. kept now or dropped as not_selected."""
-    from curate.balance.stage import NOT_SELECTED
+    """Rows still live before balance: kept now, or dropped by balance (not selected, or not usable)."""
+    from curate.balance.stage import INELIGIBLE, NOT_SELECTED
 
-    return df.filter(pl.col("drop_reason").is_null() | (pl.col("drop_reason") == NOT_SELECTED))
+    return df.filter(pl.col("drop_reason").is_null() | pl.col("drop_reason").is_in([NOT_SELECTED, *INELIGIBLE]))
 
 
 def write_plots(folder: Path, df: pl.DataFrame, exported: pl.DataFrame, summary: Summary) -> dict[str, str]:

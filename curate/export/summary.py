@@ -17,6 +17,7 @@ from curate import funnel as funnel_mod
 from curate import records
 from curate.balance.kinds import judge_score, record_kind, row_dimension, was_synthesized
 from curate.export.licenses import LicenseSummary, summarize
+from curate.funnel import HAS_RESPONSE
 from curate.store import MANIFEST
 
 SPLIT_ORDER = ("train", "test")
@@ -118,7 +119,6 @@ def review_facts(rows: list[dict[str, Any]], manifests: list[dict[str, Any]]) ->
     }
 
 
-HAS_RESPONSE = pl.col("response").is_not_null() & (pl.col("response").str.strip_chars() != "")
 
 
 def exportable(df: pl.DataFrame) -> pl.DataFrame:
