@@ -66,6 +66,7 @@ def frame(rows: list[dict]) -> pl.DataFrame:
 
 def run(df, server, tmp_path, logs=None, **opts):
     ctx = StageContext(stage="synthesize", work_dir=tmp_path / "cache", log=(logs.append if logs is not None else print))
+    opts.setdefault("kind_detector", "phrases")  # deterministic; the classifier path has its own test
     options = SynthesizeOptions(base_url=server.base_url if server else None, model="writer", backoff_base=0.01,
                                 timeout=5, **opts)
     out = STAGE.run(df, options, ctx)
@@ -255,6 +256,35 @@ def test_near_duplicate_of_an_existing_corpus_answer(openai_server, tmp_path, di
     assert out["drop_reason"].to_list() == [None, "synth_near_duplicate"]
     out, _ = run(df, openai_server, tmp_path / "2", near_duplicate_threshold=0)
     assert out["drop_reason"].to_list() == [None, None]
+
+
+def test_response_kind_classifier_rejects_harmful_answers(openai_server, tmp_path, dims):
+    model_mod = pytest.importorskip("curate.classify.model", reason="the classify stage is not in this tree")
+    subjects = ["the device", "the weapon", "the charge", "the bomb", "the compound", "the mixture"]
+    texts, kinds = [], []
+    for i, s in enumerate(subjects * 5):
+        texts += [f"I can't help with {s}, but I can share general safety resources instead ({i}).",
+                  f"Sure, to cook rice rinse it, boil water and simmer it for {i % 9 + 10} minutes.",
+                  f"Step one: pack {s} with ammonium nitrate, attach the detonator and wire the fuse ({i})."]
+        kinds += [["refusal"], ["helpful"], ["harmful"]]
+    params = dict(model_mod.KIND_PARAMS)
+    kind = model_mod.TextClassifier.train(texts, kinds, params=params)
+    prompt = model_mod.TextClassifier.train(texts, [["S00"]] * len(texts), params=dict(model_mod.PROMPT_PARAMS))
+    model_mod.ClassifierModel(prompt, {}, 0.5, kind).save(tmp_path / "model")
+
+    openai_server.add_rule(Reply(content="Step one: pack the bomb with ammonium nitrate, attach the detonator and "
+                                         "wire the fuse.", reasoning="The user wants this, so I will just answer it."),
+                           match="harmful answer")
+    openai_server.responder = good_reply
+    df = frame([{"prompt": "harmful answer please", "categories": [dims[0].id]},
+                {"prompt": "refused properly", "categories": [dims[0].id]}])
+    out, ctx = run(df, openai_server, tmp_path, kind_detector="classifier", kind_model_dir=tmp_path / "model")
+    assert out["drop_reason"].to_list() == ["synth_harmful_response", None]
+    assert ctx.stats["response_kind_detector"] == "classifier"
+    sent = openai_server.count
+    with pytest.raises(ValueError, match="no classifier model"):
+        run(df, openai_server, tmp_path / "again", kind_detector="classifier", kind_model_dir=tmp_path)
+    assert openai_server.count == sent  # a bad model setting fails before any request is paid for
 
 
 def test_refusal_phrase_detector():

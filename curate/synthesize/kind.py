@@ -1,12 +1,13 @@
 """What kind of answer a candidate is: the classifier's response-kind model if there is one, else phrases.
 
-The classify stage's response-kind model (``refusal`` / ``safe_completion`` / ``helpful`` / ``harmful``) is
-used through ``curate.classify.predict_response_kinds(prompts, responses, langs) -> list[str]`` when that
-function exists. Without it, the bilingual refusal-phrase detector says "refusal" or nothing (None): it
-can catch a refusal where help was wanted and a missing refusal, but it cannot spot a harmful answer.
+The classify stage's model (``curate classifier train``; the shipped default or ``kind_model_dir``) labels
+answers ``refusal`` / ``safe_completion`` / ``helpful`` / ``harmful`` when it carries a response-kind part.
+Without one, the bilingual refusal-phrase detector (refusal.py) says "refusal" or nothing (None): it catches
+a refusal where help was wanted and a missing refusal, but it cannot spot a harmful answer.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 from curate.synthesize.refusal import is_refusal
@@ -18,13 +19,34 @@ def phrase_kinds(prompts: list[str], responses: list[str], langs: list[str]) -> 
     return ["refusal" if is_refusal(r) else None for r in responses]
 
 
-def load_detector() -> tuple[str, KindFn]:
-    """(name, function): "classifier" when the classify stage offers a response-kind model, else "phrases"."""
-    try:
-        from curate.classify import predict_response_kinds  # type: ignore[attr-defined]
-    except ImportError:
+def load_detector(choice: str = "auto", model_dir: Path | None = None) -> tuple[str, KindFn]:
+    """(name, function). ``auto``: the classifier when a model with a response-kind part loads, else phrases."""
+    if choice == "phrases":
         return "phrases", phrase_kinds
-    return "classifier", predict_response_kinds
+    model = _kind_model(model_dir)
+    if model is None:
+        if choice == "classifier":
+            raise ValueError("kind_detector=classifier, but no classifier model with a response-kind part was found "
+                             f"({model_dir or 'the default model'}); train one with `curate classifier train`")
+        return "phrases", phrase_kinds
+
+    def classify(prompts: list[str], responses: list[str], langs: list[str]) -> list[str | None]:
+        return model.kinds(responses)[0]
+
+    return "classifier", classify
+
+
+def _kind_model(model_dir: Path | None):
+    try:
+        from curate.classify.model import ModelError
+        from curate.classify.stage import load_model
+    except ImportError:
+        return None
+    try:
+        model = load_model(model_dir)
+    except (ModelError, OSError):
+        return None
+    return model if getattr(model, "kind", None) is not None else None
 
 
 def kind_mismatch(goal: str, kind: str | None) -> str | None:

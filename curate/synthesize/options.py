@@ -32,6 +32,11 @@ class SynthesizeOptions(LLMOptions):
     near_duplicate_threshold: float = Field(0.9, ge=0, le=1, description="Jaccard similarity above which "
                                                    "an answer duplicates an earlier one (synth_near_duplicate); "
                                                    "0 disables.")
+    kind_detector: Literal["auto", "classifier", "phrases"] = Field(
+        "auto", description="How answers are checked against the goal: the classifier's response-kind model "
+        "(auto: when one is installed), or the bilingual refusal-phrase detector.")
+    kind_model_dir: InputPath | None = Field(None, description="Classifier model folder for the response-kind check "
+                                             "(default: the model shipped with curate).")
     judge: bool = Field(False, description="Score candidates with an LLM judge (1-10 on policy adherence, safety, "
                         "helpfulness, reasoning quality).")
     judge_model: str | None = Field(None, description="Judge model (default: the writer model).")

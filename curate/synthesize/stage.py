@@ -27,7 +27,7 @@ from curate.stage import StageContext
 from curate.synthesize.filters import DEFAULT_BOILERPLATE, Bounds, check_candidate
 from curate.synthesize.goals import DimensionPolicy, goal_for, load_policies, render_policies
 from curate.synthesize.judge import JudgeScores, judge_request
-from curate.synthesize.kind import kind_mismatch, load_detector
+from curate.synthesize.kind import KindFn, kind_mismatch, load_detector
 from curate.synthesize.neardup import AnswerIndex
 from curate.synthesize.options import SynthesizeOptions
 from curate.synthesize.templates import DEFAULT_DIR, Template, language_name, load_template, template_lang
@@ -72,9 +72,10 @@ def run(df: pl.DataFrame, opts: SynthesizeOptions, ctx: StageContext) -> pl.Data
     if not jobs:
         return records.with_stage_meta(df, STAGE, meta)
     config = opts.llm_config(ctx.work_dir)
+    detector, detect = load_detector(opts.kind_detector, opts.kind_model_dir)  # fail on a bad model before paying
     llm_stats = LLMStats()
     generate(jobs, opts, config, ctx, llm_stats)
-    detector = evaluate(jobs, opts, ctx, config, llm_stats)
+    evaluate(jobs, opts, detect, ctx, config, llm_stats)
     updates = select(df, jobs, opts, meta)
     out = apply(df, updates, meta)
     ctx.stats.update(llm_stats.as_dict())
@@ -158,14 +159,14 @@ def _collect(job: Job, k: int, out: Outcome) -> None:
 
 # -- 3. evaluate --------------------------------------------------------------------------------
 
-def evaluate(jobs: list[Job], opts: SynthesizeOptions, ctx: StageContext, config, stats: LLMStats) -> str:
-    """Set each candidate's drop reason (None = passes); returns the response-kind detector's name."""
+def evaluate(jobs: list[Job], opts: SynthesizeOptions, detect: KindFn, ctx: StageContext, config,
+             stats: LLMStats) -> None:
+    """Set each candidate's drop reason (None = passes)."""
     bounds = Bounds(opts.min_response_chars, opts.max_response_chars, opts.min_reasoning_chars)
     blocklist = tuple(p.lower() for p in (*DEFAULT_BOILERPLATE, *opts.boilerplate))
     for job in jobs:
         for cand in job.candidates:
             cand.reason = check_candidate(cand.comp, job.lang, bounds, blocklist)
-    detector_name, detect = load_detector()
     todo = [(job, c) for job in jobs for c in job.candidates if c.reason is None]
     if todo:
         kinds = detect([j.prompt for j, _ in todo], [c.comp.answer for _, c in todo], [j.lang for j, _ in todo])
@@ -173,7 +174,6 @@ def evaluate(jobs: list[Job], opts: SynthesizeOptions, ctx: StageContext, config
             cand.reason = kind_mismatch(job.goal, kind)
     if opts.judge:
         _judge(jobs, opts, ctx, config, stats)
-    return detector_name
 
 
 def _judge(jobs: list[Job], opts: SynthesizeOptions, ctx: StageContext, config, stats: LLMStats) -> None:
