@@ -13,8 +13,8 @@ def test_killed_runs_resume_to_the_same_output(tmp_path, openai_server):  # noqa
     pipeline = small_pipeline(tmp_path / "p.yaml", sources, [
         {"synthesize": {"base_url": openai_server.base_url, "model": "chaos", "concurrency": 4}},
         {"balance": {"seed": 3}}, {"export": {}}])
-    figures = crash_and_resume(pipeline, tmp_path, seeds=[1, 2], env={"OPENAI_API_KEY": "x"})
-    assert figures.kills >= 2, figures
+    figures = crash_and_resume(pipeline, tmp_path, seeds=[1], env={"OPENAI_API_KEY": "x"})
+    assert figures.kills >= 3, figures  # most stages were really killed mid-way, not after they finished
     assert figures.rows_lost == 0 and figures.rows_duplicated == 0, figures
-    assert figures.resumed_equal == 2, figures.notes
+    assert figures.resumed_equal == figures.resumes == 4, figures.notes
     assert figures.stray_temp_outputs == 0 and figures.inconsistent_manifests == 0, figures
