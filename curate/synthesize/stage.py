@@ -67,7 +67,7 @@ def run(df: pl.DataFrame, opts: SynthesizeOptions, ctx: StageContext) -> pl.Data
     base_url = opts.endpoint()
     if not base_url:
         ctx.log(f"[synthesize] skipped: no endpoint configured, {len(jobs):,} rows left pending. To enable, set "
-                f"{BASE_URL_ENV} and {MODEL_ENV} (key in OPENAI_API_KEY) or pass --base-url and --model.")
+                f"{BASE_URL_ENV} and {MODEL_ENV} (key in ${opts.api_key_env}) or pass --base-url and --model.")
         return records.with_stage_meta(df, STAGE, meta)
     if not jobs:
         return records.with_stage_meta(df, STAGE, meta)
