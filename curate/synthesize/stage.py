@@ -241,7 +241,9 @@ def select(df: pl.DataFrame, jobs: list[Job], opts: SynthesizeOptions, meta: lis
             break
         if chosen is not None:
             comp = chosen.comp
-            m.update(status="synthesized", model=comp.model, candidate=chosen.k, cached=comp.cached,
+            # No per-row "cached" flag: a resumed run must write the same rows as an uninterrupted one;
+            # cache hits are counted in the stage manifest (ctx.stats) instead.
+            m.update(status="synthesized", model=comp.model, candidate=chosen.k,
                      tokens=comp.prompt_tokens + comp.completion_tokens)
             if chosen.scores:
                 m["judge"] = chosen.scores.model_dump()
