@@ -1,0 +1,13 @@
+"""review: human review in Label Studio (push samples, pull and merge decisions, agreement, status)."""
+from curate.review.stage import ReviewOptions, run
+from curate.stage import Stage
+
+STAGE = Stage(
+    name="review",
+    Options=ReviewOptions,
+    run=run,
+    help="Send a sample to Label Studio for human review and merge what reviewers finished "
+         "(human labels, edited answers, rejections); does not block unless --wait.",
+)
+
+__all__ = ["STAGE", "ReviewOptions", "run"]

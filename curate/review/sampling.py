@@ -1,0 +1,126 @@
+"""Which records reviewers see: a deterministic sample (same input and seed, same sample).
+
+- ``stratified``: equal shares per stratum (primary dimension x language), smaller strata taken whole and
+  their unused share spread over the others (round robin over shuffled strata).
+- ``uncertain``: lowest classifier confidence first (the dimension score closest to 0.5 in ``category_scores``).
+- ``disagreement``: records whose source labels and classifier disagree first (most disagreement first),
+  then by uncertainty.
+- ``all``: every kept record.
+
+Only kept rows (no ``drop_reason``) are sampled.
+"""
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import polars as pl
+
+from curate import records
+
+STRATEGIES = ("stratified", "uncertain", "disagreement", "all")
+SAFE = "S00"
+
+
+def stratum(categories: list[str] | None, lang: str | None) -> str:
+    """The primary (lowest id) dimension x language, e.g. ``S03/zh``; no category = ``S00`` (safe)."""
+    primary = sorted(categories)[0] if categories else SAFE
+    return f"{primary}/{lang or 'unknown'}"
+
+
+def scores(value: str | None) -> dict[str, float]:
+    if not value:
+        return {}
+    try:
+        parsed = json.loads(value)
+    except (TypeError, json.JSONDecodeError):
+        return {}
+    if not isinstance(parsed, dict):
+        return {}
+    return {str(k): float(v) for k, v in parsed.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def confidence(category_scores: str | None) -> float | None:
+    """How sure the classifier is: the smallest distance of any dimension score from 0.5, doubled (0..1)."""
+    s = scores(category_scores)
+    if not s:
+        return None
+    return round(min(abs(p - 0.5) for p in s.values()) * 2, 6)
+
+
+def _classifier_view(row: dict[str, Any]) -> tuple[set[str] | None, set[str] | None, Any, Any]:
+    """(source categories, classifier categories, source harmful, classifier harmful) as far as known.
+
+    Read from ``meta["classify"]`` (``source_categories`` / ``categories``, ``source_prompt_harmful`` /
+    ``prompt_harmful``); without it, the row's own categories count as the source's when they came from the
+    source, and the classifier's are the dimensions scoring 0.5 or more.
+    """
+    meta = records.load_meta(row.get("meta")).get("classify") or {}
+    own = set(row.get("categories") or [])
+    origin = row.get("label_origin")
+    src = meta.get("source_categories")
+    src = set(src) if isinstance(src, list) else (own if origin in (None, "source") else None)
+    clf = meta.get("categories")
+    if isinstance(clf, list):
+        clf = set(clf)
+    elif origin == "classifier":
+        clf = own
+    else:
+        s = scores(row.get("category_scores"))
+        clf = {k for k, p in s.items() if p >= 0.5 and k != SAFE} if s else None
+    return src, clf, meta.get("source_prompt_harmful"), meta.get("prompt_harmful")
+
+
+def disagreement(row: dict[str, Any]) -> float:
+    """0 = agree or unknown; up to 2 = disjoint dimensions and opposite harmful verdicts."""
+    src, clf, src_h, clf_h = _classifier_view(row)
+    score = 0.0
+    if src is not None and clf is not None and (src or clf):
+        score += 1.0 - len(src & clf) / len(src | clf)
+    if isinstance(src_h, bool) and isinstance(clf_h, bool) and src_h != clf_h:
+        score += 1.0
+    return round(score, 6)
+
+
+def select(df: pl.DataFrame, n: int | None, strategy: str = "stratified", seed: int = 0) -> pl.DataFrame:
+    """The sample, in review order, with two extra columns: ``_stratum`` and ``_priority`` (for task data)."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown sampling strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    pool = records.kept(df)
+    rows = pool.to_dicts()
+    rng = random.Random(seed)
+    order = list(range(len(rows)))
+    rng.shuffle(order)  # seeded tie-break for every strategy
+    tie = {i: k for k, i in enumerate(order)}
+    strata = [stratum(r["categories"], r["lang"]) for r in rows]
+    if strategy == "stratified":
+        groups: dict[str, list[int]] = {}
+        for i in order:
+            groups.setdefault(strata[i], []).append(i)
+        picked: list[int] = []
+        queues = [groups[k] for k in sorted(groups)]
+        depth = 0
+        while any(depth < len(q) for q in queues):
+            picked.extend(q[depth] for q in queues if depth < len(q))
+            depth += 1
+        priority = [0.0] * len(rows)
+    elif strategy == "uncertain":
+        priority = [confidence(r["category_scores"]) for r in rows]
+        picked = sorted(range(len(rows)), key=lambda i: (priority[i] is None, priority[i] or 0.0, tie[i]))
+    elif strategy == "disagreement":
+        dis = [disagreement(r) for r in rows]
+        conf = [confidence(r["category_scores"]) for r in rows]
+        priority = dis
+        picked = sorted(range(len(rows)), key=lambda i: (-dis[i], conf[i] is None, conf[i] or 0.0, tie[i]))
+    else:
+        priority = [0.0] * len(rows)
+        picked = order
+    if n is not None:
+        picked = picked[:n]
+    out = pool[picked] if picked else pool.clear()
+    return out.with_columns(
+        pl.Series("_stratum", [strata[i] for i in picked], dtype=pl.Utf8),
+        pl.Series("_priority", [float(priority[i]) if priority[i] is not None else None for i in picked],
+                  dtype=pl.Float64),
+    )

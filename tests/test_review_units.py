@@ -1,0 +1,236 @@
+"""Review stage pieces that need no server: agreement figures, sampling, merge rules, the labeling config."""
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import polars as pl
+import pytest
+
+from curate import records
+from curate.review import label_config as lc
+from curate.review.agreement import agreement, cohen_kappa, fleiss_kappa, percent_agreement
+from curate.review.merge import decide_task, merge
+from curate.review.sampling import confidence, disagreement, select, stratum
+from curate.review.stage import ReviewOptions, run
+from curate.stage import StageContext
+from curate.taxonomy import Taxonomy
+
+HARM = Taxonomy.load().harm_ids
+
+
+# --- agreement -------------------------------------------------------------------------------------------------
+
+def test_cohen_kappa_matches_the_textbook_example():
+    # Wikipedia "Cohen's kappa": 50 items, yes/yes 20, yes/no 5, no/yes 10, no/no 15 -> kappa 0.4
+    a = ["y"] * 20 + ["y"] * 5 + ["n"] * 10 + ["n"] * 15
+    b = ["y"] * 20 + ["n"] * 5 + ["y"] * 10 + ["n"] * 15
+    assert cohen_kappa(a, b) == pytest.approx(0.4)
+    assert cohen_kappa(a, a) == pytest.approx(1.0)
+    assert cohen_kappa(["y", "y"], ["y", "y"]) is None  # chance agreement is already 1: undefined
+
+
+def test_fleiss_kappa_matches_the_published_example():
+    # Fleiss (1971) as worked on Wikipedia: 10 subjects, 14 raters, 5 categories -> kappa 0.210
+    table = [[0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
+             [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2], [6, 5, 2, 1, 0], [0, 2, 2, 3, 7]]
+    items = [[cat for cat, n in enumerate(row) for _ in range(n)] for row in table]
+    assert fleiss_kappa(items) == pytest.approx(0.2099, abs=1e-4)
+
+
+def test_fleiss_with_two_raters_is_close_to_cohen_and_single_ratings_are_ignored():
+    pairs = [("a", "a"), ("a", "b"), ("b", "b"), ("b", "b"), ("a", "a"), ("c", "a")]
+    k = fleiss_kappa([list(p) for p in pairs] + [["a"]])
+    assert k == pytest.approx(cohen_kappa([p[0] for p in pairs], [p[1] for p in pairs]), abs=0.06)
+    assert percent_agreement([list(p) for p in pairs] + [["z"]]) == pytest.approx(4 / 6)
+
+
+def test_agreement_picks_cohen_for_pairs_and_fleiss_for_more():
+    assert agreement([["a", "a"], ["a", "b"], ["b", "b"]])["method"] == "cohen"
+    three = agreement([["a", "a", "a"], ["a", "b", "b"], ["b", "b", "b"]])
+    assert three["method"] == "fleiss" and three["tasks"] == 3 and three["percent"] == pytest.approx(2 / 3, abs=1e-4)
+    assert agreement([["a"], []]) == {"method": None, "kappa": None, "percent": None, "tasks": 0}
+
+
+# --- sampling --------------------------------------------------------------------------------------------------
+
+def _records(n: int = 40) -> pl.DataFrame:
+    rows = []
+    for i in range(n):
+        cats = [["S03"], ["S05"], [], ["S06", "S09"]][i % 4]
+        rows.append({"id": f"r{i:03d}", "source": "unit", "source_id": str(i), "lang": "zh" if i % 3 == 0 else "en",
+                     "prompt": f"prompt {i}", "response": f"answer {i}", "reasoning": f"thinking {i}",
+                     "categories": cats, "label_origin": "source", "prompt_harmful": bool(cats),
+                     "category_scores": json.dumps({c: round(0.5 + (i % 10) / 20, 3) for c in cats} or {"S03": 0.02})})
+    return records.conform(pl.DataFrame(rows))
+
+
+def test_stratum_is_primary_dimension_by_language():
+    assert stratum(["S09", "S06"], "zh") == "S06/zh"
+    assert stratum([], "en") == "S00/en"
+    assert stratum(None, None) == "S00/unknown"
+
+
+def test_stratified_sample_spreads_over_strata_and_is_deterministic():
+    df = _records(40)
+    sample = select(df, 12, "stratified", seed=1)
+    counts = sample.group_by("_stratum").len()
+    assert sample.height == 12
+    # 8 strata of 3..7 rows: 12 picks -> every stratum 1 or 2
+    assert counts["len"].min() >= 1 and counts["len"].max() <= 2 and counts.height == 8
+    assert select(df, 12, "stratified", seed=1)["id"].to_list() == sample["id"].to_list()
+    assert select(df, 12, "stratified", seed=2)["id"].to_list() != sample["id"].to_list()
+
+
+def test_sampling_skips_dropped_rows():
+    df = records.mark_dropped(_records(8), pl.col("id") == "r000", "exact_duplicate")
+    assert "r000" not in select(df, None, "all")["id"].to_list()
+    assert select(df, None, "all").height == 7
+
+
+def test_uncertain_puts_scores_near_one_half_first():
+    df = _records(40)
+    assert confidence(json.dumps({"S03": 0.55, "S05": 0.99})) == pytest.approx(0.1)
+    assert confidence(None) is None and confidence("not json") is None
+    sample = select(df, 10, "uncertain")
+    conf = [confidence(v) for v in sample["category_scores"].to_list()]
+    assert conf == sorted(conf) and conf[0] == pytest.approx(0.0)
+
+
+def test_disagreement_puts_source_vs_classifier_conflicts_first():
+    df = _records(12)
+    meta = [records.dump_meta({"classify": {"source_categories": ["S03"], "categories": ["S07"],
+                                            "source_prompt_harmful": True, "prompt_harmful": False}})
+            if i == 7 else records.dump_meta({"classify": {"source_categories": ["S05"], "categories": ["S05", "S12"]}})
+            if i == 4 else "{}" for i in range(12)]
+    df = df.with_columns(pl.Series("meta", meta))
+    rows = df.to_dicts()
+    assert disagreement(rows[7]) == pytest.approx(2.0)
+    assert disagreement(rows[4]) == pytest.approx(0.5)
+    assert select(df, 2, "disagreement")["id"].to_list() == ["r007", "r004"]
+
+
+def test_unknown_strategy_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown sampling strategy"):
+        select(_records(4), 2, "vibes")
+
+
+# --- merge rules -----------------------------------------------------------------------------------------------
+
+def _ann(aid, who, verdict=None, cats=None, harmful=None, corrected=None, rating=None, ts="2026-01-01T00:00:00Z"):
+    result = {}
+    if verdict:
+        result[lc.VERDICT] = [verdict]
+    if cats is not None:
+        result[lc.CATEGORIES] = cats
+    if harmful:
+        result[lc.PROMPT_HARMFUL] = [harmful]
+    if corrected is not None:
+        result[lc.CORRECTED] = corrected
+    if rating is not None:
+        result[lc.REASONING_RATING] = rating
+    return {"id": aid, "completed_by": who, "was_cancelled": False, "updated_at": ts, "result": result}
+
+
+def test_majority_decides_and_ties_are_flagged():
+    anns = [_ann(1, 1, "accept", ["S03"], "yes"), _ann(2, 2, "accept", ["S03", "S05"], "yes"),
+            _ann(3, 3, "reject", ["S03"], "yes")]
+    d = decide_task(anns, HARM, "majority")
+    assert d["categories"] == ["S03"] and d["verdict"] == "accept" and d["prompt_harmful"] is True
+    assert d["conflicts"] == []
+    tie = decide_task(anns[:2], HARM, "majority")
+    assert tie["conflicts"] == ["S05"] and tie["categories"] is None
+    strict = decide_task(anns, HARM, "adjudicate")
+    assert set(strict["conflicts"]) == {"S05", lc.VERDICT} and strict["verdict"] is None
+
+
+def test_latest_annotation_of_an_annotator_counts_once_and_skips_are_ignored():
+    anns = [_ann(1, 7, "reject", [], ts="2026-01-01T00:00:00Z"), _ann(2, 7, "accept", [], ts="2026-01-02T00:00:00Z"),
+            {**_ann(3, 8, "reject", []), "was_cancelled": True}]
+    d = decide_task(anns, HARM, "majority")
+    assert d["verdict"] == "accept" and d["annotators"] == [7]
+
+
+def test_merge_applies_edits_rejections_and_human_labels():
+    df = _records(4)
+    state = {"tasks": {
+        "11": {"record_id": "r000", "annotations": [_ann(1, 1, "edit", ["S03", "S04"], "yes", "A better answer.", 4)]},
+        "12": {"record_id": "r001", "annotations": [_ann(2, 1, "reject", ["S05"], "yes")]},
+        "13": {"record_id": "r002", "annotations": [_ann(3, 1, "accept", ["S03"]), _ann(4, 2, "accept", [])]},
+        "14": {"record_id": "gone", "annotations": [_ann(5, 1, "accept", [])]},
+        "15": {"record_id": "r003", "annotations": []},
+    }}
+    out, stats = merge(df, state, harm_ids=HARM, rule="majority", project="p")
+    rows = {r["id"]: r for r in out.to_dicts()}
+    r0 = rows["r000"]
+    assert r0["response"] == "A better answer." and r0["categories"] == ["S03", "S04"]
+    assert r0["label_origin"] == "human" and r0["drop_reason"] is None
+    meta0 = json.loads(r0["meta"])["review"]
+    assert meta0["original_response"] == "answer 0" and meta0["reasoning_rating"] == 4 and meta0["task_id"] == 11
+    assert rows["r001"]["drop_reason"] == "rejected_in_review" and rows["r001"]["response"] == "answer 1"
+    r2 = rows["r002"]  # S03 ticked by one of two: a tie, flagged, labels untouched
+    assert r2["categories"] == [] and r2["label_origin"] == "source"
+    assert json.loads(r2["meta"])["review"]["needs_adjudication"] is True
+    assert rows["r003"]["meta"] == "{}" and rows["r003"]["label_origin"] == "source"
+    assert stats["reviewed"] == 3 and stats["edited"] == 1 and stats["rejected"] == 1 and stats["not_in_input"] == 1
+    assert out["id"].to_list() == df["id"].to_list()
+    records.validate(out)
+
+
+def test_an_earlier_drop_reason_wins_over_the_review():
+    df = records.mark_dropped(_records(2), pl.col("id") == "r000", "near_duplicate")
+    state = {"tasks": {"1": {"record_id": "r000", "annotations": [_ann(1, 1, "reject", [])]}}}
+    out, _ = merge(df, state, harm_ids=HARM)
+    assert out.filter(pl.col("id") == "r000")["drop_reason"].item() == "near_duplicate"
+
+
+# --- stage without a server --------------------------------------------------------------------------------------
+
+def test_stage_without_url_passes_rows_through_and_says_how_to_enable(tmp_path, monkeypatch):
+    monkeypatch.delenv("LABEL_STUDIO_URL", raising=False)
+    lines: list[str] = []
+    ctx = StageContext(stage="review", work_dir=tmp_path, log=lines.append)
+    df = _records(6)
+    out = run(df, ReviewOptions(), ctx)
+    assert out.equals(df)
+    assert len(lines) == 1 and "LABEL_STUDIO_URL" in lines[0] and "make label-studio" in lines[0]
+    assert ctx.stats["skipped"]
+
+
+def test_options_reject_unknown_rules():
+    with pytest.raises(ValueError):
+        ReviewOptions(conflict="coin-flip")
+    with pytest.raises(ValueError):
+        ReviewOptions(strategy="random")
+
+
+# --- labeling config ----------------------------------------------------------------------------------------------
+
+def test_label_config_file_is_up_to_date():
+    assert lc.default_config_path().read_text(encoding="utf-8") == lc.label_config(), \
+        "annotations/label_config.xml is stale: run `python -m curate.review.label_config`"
+
+
+def test_label_config_follows_the_taxonomy(tmp_path):
+    root = ET.fromstring(lc.label_config())
+    names = {el.get("name") for el in root.iter() if el.get("name")}
+    assert set(lc.FIELDS) <= names and {"prompt", "reasoning", "response"} <= names
+    dims = [c for c in root.iter("Choices") if c.get("name") == lc.CATEGORIES][0]
+    assert [c.get("alias") for c in dims] == HARM
+    assert any("暴力" in c.get("value") for c in dims)  # zh names shown beside en
+    hotkeys = [c.get("hotkey") for c in root.iter("Choice") if c.get("hotkey")]
+    assert len(hotkeys) == len(set(hotkeys)) >= 5
+
+
+def test_label_config_for_a_custom_taxonomy(tmp_path):
+    import yaml
+
+    default = yaml.safe_load((Taxonomy.load().path / "dimensions.yaml").read_text(encoding="utf-8"))
+    spec = {"version": "custom", "safe": default["safe"], "dimensions": [
+        {**default["dimensions"][0], "id": "X1", "name_en": "Gambling", "name_zh": "赌博"},
+        {**default["dimensions"][1], "id": "X2", "name_en": "Drugs & <chemicals>", "name_zh": "毒品"}]}
+    (tmp_path / "dimensions.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
+    root = ET.fromstring(lc.label_config(Taxonomy.load(tmp_path)))  # also proves the XML escapes "<" and "&"
+    dims = [c for c in root.iter("Choices") if c.get("name") == lc.CATEGORIES][0]
+    assert [(c.get("alias"), c.get("value")) for c in dims] == [
+        ("X1", "X1 Gambling / 赌博"), ("X2", "X2 Drugs & <chemicals> / 毒品")]
