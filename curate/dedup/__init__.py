@@ -1,0 +1,17 @@
+"""dedup: exact and MinHash-LSH near-duplicate clusters (zh/en aware), a representative per cluster,
+and decontamination against eval sets. Rows are kept: duplicates get ``drop_reason = "duplicate"``,
+rows overlapping an eval item ``"contaminated"`` (with the eval id in ``meta["dedup"]``).
+"""
+from curate.dedup.options import DedupOptions
+from curate.dedup.stage import find_clusters, run
+from curate.stage import Stage
+
+STAGE = Stage(
+    name="dedup",
+    Options=DedupOptions,
+    run=run,
+    help="Cluster exact and near-duplicate rows (MinHash LSH + exact Jaccard), keep one representative per "
+         "cluster, and mark rows that overlap eval sets (--against).",
+)
+
+__all__ = ["STAGE", "DedupOptions", "find_clusters", "run"]

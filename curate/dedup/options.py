@@ -1,0 +1,67 @@
+"""Options of the dedup stage (also its CLI flags and pipeline YAML keys)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+
+from curate.config import InputPath
+from curate.dedup.representative import DEFAULT_PREFER, Criterion
+from curate.stage import StageOptions
+
+# Chosen with benchmarks/dedup_bench.py --sweep (see README, performance): the best pair F1 on planted
+# near-duplicates of short safety prompts at threshold 0.8.
+DEFAULT_WORD_NGRAM = 2
+DEFAULT_CHAR_NGRAM = 2
+
+
+class DedupOptions(StageOptions):
+    field: str = Field("prompt", description="Text column compared (prompt or response).")
+    threshold: float = Field(0.8, gt=0, le=1, description="Jaccard similarity of shingle sets at or above which "
+                             "two rows are near-duplicates (checked exactly on every LSH candidate pair).")
+    num_perm: int = Field(128, ge=8, le=1024, description="MinHash permutations available to the LSH bands "
+                          "(bands x rows <= num_perm).")
+    ngram: int | None = Field(None, ge=1, le=32, description="Shingle size for every row; default: per script, "
+                              f"word {DEFAULT_WORD_NGRAM}-grams for space-delimited text and character "
+                              f"{DEFAULT_CHAR_NGRAM}-grams for Chinese/Japanese/Korean.")
+    word_ngram: int = Field(DEFAULT_WORD_NGRAM, ge=1, le=32, description="Word n-gram size for space-delimited text.")
+    char_ngram: int = Field(DEFAULT_CHAR_NGRAM, ge=1, le=32, description="Character n-gram size for CJK text.")
+    bands: int | None = Field(None, ge=1, description="LSH bands (default: derived from threshold and num_perm).")
+    rows: int | None = Field(None, ge=1, description="Rows per LSH band (default: derived with --bands).")
+    false_negative_weight: float = Field(0.9, gt=0, lt=1, description="Weight of missed pairs against extra "
+                                         "candidates when deriving bands x rows; candidates are verified "
+                                         "exactly, so a miss costs more than a check.")
+    against: list[InputPath] = Field(default_factory=list, description="Eval sets to decontaminate against "
+                                     "(.jsonl/.jsonl.gz/.json/.csv/.parquet or a parquet folder).")
+    against_field: str = Field("prompt", description="Text column of the --against files.")
+    contamination_threshold: float = Field(0.8, gt=0, le=1, description="Shingle overlap coefficient with an eval "
+                                           "item at or above which a row is contaminated.")
+    prefer: list[Criterion] = Field(default_factory=lambda: list(DEFAULT_PREFER), description="Representative "
+                                    "policy, in order: response, human, source, longest; ties go to the smallest id.")
+    source_priority: list[str] = Field(default_factory=list, description="Sources in order of preference for "
+                                       "representatives (criterion 'source').")
+    workers: int = Field(1, ge=1, le=256, description="Processes computing signatures over shards "
+                         "(used from 20,000 rows).")
+    shard_rows: int = Field(100_000, ge=1000, description="Rows per signature shard (bounds memory per process).")
+
+    @model_validator(mode="after")
+    def _bands_rows(self) -> "DedupOptions":
+        if (self.bands is None) != (self.rows is None):
+            raise ValueError("give both bands and rows, or neither (then both are derived from the threshold)")
+        if self.bands is not None and self.bands * self.rows > self.num_perm:
+            raise ValueError(f"bands x rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}")
+        return self
+
+    def shingle_sizes(self) -> tuple[int, int]:
+        return (self.ngram, self.ngram) if self.ngram else (self.word_ngram, self.char_ngram)
+
+    def lsh_shape(self) -> tuple[int, int]:
+        from curate.dedup.lsh import optimal_param
+
+        if self.bands is not None:
+            return self.bands, self.rows
+        return optimal_param(self.threshold, self.num_perm, 1 - self.false_negative_weight,
+                             self.false_negative_weight)
+
+    def eval_paths(self) -> list[Path]:
+        return list(self.against)

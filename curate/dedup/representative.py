@@ -1,0 +1,49 @@
+"""Which row represents a cluster: a documented, configurable and deterministic order.
+
+Rows already dropped by an earlier stage never represent a cluster while a kept row is in it. Then the
+criteria in `prefer` apply in order:
+  response  - rows with a non-empty response first (an answer is work already done)
+  human     - human-labelled rows (label_origin == "human") first
+  source    - rows whose source comes earlier in `source_priority` first (unlisted sources last)
+  longest   - longer prompts first (more context kept)
+and the smallest record id breaks any remaining tie, so the choice never depends on input order.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import polars as pl
+
+Criterion = Literal["response", "human", "source", "longest"]
+DEFAULT_PREFER: list[Criterion] = ["response", "human", "source", "longest"]
+
+
+def rank_columns(df: pl.DataFrame, field: str, prefer: list[Criterion], source_priority: list[str]) -> list[pl.Expr]:
+    """Sort expressions, smaller = better, in order of importance."""
+    exprs = [pl.col("drop_reason").is_not_null().alias("_r_dropped")]
+    priority = {name: i for i, name in enumerate(source_priority)}
+    for criterion in prefer:
+        if criterion == "response":
+            exprs.append((pl.col("response").fill_null("").str.strip_chars() == "").alias("_r_response"))
+        elif criterion == "human":
+            exprs.append((pl.col("label_origin").fill_null("") != "human").alias("_r_human"))
+        elif criterion == "source":
+            exprs.append(pl.col("source").replace_strict(priority, default=len(priority), return_dtype=pl.Int64)
+                         .alias("_r_source"))
+        elif criterion == "longest":
+            exprs.append((-pl.col(field).fill_null("").str.len_chars().cast(pl.Int64)).alias("_r_longest"))
+    exprs.append(pl.col("id").alias("_r_id"))
+    return exprs
+
+
+def representatives(df: pl.DataFrame, roots: np.ndarray, field: str, prefer: list[Criterion],
+                    source_priority: list[str]) -> np.ndarray:
+    """Row index of the representative of each row's cluster (roots: a cluster label per row)."""
+    ranked = df.select(rank_columns(df, field, prefer, source_priority)).with_columns(
+        pl.Series("_root", roots), pl.int_range(pl.len(), dtype=pl.Int64).alias("_row"))
+    keys = [c for c in ranked.columns if c.startswith("_r_")]
+    best = ranked.sort(keys).group_by("_root", maintain_order=True).first().select("_root", "_row")
+    rep_of_root = np.zeros(len(roots), dtype=np.int64)  # roots are row indices (clusters.components)
+    rep_of_root[best["_root"].to_numpy()] = best["_row"].to_numpy()
+    return rep_of_root[roots]

@@ -1,0 +1,124 @@
+"""The dedup stage: exact duplicates, MinHash-LSH near-duplicates verified by exact Jaccard, clusters,
+representatives and decontamination. Every row is kept; rejected rows get a drop_reason.
+
+1. rows with the same normalised text (exact key) are one group; only one text per group is shingled;
+2. band keys of those texts (signatures.compute, process pool over shards) give candidate pairs (lsh);
+3. pairs whose exact Jaccard reaches the threshold are joined with the exact groups (clusters);
+4. each cluster's representative follows the policy (representative); the others are duplicates;
+5. rows overlapping an eval item (decontaminate) are "contaminated", before duplicates are marked, so a
+   contaminated row never represents a cluster.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import polars as pl
+
+from curate import records
+from curate.dedup import clusters, decontaminate, lsh, representative, signatures
+from curate.dedup.jaccard import jaccard
+from curate.dedup.options import DedupOptions
+from curate.dedup.shingles import Shingles, subset, unique_per_row
+from curate.stage import StageContext
+
+STAGE_NAME = "dedup"
+
+
+def _exact_groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(first row index of each distinct key, for every row the index of its distinct key)."""
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")  # number distinct texts in input order
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return first[order], rank[inverse.ravel()]
+
+
+def _similarities(sh: Shingles, pairs: np.ndarray) -> np.ndarray:
+    """Exact Jaccard of candidate pairs, on the unique shingles of the rows involved only."""
+    if len(pairs) == 0:
+        return np.zeros(0)
+    involved, local = np.unique(pairs, return_inverse=True)
+    return jaccard(unique_per_row(subset(sh, involved)), local.reshape(pairs.shape))
+
+
+def find_clusters(texts: pl.Series, opts: DedupOptions, ctx: StageContext | None = None) -> dict:
+    """Cluster root per row plus what the steps found (used by run and by the benchmark)."""
+    n = len(texts)
+    word_n, char_n = opts.shingle_sizes()
+    bands, rows = opts.lsh_shape()
+    params = signatures.Params(word_n=word_n, char_n=char_n, bands=bands, rows=rows)
+
+    all_texts = texts.fill_null("").to_list()
+    if ctx is not None:
+        with ctx.progress(n, "dedup signatures") as bar:
+            exact, keys, sh = signatures.compute(all_texts, params, opts.workers, opts.shard_rows, bar.advance)
+    else:
+        exact, keys, sh = signatures.compute(all_texts, params, opts.workers, opts.shard_rows)
+    del all_texts
+    # one row per distinct text goes on to LSH; exact copies join their first row's cluster
+    first, unique_of_row = _exact_groups(exact)
+    if len(first) < n:
+        keys, sh = keys[:, first], subset(sh, first)
+    candidates = lsh.candidate_pairs(keys)
+    del keys
+    verified = candidates[_similarities(sh, candidates) >= opts.threshold - 1e-12]
+
+    unique_roots = clusters.components(len(first), verified)
+    # map back to rows: a row's root is the first row holding its unique text's root
+    roots = first[unique_roots[unique_of_row]] if n else np.zeros(0, dtype=np.int64)
+    return {"roots": roots, "shingles": sh, "unique_of_row": unique_of_row, "bands": bands, "rows": rows,
+            "unique_texts": len(first), "candidate_pairs": len(candidates), "verified_pairs": len(verified),
+            "word_ngram": word_n, "char_ngram": char_n}
+
+
+def _decontaminate(df: pl.DataFrame, found: dict, opts: DedupOptions, ctx: StageContext) -> pl.DataFrame:
+    evals = decontaminate.read_eval_sets(opts.eval_paths(), opts.against_field)
+    ev_sh = decontaminate.eval_shingles(evals, found["word_ngram"], found["char_ngram"])
+    best, which = decontaminate.best_overlap(unique_per_row(found["shingles"]), ev_sh)
+    row_best, row_which = best[found["unique_of_row"]], which[found["unique_of_row"]]
+    hit = row_best >= opts.contamination_threshold - 1e-12
+    ctx.stats["eval_items"] = len(evals.ids)
+    ctx.stats["contaminated"] = int(hit.sum())
+    meta = [{"contaminated_by": evals.ids[int(w)], "eval_overlap": round(float(b), 4)} if h else None
+            for h, w, b in zip(hit.tolist(), row_which.tolist(), row_best.tolist())]
+    df = records.with_stage_meta(df, STAGE_NAME, meta)
+    return records.mark_dropped(df, pl.Series(hit), "contaminated")
+
+
+def run(df: pl.DataFrame, opts: DedupOptions, ctx: StageContext) -> pl.DataFrame:
+    started = time.perf_counter()
+    if df.height == 0:
+        return df
+    if opts.field not in df.columns or df.schema[opts.field] != pl.Utf8:
+        raise ValueError(f"dedup: field {opts.field!r} is not a text column of the records")
+    found = find_clusters(df[opts.field], opts, ctx)
+    if opts.against:
+        df = _decontaminate(df, found, opts, ctx)
+
+    roots = found["roots"]
+    rep = representative.representatives(df, roots, opts.field, opts.prefer, opts.source_priority)
+    row = np.arange(df.height)
+    size = np.bincount(roots, minlength=df.height)[roots]
+    is_dup = rep != row
+    ids = df["id"].to_numpy()
+    exact_rep = found["unique_of_row"] == found["unique_of_row"][rep]
+    df = df.with_columns(pl.Series("dup_cluster", ids[rep], dtype=pl.Utf8), pl.Series("is_duplicate", is_dup))
+    meta = [{"cluster_size": int(s), "representative": bool(not d), "match": "exact" if e else "near"}
+            if s > 1 else None for s, d, e in zip(size.tolist(), is_dup.tolist(), exact_rep.tolist())]
+    df = records.with_stage_meta(df, STAGE_NAME, meta)
+    df = records.mark_dropped(df, pl.Series(is_dup), "duplicate")
+
+    seconds = time.perf_counter() - started
+    ctx.stats.update({
+        "rows": df.height, "unique_texts": found["unique_texts"], "clusters": int(len(np.unique(roots))),
+        "duplicates": int(is_dup.sum()), "exact_duplicates": int(df.height - found["unique_texts"]),
+        "candidate_pairs": found["candidate_pairs"], "verified_pairs": found["verified_pairs"],
+        "bands": found["bands"], "rows_per_band": found["rows"], "word_ngram": found["word_ngram"],
+        "char_ngram": found["char_ngram"], "seconds": round(seconds, 3),
+        "rows_per_second": round(df.height / seconds) if seconds else None,
+    })
+    ctx.log(f"dedup: {df.height} rows, {int(is_dup.sum())} duplicates in {len(np.unique(roots))} clusters "
+            f"({found['bands']} bands x {found['rows']} rows, {found['verified_pairs']} of "
+            f"{found['candidate_pairs']} candidate pairs verified)")
+    return df
