@@ -62,6 +62,8 @@ class Dimension:
     response_mode: str
     policy_en: str
     policy_zh: str
+    examples_en: tuple[str, ...] = ()  # short typical requests: extra training lines for the classifier
+    examples_zh: tuple[str, ...] = ()
 
     def name(self, lang: str = "en") -> str:
         return self.name_zh if lang.startswith("zh") else self.name_en
@@ -248,7 +250,16 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 def _dimension(spec: Any, where: str) -> Dimension:
     if not isinstance(spec, dict):
         raise TaxonomyError(f"{where}: each dimension must be a mapping, got {spec!r}")
-    return Dimension(**{name: str(spec.get(name) or "").strip() for name in Dimension.__dataclass_fields__})
+    values: dict[str, Any] = {}
+    for name in Dimension.__dataclass_fields__:
+        if name.startswith("examples_"):
+            raw = spec.get(name) or []
+            if not isinstance(raw, list):
+                raise TaxonomyError(f"{where}: dimension {spec.get('id')!r}: {name} must be a list of strings")
+            values[name] = tuple(str(x).strip() for x in raw if x is not None and str(x).strip())
+        else:
+            values[name] = str(spec.get(name) or "").strip()
+    return Dimension(**values)
 
 
 @dataclass
@@ -258,6 +269,7 @@ class Taxonomy:
     safe: Dimension
     dimensions: list[Dimension]
     _mappings: dict[str, LabelMapping] = field(default_factory=dict, repr=False)
+    _load_problems: list[str] = field(default_factory=list, repr=False)
 
     @classmethod
     def load(cls, path: Path | str | None = None) -> "Taxonomy":
@@ -271,8 +283,26 @@ class Taxonomy:
             raise TaxonomyError(f"{file}: 'dimensions' must be a non-empty list")
         if not isinstance(data.get("safe"), dict):
             raise TaxonomyError(f"{file}: 'safe' (the S00 entry) is missing")
-        return cls(root, str(data.get("version", "")), _dimension(data["safe"], str(file)),
-                   [_dimension(d, str(file)) for d in data["dimensions"]])
+        specs = [dict(data["safe"]), *[dict(d) if isinstance(d, dict) else d for d in data["dimensions"]]]
+        examples = root / "examples.yaml"
+        extra_problems: list[str] = []
+        if examples.is_file():  # optional seed examples, kept apart so dimensions.yaml stays readable
+            by_id = _read_yaml(examples)
+            known = {s.get("id") for s in specs if isinstance(s, dict)}
+            for dim_id, langs in by_id.items():
+                if dim_id not in known:
+                    extra_problems.append(f"examples.yaml: unknown dimension {dim_id!r}")
+                    continue
+                if not isinstance(langs, dict):
+                    extra_problems.append(f"examples.yaml: {dim_id} must map en/zh to lists of examples")
+                    continue
+                spec = next(s for s in specs if isinstance(s, dict) and s.get("id") == dim_id)
+                for lang in ("en", "zh"):
+                    spec[f"examples_{lang}"] = list(spec.get(f"examples_{lang}") or []) + list(langs.get(lang) or [])
+        tax = cls(root, str(data.get("version", "")), _dimension(specs[0], str(file)),
+                  [_dimension(d, str(file)) for d in specs[1:]])
+        tax._load_problems = extra_problems
+        return tax
 
     @cached_property
     def _by_id(self) -> dict[str, Dimension]:
@@ -308,7 +338,7 @@ class Taxonomy:
 
     def validate(self) -> list[str]:
         """Problems that make the taxonomy unusable or ambiguous; [] when it is fine."""
-        problems: list[str] = []
+        problems: list[str] = list(self._load_problems)
         ids = [d.id for d in [self.safe, *self.dimensions]]
         keys = [d.key for d in [self.safe, *self.dimensions]]
         for kind, values in (("id", ids), ("key", keys)):

@@ -1,0 +1,131 @@
+"""classify benchmark: quality on a random split and leave-one-source-out (LOSO), zh and en separately,
+for curate's training recipe against the plain fastText baseline trained in the same run; and speed.
+
+    python benchmarks/classify_bench.py [--permissive] [--skip-loso] [--out results.json]
+
+LOSO: for every source (family) with enough labelled rows, train on all the others and predict the held-out
+one; per-language macro-F1 is computed over the pooled held-out predictions (labels with >= 5 gold rows).
+Needs ../shared/data (the developers' copy of the public datasets).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import shared_corpus  # noqa: E402
+
+from curate.classify.evaluate import kind_report, predictions, score_frame  # noqa: E402
+from curate.classify.labels import prompt_targets  # noqa: E402
+from curate.classify.model import PROMPT_PARAMS  # noqa: E402
+from curate.classify.train import TrainConfig, split_validation, train_model  # noqa: E402
+from curate.taxonomy import Taxonomy  # noqa: E402
+
+MIN_LOSO_ROWS = 100
+
+
+def configs(threads: int) -> dict[str, TrainConfig]:
+    plain = dict(PROMPT_PARAMS, minn=0, maxn=0, dim=64)
+    return {
+        "baseline": TrainConfig(group_cap=10**9, group_floor=0, taxonomy_examples=0, calibrate=False,
+                                prompt_params=plain, threads=threads),
+        "curate": TrainConfig(threads=threads),
+    }
+
+
+def eval_rows(df: pl.DataFrame) -> pl.DataFrame:
+    """Kept rows with a dimension target or a known harmful flag (target null where only harm is known)."""
+    targets = prompt_targets(df).select("id", "target")
+    return df.filter(pl.col("drop_reason").is_null()).join(targets, on="id", how="left").filter(
+        pl.col("target").is_not_null() | pl.col("prompt_harmful").is_not_null())
+
+
+def summary(result: dict) -> dict:
+    out = {}
+    for lang in ("zh", "en", "all"):
+        if lang in result:
+            out[lang] = {"macro_f1": result[lang]["dimensions"]["macro_f1"], "binary_f1": result[lang]["binary"]["f1"]}
+    return out
+
+
+def random_split(df: pl.DataFrame, tax, config: TrainConfig) -> dict:
+    train, test = split_validation(df, 0.2, seed=7)
+    model = train_model(train, tax, config)
+    result = score_frame(predictions(model, eval_rows(test)), model.labels)
+    result["kind"] = kind_report(model, test)
+    return result
+
+
+def loso(df: pl.DataFrame, tax, config: TrainConfig, log) -> dict:
+    family = df["source"].replace(shared_corpus.FAMILY)
+    df = df.with_columns(family.alias("_family"))
+    counts = eval_rows(df).group_by("_family").len()
+    held = [f for f, n in counts.sort("_family").iter_rows() if n >= MIN_LOSO_ROWS]
+    pooled, per_source = [], {}
+    config = TrainConfig(**{**config.__dict__, "train_kind": False})  # LOSO scores the prompt model only
+    for fam in held:
+        t0 = time.perf_counter()
+        model = train_model(df.filter(pl.col("_family") != fam).drop("_family"), tax, config)
+        rows = eval_rows(df.filter(pl.col("_family") == fam).drop("_family"))
+        pred = predictions(model, rows)
+        pooled.append(pred.select("lang", "target", "prompt_harmful", "pred", "pred_harmful"))
+        per_source[fam] = summary(score_frame(pred, model.labels))
+        log(f"  LOSO {fam}: {per_source[fam]} ({time.perf_counter() - t0:.0f}s)")
+    all_pred = pl.concat(pooled)
+    return {"pooled": score_frame(all_pred, model.labels), "per_source": per_source}
+
+
+def speed(df: pl.DataFrame, tax, config: TrainConfig) -> dict:
+    from curate.classify.model import ClassifierModel  # noqa: F401
+
+    model = train_model(df.sample(min(df.height, 20_000), seed=1), tax, config)
+    texts = df["prompt"]
+    reps = max(1, 200_000 // texts.len())
+    big = pl.concat([texts] * reps)
+    t0 = time.perf_counter()
+    scores = model.prompt.scores(big)
+    model.decide(scores)
+    elapsed = time.perf_counter() - t0
+    return {"records": big.len(), "seconds": round(elapsed, 2), "records_per_s": round(big.len() / elapsed)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--permissive", action="store_true", help="only permissively licensed sources (no S-Eval)")
+    ap.add_argument("--skip-loso", action="store_true")
+    ap.add_argument("--configs", default="baseline,curate")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--corpus", type=Path, default=shared_corpus.REPO / ".cache" / "bench_corpus.parquet")
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    presets = shared_corpus.PERMISSIVE if args.permissive else list(shared_corpus.PRESET_DIRS)
+    df = shared_corpus.cached(list(shared_corpus.PRESET_DIRS), args.corpus, log=log)
+    df = df.filter(pl.col("source").is_in(presets))
+    tax = Taxonomy.load()
+    results: dict = {"sources": sorted(df["source"].unique().to_list()), "rows": df.height}
+    for name in args.configs.split(","):
+        config = configs(args.threads)[name]
+        log(f"== {name}")
+        res: dict = {"random_split": random_split(df, tax, config)}
+        log(f"  random split: {summary(res['random_split'])}")
+        if not args.skip_loso:
+            res["loso"] = loso(df, tax, config, log)
+            log(f"  LOSO pooled: {summary(res['loso']['pooled'])}")
+        res["speed"] = speed(df, tax, config)
+        log(f"  speed: {res['speed']}")
+        results[name] = res
+    print(json.dumps({k: ({"random": summary(v["random_split"]), "loso": summary(v["loso"]["pooled"]) if "loso" in v
+                           else None, "speed": v["speed"]} if isinstance(v, dict) and "speed" in v else v)
+                      for k, v in results.items()}, indent=1, ensure_ascii=False))
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

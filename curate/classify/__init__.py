@@ -1,0 +1,11 @@
+"""classify: harm dimensions (S00..S14), harmful flag and response kind for every record.
+
+A fastText prompt model (multi-label, one-vs-all, per-dimension thresholds calibrated on validation data)
+and a response-kind model, trained by ``curate classifier train``; low-confidence rows can go to an LLM judge.
+"""
+from curate.classify.stage import ClassifyOptions, run
+from curate.stage import Stage
+
+STAGE = Stage(name="classify", Options=ClassifyOptions, run=run,
+              help="Fill harm dimensions, scores, harmful flag and response kind where sources did not; "
+                   "record disagreements; optional LLM judge for low-confidence rows.")

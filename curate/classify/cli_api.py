@@ -1,0 +1,80 @@
+"""Plain functions behind `curate classifier train` and `curate classifier eval` (the CLI wires them)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from curate.classify.evaluate import evaluate_frame, kind_report
+from curate.classify.model import ClassifierModel
+from curate.classify.train import TrainConfig, train_model
+
+
+def _read(paths: str | Path | list[str | Path]) -> pl.DataFrame:
+    from curate.io import read_records
+
+    items = paths if isinstance(paths, (list, tuple)) else [paths]
+    return pl.concat([read_records(p) for p in items], how="vertical")
+
+
+def train(in_path: str | Path | list[str | Path], out_dir: str | Path, *, taxonomy: str | Path | None = None,
+          val_fraction: float = 0.15, group_cap: int = 2500, group_floor: int = 400, taxonomy_examples: int = 20,
+          epoch: int | None = None, seed: int = 0, threads: int = 1) -> dict[str, Any]:
+    """Train a classifier model on labelled records and save it to ``out_dir``.
+
+    ``in_path``: records file(s) (.jsonl/.jsonl.gz/.csv/.parquet/parquet folder), e.g. the output of
+    `curate collect`. Rows teach the prompt model their ``categories``, or S00 when ``prompt_harmful`` is
+    false; rows with ``response`` and ``response_kind`` teach the response-kind model.
+    ``val_fraction`` of the rows (by id hash) calibrate the per-dimension thresholds.
+    ``group_cap`` / ``group_floor``: rows per (source, language) are capped / repeated up to this many,
+    so one big source does not define a language. ``taxonomy_examples``: copies of each taxonomy
+    definition phrase added as training lines (0 = off). ``threads`` > 1 trains faster but not reproducibly.
+    Returns the model's metadata (training counts, calibration) as a dict.
+    """
+    from curate.taxonomy import Taxonomy
+
+    config = TrainConfig(val_fraction=val_fraction, group_cap=group_cap, group_floor=group_floor,
+                         taxonomy_examples=taxonomy_examples, seed=seed, threads=threads)
+    if epoch is not None:
+        config.prompt_params["epoch"] = epoch
+    model = train_model(_read(in_path), Taxonomy.load(taxonomy), config)
+    model.save(out_dir)
+    return model.meta
+
+
+def evaluate(in_path: str | Path | list[str | Path], model_dir: str | Path | None = None,
+             thresholds: dict[str, float] | None = None) -> dict[str, Any]:
+    """Score a model (None = the shipped default) on labelled records.
+
+    Returns ``{"all"|"zh"|"en": {"dimensions": {"per_label": {id: {precision, recall, f1, support}},
+    "macro_f1", ...}, "binary": {precision, recall, f1, accuracy, rows, positives}}, "kind": {...} | None,
+    "rows": n}``. Macro-F1 averages the dimensions with at least 5 gold rows; binary is harmful vs safe over
+    rows whose ``prompt_harmful`` is known.
+    """
+    from curate.classify.stage import load_model
+
+    model = ClassifierModel.load(model_dir) if model_dir is not None else load_model(None)
+    df = _read(in_path)
+    result = evaluate_frame(model, df, thresholds)
+    result["kind"] = kind_report(model, df)
+    return result
+
+
+def format_report(result: dict[str, Any]) -> str:
+    """A plain-text table of an ``evaluate`` result (what the CLI prints)."""
+    lines = []
+    for lang in ("all", "zh", "en"):
+        part = result.get(lang)
+        if not part:
+            continue
+        dims, binary = part["dimensions"], part["binary"]
+        lines.append(f"== {lang}: macro-F1 {dims['macro_f1']} over {dims.get('macro_labels')} dimensions "
+                     f"({dims['rows']} rows); harmful-vs-safe F1 {binary['f1']} "
+                     f"(P {binary['precision']} R {binary['recall']}, {binary['rows']} rows)")
+        for label, v in sorted(dims["per_label"].items()):
+            lines.append(f"   {label}  P {v['precision']:.3f}  R {v['recall']:.3f}  F1 {v['f1']:.3f}  n={v['support']}")
+    if result.get("kind"):
+        k = result["kind"]
+        lines.append(f"== response kind: accuracy {k['accuracy']} macro-F1 {k['macro_f1']} ({k['rows']} rows)")
+    return "\n".join(lines)

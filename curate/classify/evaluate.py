@@ -1,0 +1,63 @@
+"""Score a model on labelled records: per-dimension P/R/F1, macro-F1, binary harmful-vs-safe, by language."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from curate import records
+from curate.classify import metrics
+from curate.classify.labels import SAFE, prompt_targets
+from curate.classify.model import ClassifierModel
+
+
+def predictions(model: ClassifierModel, df: pl.DataFrame, overrides: dict[str, float] | None = None) -> pl.DataFrame:
+    """``df`` plus ``pred`` (dimension ids, [] = S00) and ``pred_harmful`` from the prompt model."""
+    scores = model.prompt.scores(df["prompt"])
+    cats, harmful = model.decide(scores, overrides)
+    return df.with_columns(pl.Series("pred", cats, dtype=pl.List(pl.Utf8)),
+                           pl.Series("pred_harmful", harmful, dtype=pl.Boolean))
+
+
+def score_frame(pred: pl.DataFrame, labels: list[str]) -> dict[str, Any]:
+    """Metrics for a frame with ``target`` (or null), ``prompt_harmful``, ``pred``, ``pred_harmful`` and ``lang``."""
+    out: dict[str, Any] = {}
+    for name, part in [("all", pred), ("zh", pred.filter(pl.col("lang") == "zh")),
+                       ("en", pred.filter(pl.col("lang") == "en"))]:
+        if part.height == 0:
+            continue
+        dims = part.filter(pl.col("target").is_not_null())
+        harm = part.filter(pl.col("prompt_harmful").is_not_null())
+        out[name] = {
+            "dimensions": metrics.multilabel(dims["target"].to_list(), dims["pred"].to_list(), labels),
+            "binary": metrics.binary(harm["prompt_harmful"].to_list(), harm["pred_harmful"].to_list()),
+        }
+    return out
+
+
+def evaluate_frame(model: ClassifierModel, df: pl.DataFrame, overrides: dict[str, float] | None = None) -> dict[str, Any]:
+    """Evaluate on every kept row that has a dimension target or a known harmful flag."""
+    kept = records.kept(df)
+    targets = prompt_targets(kept).select("id", "target")
+    rows = kept.join(targets, on="id", how="left").filter(
+        pl.col("target").is_not_null() | pl.col("prompt_harmful").is_not_null())
+    if rows.height == 0:
+        raise ValueError("nothing to evaluate: no row has categories or a prompt_harmful flag")
+    result = score_frame(predictions(model, rows, overrides), model.labels)
+    result["rows"] = rows.height
+    return result
+
+
+def kind_report(model: ClassifierModel, df: pl.DataFrame) -> dict[str, Any] | None:
+    from curate.classify.labels import KINDS, kind_targets
+
+    rows = kind_targets(df)
+    if model.kind is None or rows.height == 0:
+        return None
+    pred, _ = model.kinds(rows["response"])
+    gold = rows["response_kind"].to_list()
+    per = {k: metrics.binary([g == k for g in gold], [p == k for p in pred]) for k in KINDS if k in gold}
+    return {"accuracy": round(float(np.mean([g == p for g, p in zip(gold, pred)])), 4),
+            "macro_f1": round(float(np.mean([v["f1"] for v in per.values()])), 4), "per_kind": per,
+            "rows": rows.height}

@@ -1,0 +1,63 @@
+"""Precision / recall / F1 per dimension, macro-F1 and binary harmful-vs-safe, overall and per language."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from curate.classify.labels import SAFE
+
+
+def _prf(tp: int, fp: int, fn: int) -> dict[str, float]:
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    f = 2 * p * r / (p + r) if p + r else 0.0
+    return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(f, 4)}
+
+
+def multilabel(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], labels: Sequence[str],
+               min_support: int = 5) -> dict[str, Any]:
+    """Per-label scores and macro-F1 over the labels with at least ``min_support`` gold rows (a label seen
+    once or twice gives a 0-or-1 F1 that says nothing).
+
+    An empty prediction or gold list counts as S00 (safe).
+    """
+    g = [set(x) or {SAFE} for x in gold]
+    p = [set(x) or {SAFE} for x in pred]
+    per: dict[str, Any] = {}
+    for label in labels:
+        tp = sum(1 for a, b in zip(g, p) if label in a and label in b)
+        fp = sum(1 for a, b in zip(g, p) if label not in a and label in b)
+        fn = sum(1 for a, b in zip(g, p) if label in a and label not in b)
+        if tp + fn == 0 and fp == 0:
+            continue
+        per[label] = {**_prf(tp, fp, fn), "support": tp + fn}
+    scored = [v["f1"] for v in per.values() if v["support"] >= max(min_support, 1)]
+    return {"per_label": per, "macro_f1": round(float(np.mean(scored)), 4) if scored else None, "rows": len(g),
+            "macro_labels": len(scored), "min_support": min_support}
+
+
+def binary(gold: Sequence[bool], pred: Sequence[bool]) -> dict[str, Any]:
+    """Harmful (positive) vs safe."""
+    g = np.asarray(gold, dtype=bool)
+    p = np.asarray(pred, dtype=bool)
+    tp, fp, fn = int((g & p).sum()), int((~g & p).sum()), int((g & ~p).sum())
+    out = _prf(tp, fp, fn)
+    out.update({"rows": int(len(g)), "positives": int(g.sum()),
+                "accuracy": round(float((g == p).mean()), 4) if len(g) else None})
+    return out
+
+
+def best_threshold(y: np.ndarray, s: np.ndarray, grid: np.ndarray | None = None) -> tuple[float, float]:
+    """The threshold on score ``s`` that maximises F1 for labels ``y`` (ties: the lower threshold)."""
+    grid = np.round(np.arange(0.05, 0.96, 0.05), 2) if grid is None else grid
+    y = y.astype(bool)
+    if not y.any():
+        return 0.5, 0.0
+    pred = s[None, :] >= grid[:, None]
+    tp = (pred & y).sum(axis=1)
+    fp = (pred & ~y).sum(axis=1)
+    fn = (~pred & y).sum(axis=1)
+    f1 = np.where(tp > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
+    i = int(np.argmax(f1))
+    return float(grid[i]), float(f1[i])

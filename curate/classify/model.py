@@ -1,0 +1,197 @@
+"""fastText text classifiers and the model directory that stores them with their thresholds.
+
+A model directory holds ``prompt.bin`` (multi-label, one-vs-all over S00..S14), optionally ``kind.bin``
+(response kind: refusal / safe_completion / helpful / harmful, softmax) and ``model.json`` (label order,
+per-dimension thresholds calibrated on validation data, the harmful-vs-safe threshold, training metadata).
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import polars as pl
+
+from curate.classify.features import prepare
+from curate.classify.labels import SAFE
+
+PREFIX = "__label__"
+FORMAT_VERSION = 1
+
+# fastText settings that held up best on leave-one-source-out runs (see benchmarks/classify_bench.py).
+PROMPT_PARAMS: dict[str, Any] = {"loss": "ova", "epoch": 25, "lr": 0.5, "wordNgrams": 2, "dim": 64,
+                                 "minn": 3, "maxn": 5, "bucket": 200_000, "minCount": 1}
+KIND_PARAMS: dict[str, Any] = {"loss": "softmax", "epoch": 20, "lr": 0.2, "wordNgrams": 2, "dim": 32,
+                               "minn": 0, "maxn": 0, "bucket": 200_000, "minCount": 1}
+# fastText 0.9/0.10 intermittently stops with "Encountered NaN" on small files when the hash bucket is small
+# (measured: 4-9 failures in 30 runs with bucket=20k, none with 200k); keep bucket >= 200k.
+
+
+class ModelError(ValueError):
+    """A model directory is missing, incomplete or from an incompatible version; the message names the path."""
+
+
+def _fasttext():
+    import fasttext
+
+    fasttext.FastText.eprint = lambda *_a, **_k: None  # silence the load-time warning of fasttext 0.9.x
+    return fasttext
+
+
+def _train_with_retries(path: str, params: dict[str, Any], seed: int, threads: int, attempts: int = 4):
+    """fastText sometimes stops with "Encountered NaN" (small buckets, diverging learning rates): retry with the
+    next seed and a lower rate before giving up."""
+    fasttext = _fasttext()
+    for attempt in range(attempts):
+        lr = params.get("lr", 0.1) / (2 ** attempt)
+        try:
+            return fasttext.train_supervised(path, verbose=0, seed=seed + attempt, thread=threads,
+                                             **{**params, "lr": lr})
+        except RuntimeError as exc:
+            if "NaN" not in str(exc):
+                raise
+            if attempt == attempts - 1:
+                raise RuntimeError(f"fastText training diverged (NaN) {attempts} times on {path} with {params}") from exc
+
+
+@dataclass
+class TextClassifier:
+    """One fastText model plus the column order of its scores."""
+
+    ft: Any
+    labels: list[str]
+
+    @classmethod
+    def train(cls, texts: Sequence[str] | pl.Series, targets: Sequence[Sequence[str]], *, params: dict[str, Any],
+              seed: int = 0, threads: int = 1) -> "TextClassifier":
+        lines = prepare(texts if isinstance(texts, pl.Series) else pl.Series(list(texts), dtype=pl.Utf8)).to_list()
+        if not lines:
+            raise ValueError("no training examples")
+        with tempfile.TemporaryDirectory(prefix="curate-ft-") as tmp:
+            path = Path(tmp) / "train.txt"
+            with open(path, "w", encoding="utf-8") as fh:
+                for line, target in zip(lines, targets):
+                    fh.write(" ".join(PREFIX + t for t in target) + " " + line + "\n")
+            ft = _train_with_retries(str(path), params, seed, threads)
+        labels = sorted(label[len(PREFIX):] for label in ft.labels)
+        return cls(ft, labels)
+
+    def scores(self, texts: Sequence[str] | pl.Series) -> np.ndarray:
+        """Probabilities, one row per text, columns in ``self.labels`` order."""
+        lines = prepare(texts if isinstance(texts, pl.Series) else pl.Series(list(texts), dtype=pl.Utf8)).to_list()
+        out = np.zeros((len(lines), len(self.labels)), dtype=np.float32)
+        if not lines:
+            return out
+        column = {PREFIX + label: i for i, label in enumerate(self.labels)}
+        names, probs = self.ft.predict(lines, k=-1, threshold=0.0)
+        for row, (ls, ps) in enumerate(zip(names, probs)):
+            out[row, [column[label] for label in ls]] = ps
+        return np.clip(out, 0.0, 1.0)
+
+
+@dataclass
+class ClassifierModel:
+    """The prompt model, the optional response-kind model, thresholds and metadata."""
+
+    prompt: TextClassifier
+    thresholds: dict[str, float]
+    harmful_threshold: float = 0.5
+    kind: TextClassifier | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def labels(self) -> list[str]:
+        return self.prompt.labels
+
+    @property
+    def harm_labels(self) -> list[str]:
+        return [label for label in self.labels if label != SAFE]
+
+    def threshold_vector(self, overrides: dict[str, float] | None = None) -> np.ndarray:
+        merged = {**self.thresholds, **(overrides or {})}
+        return np.array([merged.get(label, 0.5) for label in self.labels], dtype=np.float32)
+
+    def harm_score(self, scores: np.ndarray) -> np.ndarray:
+        """Probability-like harm score per row: the highest harm-dimension score."""
+        idx = [i for i, label in enumerate(self.labels) if label != SAFE]
+        return scores[:, idx].max(axis=1) if idx else np.zeros(len(scores), dtype=np.float32)
+
+    def decide(self, scores: np.ndarray, overrides: dict[str, float] | None = None,
+               harmful_threshold: float | None = None) -> tuple[list[list[str]], np.ndarray]:
+        """Dimensions above their threshold and the harmful flag per row.
+
+        A harmful row gets at least its best dimension; a safe row gets none (S00).
+        """
+        t_harm = self.harmful_threshold if harmful_threshold is None else harmful_threshold
+        harm_idx = np.array([i for i, label in enumerate(self.labels) if label != SAFE], dtype=np.int64)
+        harmful = self.harm_score(scores) >= t_harm
+        above = scores >= self.threshold_vector(overrides)[None, :]
+        cats: list[list[str]] = []
+        names = np.array(self.labels, dtype=object)
+        for row in range(scores.shape[0]):
+            if not harmful[row]:
+                cats.append([])
+                continue
+            chosen = [n for n in names[harm_idx][above[row, harm_idx]]]
+            if not chosen and len(harm_idx):
+                chosen = [self.labels[harm_idx[int(np.argmax(scores[row, harm_idx]))]]]
+            cats.append(sorted(chosen))
+        return cats, harmful
+
+    def kinds(self, responses: Sequence[str] | pl.Series) -> tuple[list[str | None], np.ndarray]:
+        """Response kind and its probability per response (None without a kind model)."""
+        n = len(responses)
+        if self.kind is None or n == 0:
+            return [None] * n, np.zeros(n, dtype=np.float32)
+        scores = self.kind.scores(responses)
+        best = scores.argmax(axis=1)
+        return [self.kind.labels[i] for i in best], scores[np.arange(n), best]
+
+    def save(self, directory: str | Path) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.prompt.ft.save_model(str(directory / "prompt.bin"))
+        if self.kind is not None:
+            self.kind.ft.save_model(str(directory / "kind.bin"))
+        elif (directory / "kind.bin").exists():
+            os.remove(directory / "kind.bin")
+        info = {"format_version": FORMAT_VERSION, "labels": self.prompt.labels, "thresholds": self.thresholds,
+                "harmful_threshold": self.harmful_threshold,
+                "kind_labels": self.kind.labels if self.kind is not None else None, "meta": self.meta}
+        tmp = directory / "model.json.tmp"
+        tmp.write_text(json.dumps(info, ensure_ascii=False, indent=1, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, directory / "model.json")
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "ClassifierModel":
+        directory = Path(directory)
+        info_path = directory / "model.json"
+        if not info_path.is_file() or not (directory / "prompt.bin").is_file():
+            raise ModelError(f"{directory}: not a curate classifier model (needs model.json and prompt.bin); "
+                             "train one with `curate classifier train`")
+        try:
+            info = json.loads(info_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ModelError(f"{info_path}: not valid JSON: {exc}") from None
+        if info.get("format_version") != FORMAT_VERSION:
+            raise ModelError(f"{info_path}: format_version {info.get('format_version')!r}, this curate reads "
+                             f"{FORMAT_VERSION}")
+        fasttext = _fasttext()
+        try:
+            prompt = TextClassifier(fasttext.load_model(str(directory / "prompt.bin")), list(info["labels"]))
+            kind = None
+            if info.get("kind_labels") and (directory / "kind.bin").is_file():
+                kind = TextClassifier(fasttext.load_model(str(directory / "kind.bin")), list(info["kind_labels"]))
+        except ValueError as exc:
+            raise ModelError(f"{directory}: cannot load the fastText model: {exc}") from None
+        return cls(prompt, {k: float(v) for k, v in info.get("thresholds", {}).items()},
+                   float(info.get("harmful_threshold", 0.5)), kind, info.get("meta", {}))
+
+
+def default_model_dir() -> Path:
+    return Path(__file__).resolve().parents[1] / "models" / "default"

@@ -1,0 +1,140 @@
+"""Train a classifier model from labelled records: split, balance sources, add the taxonomy's own text,
+train fastText, calibrate thresholds on the validation part.
+
+Generalisation to unseen sources is the goal, so the training set is shaped so that no single source
+defines a language or a dimension: every (source, language) group is capped and small groups are repeated
+up to a floor, and the taxonomy's definitions in both languages are added as examples of their dimension.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from curate.classify.labels import SAFE, kind_targets, prompt_targets
+from curate.classify.metrics import best_threshold
+from curate.classify.model import KIND_PARAMS, PROMPT_PARAMS, ClassifierModel, TextClassifier
+
+
+@dataclass
+class TrainConfig:
+    val_fraction: float = 0.15  # held out (by id hash) to calibrate thresholds
+    group_cap: int = 2500  # at most this many rows per (source, language) in training
+    group_floor: int = 400  # smaller groups are repeated up to this many rows
+    taxonomy_examples: int = 20  # copies of each definition phrase (0 = off)
+    seed: int = 0
+    threads: int = 1  # 1 = reproducible
+    prompt_params: dict[str, Any] = field(default_factory=lambda: dict(PROMPT_PARAMS))
+    kind_params: dict[str, Any] = field(default_factory=lambda: dict(KIND_PARAMS))
+    min_kind_rows: int = 20
+    train_kind: bool = True  # also train the response-kind model when rows have labelled responses
+    calibrate: bool = True  # False: every threshold stays 0.5 (the plain baseline)
+
+
+def split_validation(df: pl.DataFrame, fraction: float, seed: int = 0) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Deterministic split by a hash of the id, so a record is always on the same side."""
+    if fraction <= 0:
+        return df, df.head(0)
+    h = (df["id"].hash(seed=seed) % 10_000).cast(pl.Float64) / 10_000
+    mask = h < fraction
+    return df.filter(~mask), df.filter(mask)
+
+
+def balance_groups(df: pl.DataFrame, cap: int, floor: int, seed: int = 0) -> pl.DataFrame:
+    """Cap every (source, lang) group at ``cap`` rows and repeat small groups up to ``floor`` rows."""
+    parts = []
+    for _, group in df.group_by(["source", "lang"], maintain_order=True):
+        n = group.height
+        if n > cap:
+            parts.append(group.sample(cap, seed=seed, shuffle=True))
+        elif n < floor:
+            repeats = floor // n
+            extra = floor - repeats * n
+            parts.append(pl.concat([group] * repeats + ([group.sample(extra, seed=seed)] if extra else [])))
+        else:
+            parts.append(group)
+    return pl.concat(parts) if parts else df
+
+
+_SPLIT = re.compile(r"[,;:，、；：。()（）]|\band\b|\bor\b|或|及|和|以及")
+
+
+def taxonomy_examples(taxonomy, copies: int) -> tuple[list[str], list[list[str]]]:
+    """The taxonomy's names, definitions and their phrases as training lines for their own dimension."""
+    texts: list[str] = []
+    targets: list[list[str]] = []
+    if copies <= 0 or taxonomy is None:
+        return texts, targets
+    for dim in [taxonomy.safe, *taxonomy.dimensions]:
+        lines = [dim.name_en, dim.name_zh, dim.definition_en, dim.definition_zh]
+        for definition in (dim.definition_en, dim.definition_zh):
+            lines += [p.strip() for p in _SPLIT.split(definition) if len(p.strip()) >= 2]
+        lines += list(getattr(dim, "examples_en", ()) or ()) + list(getattr(dim, "examples_zh", ()) or ())
+        for line in lines:
+            texts += [line] * copies
+            targets += [[dim.id]] * copies
+    return texts, targets
+
+
+def calibrate(model: ClassifierModel, val: pl.DataFrame) -> dict[str, Any]:
+    """Per-dimension thresholds that maximise F1 on ``val``, and the harmful-vs-safe threshold."""
+    report: dict[str, Any] = {}
+    if val.height == 0:
+        return report
+    scores = model.prompt.scores(val["prompt"])
+    gold = [set(t) for t in val["target"].to_list()]
+    for j, label in enumerate(model.labels):
+        y = np.array([label in g for g in gold])
+        if y.sum() >= 3:
+            model.thresholds[label], f1 = best_threshold(y, scores[:, j])
+            report[label] = {"threshold": model.thresholds[label], "val_f1": round(f1, 4), "val_support": int(y.sum())}
+    known = val["prompt_harmful"].is_not_null().to_numpy()
+    if known.sum() >= 10:
+        y = val["prompt_harmful"].fill_null(False).to_numpy()[known]
+        t, f1 = best_threshold(y, model.harm_score(scores)[known])
+        model.harmful_threshold = t
+        report["harmful"] = {"threshold": t, "val_f1": round(f1, 4), "val_rows": int(known.sum())}
+    return report
+
+
+def train_model(df: pl.DataFrame, taxonomy=None, config: TrainConfig | None = None) -> ClassifierModel:
+    """Train the prompt model (and the response-kind model when ``df`` has labelled responses)."""
+    config = config or TrainConfig()
+    labelled = prompt_targets(df)
+    if labelled.height == 0:
+        raise ValueError("no labelled rows: records need categories, or prompt_harmful=false for safe ones")
+    train, val = split_validation(labelled, config.val_fraction, config.seed)
+    balanced = balance_groups(train, config.group_cap, config.group_floor, config.seed)
+    extra_texts, extra_targets = taxonomy_examples(taxonomy, config.taxonomy_examples)
+    texts = balanced["prompt"].to_list() + extra_texts
+    targets = balanced["target"].to_list() + extra_targets
+    prompt = TextClassifier.train(texts, targets, params=config.prompt_params, seed=config.seed,
+                                  threads=config.threads)
+    model = ClassifierModel(prompt, {label: 0.5 for label in prompt.labels})
+    # rows with harm known but no dimension still calibrate the harmful threshold
+    harm_only = df.filter(pl.col("drop_reason").is_null() & pl.col("prompt_harmful").is_not_null()
+                          & ~pl.col("id").is_in(labelled["id"].implode()))
+    _, harm_val = split_validation(harm_only, config.val_fraction, config.seed)
+    val_all = pl.concat([val, harm_val.with_columns(pl.lit([], dtype=pl.List(pl.Utf8)).alias("target"))])
+    calibration = calibrate(model, val_all) if config.calibrate else {}
+    kinds = kind_targets(df)
+    kind_info: dict[str, Any] = {"rows": kinds.height}
+    if config.train_kind and kinds.height >= config.min_kind_rows and kinds["response_kind"].n_unique() >= 2:
+        kb = balance_groups(kinds, config.group_cap, min(config.group_floor, 200), config.seed)
+        model.kind = TextClassifier.train(kb["response"], [[k] for k in kb["response_kind"].to_list()],
+                                          params=config.kind_params, seed=config.seed, threads=config.threads)
+        kind_info["by_kind"] = dict(kinds.group_by("response_kind").len().iter_rows())
+    model.meta = {
+        "config": {k: v for k, v in asdict(config).items()},
+        "taxonomy": str(Path(taxonomy.path).name) if taxonomy is not None else None,
+        "training": {"labelled_rows": labelled.height, "train_rows": train.height, "val_rows": val.height,
+                     "balanced_rows": balanced.height, "taxonomy_lines": len(extra_texts),
+                     "sources": dict(labelled.group_by("source").len().sort("source").iter_rows())},
+        "calibration": calibration,
+        "kind": kind_info,
+    }
+    return model
