@@ -266,3 +266,39 @@ def test_stage_pulls_finished_reviews_then_pushes_and_can_wait(label_studio, tmp
     ctx3 = StageContext(stage="review", work_dir=tmp_path / "work", log=lines.append)
     run(df, opts.model_copy(update={"wait": True, "poll_interval": 0.2, "timeout": 1.0}), ctx3)
     assert ctx3.stats["waited_pending"] == 4 and any("2/6 tasks done" in line for line in lines)
+
+
+def test_make_label_studio_serve_prints_how_to_connect_and_stops_on_ctrl_c(label_studio, tmp_path):  # noqa: F811
+    """`make label-studio`: a foreground server for reviewers; the generated token is shown once, never saved
+    by curate, and works."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LABEL_STUDIO_")}
+    proc = subprocess.Popen([sys.executable, "-m", "tests.servers.label_studio", "serve", "--data-dir",
+                             str(tmp_path / "ls"), "--port", str(port)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env)
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            lines.append(line)
+            if "Ctrl-C" in line or proc.poll() is not None:
+                break
+        text = "".join(lines)
+        assert f"export LABEL_STUDIO_URL=http://127.0.0.1:{port}" in text, text
+        token = text.split("export LABEL_STUDIO_API_KEY=")[1].split()[0]
+        assert connect(f"http://127.0.0.1:{port}", token).check()["email"]
+        for path in (tmp_path / "ls").rglob("*"):  # Label Studio keeps it in its database, curate writes it nowhere
+            if path.is_file() and path.suffix != ".sqlite3":
+                assert token.encode() not in path.read_bytes(), path
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0
+    with pytest.raises(ReviewError, match="not reachable"):
+        connect(f"http://127.0.0.1:{port}", "x" * 40)

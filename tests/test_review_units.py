@@ -208,7 +208,7 @@ def test_options_reject_unknown_rules():
 
 def test_label_config_file_is_up_to_date():
     assert lc.default_config_path().read_text(encoding="utf-8") == lc.label_config(), \
-        "annotations/label_config.xml is stale: run `python -m curate.review.label_config`"
+        "annotations/label_config.xml is stale: run `python -c \"from curate.review.label_config import write_default_config; write_default_config()\"`"
 
 
 def test_label_config_follows_the_taxonomy(tmp_path):

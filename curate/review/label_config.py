@@ -65,11 +65,10 @@ def label_config(taxonomy: Taxonomy | None = None) -> str:
   <Choices name={q(VERDICT)} toName="response" choice="single-radio" showInline="true" required="true">
 {verdicts}
   </Choices>
-  <View visibleWhen="choice-selected" whenTagName={q(VERDICT)} whenChoiceValue={q(_VERDICT_TEXT['edit'])}>
-    <Header value="Corrected answer / 修改后的回答"/>
-    <TextArea name={q(CORRECTED)} toName="response" rows="6" editable="true" maxSubmissions="1"
-              placeholder="The full corrected answer / 完整的修改后回答"/>
-  </View>
+  <!-- always shown (pre-filled with the answer by the pre-annotation); read only when the verdict is edit -->
+  <Header value="Corrected answer, used only with Edit / 修改后的回答（仅在选择“修改”时使用）"/>
+  <TextArea name={q(CORRECTED)} toName="response" rows="6" editable="true" maxSubmissions="1"
+            placeholder="The full corrected answer / 完整的修改后回答"/>
   <Header value="Quality of the reasoning (1 poor - 5 excellent) / 推理质量（1 差 - 5 优）"/>
   <Rating name={q(REASONING_RATING)} toName="reasoning" maxRating="5"/>
   <Header value="Comment / 备注"/>
