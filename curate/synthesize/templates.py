@@ -47,8 +47,10 @@ def template_lang(record_lang: str | None) -> str:
 
 
 def language_name(record_lang: str | None) -> str:
-    code = (record_lang or "en").lower().split("-")[0]
-    return LANGUAGE_NAMES.get(code, code)
+    code = (record_lang or "").lower().split("-")[0]
+    if not code or code == "und":
+        return "the same language as the user's message"
+    return LANGUAGE_NAMES.get(code, f"the language with ISO 639-1 code {code!r}")
 
 
 @lru_cache(maxsize=64)
