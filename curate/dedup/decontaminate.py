@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from curate.dedup.shingles import Shingles, shingle
+from curate.dedup.shingles import Shingles, positions, shingle
 
 ID_COLUMNS = ("id", "source_id")
 
@@ -106,10 +106,8 @@ def _best_overlap(train: Shingles, evals: Shingles) -> tuple[np.ndarray, np.ndar
     train_owner = np.repeat(np.arange(train.rows, dtype=np.int64), train.sizes())[hits]
     span = (right - left)[hits]
     # expand each hit into (training row, eval item) for every eval item holding that shingle
-    first = np.repeat(left[hits], span)
-    step = np.arange(span.sum(), dtype=np.int64) - np.repeat(np.cumsum(span) - span, span)
     rows = np.repeat(train_owner, span)
-    items = ev_owner[first + step]
+    items = ev_owner[positions(left[hits], span)]
     code, shared = np.unique(rows * evals.rows + items, return_counts=True)
     rows, items = code // evals.rows, code % evals.rows
     overlap = shared / np.minimum(train.sizes()[rows], evals.sizes()[items])

@@ -58,6 +58,7 @@ class Tokens:
     lens: np.ndarray  # int64 per row
     cjk: np.ndarray  # bool per row: character tokens
     whole: np.ndarray  # uint64 per row: hash of the whole prepared text (used when a row has no token)
+    exact: np.ndarray  # uint64 per row: see exact_keys
 
 
 def mix64(x: np.ndarray) -> np.ndarray:
@@ -111,62 +112,82 @@ def _char_hashes(seed: int) -> np.ndarray:
 def tokenize(prepared: pl.Series, seed: int = 0) -> Tokens:
     rows = len(prepared)
     cjk_count = prepared.str.count_matches(_CJK_CHAR).fill_null(0).to_numpy().astype(np.int64)
-    word_count = prepared.str.count_matches(_WORD).fill_null(0).to_numpy().astype(np.int64)
-    cjk = (cjk_count > 0) & (cjk_count >= word_count)
+    cjk = cjk_count > 0
+    if cjk.any():  # words are counted only where there are CJK characters to weigh them against
+        some = np.nonzero(cjk)[0]
+        words = prepared.gather(some).str.count_matches(_WORD).fill_null(0).to_numpy().astype(np.int64)
+        cjk[some] = cjk_count[some] >= words
     whole = prepared.hash(seed=seed + 1).to_numpy().astype(np.uint64)
+    exact = mix64(whole ^ np.uint64(0xDEADBEEF))  # rows without a token key on their whole text
     lens = np.zeros(rows, dtype=np.int64)
     parts: list[tuple[np.ndarray, np.ndarray]] = []  # (row indices, token hashes in row order)
     if (~cjk).any():
         idx = np.nonzero(~cjk)[0]
         tokens = prepared.gather(idx).str.extract_all(WORD_TOKEN)
         lens[idx] = tokens.list.len().fill_null(0).to_numpy()
-        parts.append((idx, tokens.explode().drop_nulls().hash(seed=seed).to_numpy().astype(np.uint64)))
+        group = tokens.explode().drop_nulls().hash(seed=seed).to_numpy().astype(np.uint64)
+        parts.append((idx, group))
+        has = idx[lens[idx] > 0]
+        exact[has] = sequence_keys(group, lens[idx])[lens[idx] > 0]
     if cjk.any():
         idx = np.nonzero(cjk)[0]
-        chars, per_row = _codepoints(prepared.gather(idx).str.replace_all(_NOT_ALNUM, ""))
+        letters = prepared.gather(idx).str.replace_all(_NOT_ALNUM, "")
+        chars, per_row = _codepoints(letters)
         lens[idx] = per_row
         parts.append((idx, _char_hashes(seed)[np.minimum(chars, _MAX_CODEPOINT)]))
+        # a long character sequence is cheaper to key by hashing its string than by a polynomial
+        has = per_row > 0
+        exact[idx[has]] = mix64(letters.hash(seed=seed + 2).to_numpy().astype(np.uint64)[has] | np.uint64(1))
     if len(parts) == 2:  # interleave the two groups back into row order
-        starts = _starts(lens)
+        starts = offsets_of(lens)
         hashes = np.empty(int(starts[-1]), dtype=np.uint64)
         for idx, group in parts:
-            sizes = lens[idx]
-            within = np.arange(len(group), dtype=np.int64) - np.repeat(_starts(sizes)[:-1], sizes)
-            hashes[np.repeat(starts[idx], sizes) + within] = group
+            hashes[positions(starts[idx], lens[idx])] = group
     else:
         hashes = parts[0][1] if parts else np.zeros(0, dtype=np.uint64)
-    return Tokens(hashes, lens, cjk, whole)
+    return Tokens(hashes, lens, cjk, whole, exact)
 
 
-def _starts(lens: np.ndarray) -> np.ndarray:
+def positions(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Flat indices of the segments [starts[i], starts[i] + sizes[i]), concatenated."""
+    within = np.arange(int(sizes.sum()), dtype=np.int64) - np.repeat(offsets_of(sizes)[:-1], sizes)
+    return np.repeat(starts, sizes) + within
+
+
+def offsets_of(lens: np.ndarray) -> np.ndarray:
+    """Row offsets (length rows + 1) from per-row sizes."""
     starts = np.zeros(len(lens) + 1, dtype=np.int64)
     np.cumsum(lens, out=starts[1:])
     return starts
 
 
-def exact_keys(tok: Tokens) -> np.ndarray:
-    """64-bit key of each row's token sequence: equal for texts differing only in case, width,
-    punctuation and spacing. A row with no token keys on its whole text ("???" and "!!!" stay apart)."""
-    rows = len(tok.lens)
-    keys = mix64(tok.whole ^ np.uint64(0xDEADBEEF))
-    has = np.nonzero(tok.lens > 0)[0]
+def sequence_keys(hashes: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """A 64-bit polynomial hash of each row's token sequence (rows without tokens get an arbitrary value)."""
+    keys = np.zeros(len(lens), dtype=np.uint64)
+    has = np.nonzero(lens > 0)[0]
     if len(has):
-        starts = _starts(tok.lens)
-        row_of = np.repeat(np.arange(rows, dtype=np.int64), tok.lens)
-        pos = np.arange(len(tok.hashes), dtype=np.int64) - starts[:-1][row_of]
-        powers = np.full(int(tok.lens.max()), _MUL, dtype=np.uint64)
+        starts = offsets_of(lens)
+        powers = np.full(int(lens.max()), _MUL, dtype=np.uint64)
         powers[0] = 1
         powers = np.multiply.accumulate(powers)  # MUL**k, wrapping
-        poly = np.add.reduceat(tok.hashes * powers[pos], starts[has])
-        keys[has] = mix64(poly ^ tok.lens[has].astype(np.uint64) ^ (tok.cjk[has].astype(np.uint64) << np.uint64(63)))
+        pos = np.arange(len(hashes), dtype=np.int64) - np.repeat(starts[:-1], lens)
+        poly = np.add.reduceat(hashes * powers[pos], starts[has])
+        keys[has] = mix64(poly ^ lens[has].astype(np.uint64))
     return keys
+
+
+def exact_keys(tok: Tokens) -> np.ndarray:
+    """64-bit key per row: equal for texts whose tokens are equal, i.e. that differ only in case, width,
+    punctuation and spacing (and, in CJK rows, spaces between characters). A row with no token keys on
+    its whole text, so "???" and "!!!" stay apart."""
+    return tok.exact
 
 
 def from_tokens(tok: Tokens, word_n: int, char_n: int) -> Shingles:
     """Shingle ids per row, repeats included (MinHash does not mind them; see unique_per_row)."""
     rows, lens, flat = len(tok.lens), tok.lens, tok.hashes
     n = np.where(tok.cjk, char_n, word_n).astype(np.int64)
-    starts = _starts(lens)
+    starts = offsets_of(lens)
     ends = starts[1:]
     long_rows = lens >= n
     # rolling hash over the whole flat array (windows crossing a row end are dropped below); a row's
@@ -185,15 +206,16 @@ def from_tokens(tok: Tokens, word_n: int, char_n: int) -> Shingles:
         tail = long_rows & (n > j)
         keep[ends[tail] - j] = False
     counts = np.where(long_rows, lens - n + 1, 1)
-    offsets = _starts(counts)
+    offsets = offsets_of(counts)
+    short = np.nonzero(~long_rows)[0]
+    if not len(short):
+        return Shingles(result[keep] & _MASK, offsets)
     values = np.empty(int(offsets[-1]), dtype=np.uint64)
     values[np.repeat(long_rows, counts)] = result[keep]
-    short = np.nonzero(~long_rows)[0]
     if len(short):  # fewer tokens than n: one shingle of all of them (no token: of the whole text)
-        sizes = lens[short]
-        within = np.arange(int(sizes.sum()), dtype=np.int64) - np.repeat(_starts(sizes)[:-1], sizes)
-        sub = Tokens(flat[np.repeat(starts[short], sizes) + within], sizes, tok.cjk[short], tok.whole[short])
-        values[offsets[short]] = mix64(exact_keys(sub) ^ np.uint64(0x9E6C63D0676A9A99))
+        keys = sequence_keys(flat[positions(starts[short], lens[short])], lens[short])
+        keys = np.where(lens[short] > 0, keys, tok.whole[short])
+        values[offsets[short]] = mix64(keys ^ np.uint64(0x9E6C63D0676A9A99))
     return Shingles(values & _MASK, offsets)
 
 
@@ -205,9 +227,7 @@ def shingle(texts: pl.Series | list[str], word_n: int, char_n: int, seed: int = 
 def subset(sh: Shingles, rows: np.ndarray) -> Shingles:
     """The shingles of `rows` only, in that order."""
     sizes = sh.sizes()[rows]
-    offsets = _starts(sizes)
-    within = np.arange(offsets[-1], dtype=np.int64) - np.repeat(offsets[:-1], sizes)
-    return Shingles(sh.values[np.repeat(sh.offsets[rows], sizes) + within], offsets)
+    return Shingles(sh.values[positions(sh.offsets[rows], sizes)], offsets_of(sizes))
 
 
 def unique_per_row(sh: Shingles, block: int = 1 << 16) -> Shingles:
@@ -226,4 +246,4 @@ def unique_per_row(sh: Shingles, block: int = 1 << 16) -> Shingles:
         out_counts.append(np.bincount((keys >> np.uint64(SHINGLE_BITS)).astype(np.int64), minlength=r1 - r0))
     values = np.concatenate(out_vals) if out_vals else np.zeros(0, dtype=np.uint64)
     counts = np.concatenate(out_counts) if out_counts else np.zeros(0, dtype=np.int64)
-    return Shingles(values, _starts(counts))
+    return Shingles(values, offsets_of(counts))

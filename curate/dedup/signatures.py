@@ -20,7 +20,7 @@ import multiprocessing
 import numpy as np
 import polars as pl
 
-from curate.dedup.shingles import Shingles, exact_keys, from_tokens, mix64, prepare, tokenize
+from curate.dedup.shingles import Shingles, exact_keys, from_tokens, mix64, offsets_of, prepare, tokenize
 
 CHUNK_SHINGLES = 16_384  # measured: 16k shingles x 126 permutations (8 MB) is the sweet spot
 _MUL = np.uint64(0x9E3779B97F4A7C15)
@@ -82,10 +82,7 @@ def _concat(parts: list[tuple[np.ndarray, np.ndarray, Shingles]]) -> tuple[np.nd
     exact = np.concatenate([p[0] for p in parts])
     keys = np.concatenate([p[1] for p in parts], axis=1)
     values = np.concatenate([p[2].values for p in parts])
-    sizes = np.concatenate([p[2].sizes() for p in parts])
-    offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
-    np.cumsum(sizes, out=offsets[1:])
-    return exact, keys, Shingles(values, offsets)
+    return exact, keys, Shingles(values, offsets_of(np.concatenate([p[2].sizes() for p in parts])))
 
 
 def compute(texts: list[str], params: Params, workers: int = 1, shard_rows: int = 100_000,
