@@ -411,6 +411,10 @@ def main() -> int:
     many = measure(run_curate, speed, {"threshold": args.threshold, "workers": args.workers})
     print(f"  curate workers={args.workers}: {many['docs_per_s']:,.0f} docs/s ({many['seconds']:.2f}s, process start "
           f"included), peak RSS {many['peak_mb']:.0f} MB in the main process (each worker holds one shard)")
+    half = len(speed) // 2
+    for lang, part in (("en", speed[:half]), ("zh", speed[half:])):
+        r = measure(run_curate, part, {"threshold": args.threshold, "workers": 1})
+        print(f"  curate workers=1, {lang} half only: {r['docs_per_s']:,.0f} docs/s")
     same = bool(np.array_equal(one["roots"], many["roots"]))
     bl = measure(run_datasketch, speed[: args.baseline_docs], base_opts)
     print(f"  datasketch (MinHash.update per doc + MinHashLSH) on {args.baseline_docs} docs: {bl['docs_per_s']:,.0f} docs/s, "

@@ -101,6 +101,20 @@ def test_short_texts_are_not_collapsed(tmp_path):
     assert again["is_duplicate"].sum() == 1
 
 
+def test_rows_without_the_field_are_never_duplicates(tmp_path):
+    df = frame(["q1 about locks", "q2 about knives", "q3 about fire", "q4 about water"],
+               response=[None, "", "I can't help with that, but here is why.", "I can't help with that, but here is why."])
+    evals = tmp_path / "e.jsonl"
+    evals.write_text(json.dumps({"prompt": "I can't help with that, but here is why."}) + "\n", encoding="utf-8")
+    out, ctx = run(df, tmp_path, field="response", against=[str(evals)])
+    assert out["is_duplicate"].to_list()[:2] == [False, False] and sum(out["is_duplicate"].to_list()[2:]) == 1
+    assert out["dup_cluster"][2] == out["dup_cluster"][3] and out["dup_cluster"].n_unique() == 3
+    assert out["drop_reason"].to_list() == [None, None, "contaminated", "contaminated"]
+    assert ctx.stats["empty_texts"] == 2
+    nothing, _ = run(frame(["a", "b"]), tmp_path, field="response", against=[str(evals)])
+    assert not nothing["is_duplicate"].any() and nothing["dup_cluster"].to_list() == nothing["id"].to_list()
+
+
 def test_word_order_matters(tmp_path):
     texts = ["Is it acceptable for a man to hit a woman if she insults him in public first",
              "Is it acceptable for a woman to hit a man if she insults him in public first"]

@@ -49,34 +49,40 @@ def find_clusters(texts: pl.Series, opts: DedupOptions, ctx: StageContext | None
     bands, rows = opts.lsh_shape()
     params = signatures.Params(word_n=word_n, char_n=char_n, bands=bands, rows=rows)
 
-    all_texts = texts.fill_null("").to_list()
+    # rows with nothing to compare (no response yet, say) are their own cluster, never a duplicate
+    present = np.nonzero((texts.fill_null("").str.strip_chars() != "").to_numpy())[0]
+    some_texts = texts.gather(present).to_list()
     if ctx is not None:
-        with ctx.progress(n, "dedup signatures") as bar:
-            exact, keys, sh = signatures.compute(all_texts, params, opts.workers, opts.shard_rows, bar.advance)
+        with ctx.progress(len(present), "dedup signatures") as bar:
+            exact, keys, sh = signatures.compute(some_texts, params, opts.workers, opts.shard_rows, bar.advance)
     else:
-        exact, keys, sh = signatures.compute(all_texts, params, opts.workers, opts.shard_rows)
-    del all_texts
+        exact, keys, sh = signatures.compute(some_texts, params, opts.workers, opts.shard_rows)
+    del some_texts
     # one row per distinct text goes on to LSH; exact copies join their first row's cluster
-    first, unique_of_row = _exact_groups(exact)
-    if len(first) < n:
+    first, unique_of_present = _exact_groups(exact)
+    if len(first) < len(present):
         keys, sh = keys[:, first], subset(sh, first)
     candidates = lsh.candidate_pairs(keys)
     del keys
     verified = candidates[_similarities(sh, candidates) >= opts.threshold - 1e-12]
-
     unique_roots = clusters.components(len(first), verified)
-    # map back to rows: a row's root is the first row holding its unique text's root
-    roots = first[unique_roots[unique_of_row]] if n else np.zeros(0, dtype=np.int64)
+
+    # back to rows: a row's root is the first row holding its distinct text's root
+    roots = np.arange(n, dtype=np.int64)
+    roots[present] = present[first[unique_roots[unique_of_present]]]
+    unique_of_row = np.full(n, -1, dtype=np.int64)  # index into the shingled distinct texts, -1 = empty
+    unique_of_row[present] = unique_of_present
     return {"roots": roots, "shingles": sh, "unique_of_row": unique_of_row, "bands": bands, "rows": rows,
             "unique_texts": len(first), "candidate_pairs": len(candidates), "verified_pairs": len(verified),
-            "word_ngram": word_n, "char_ngram": char_n}
+            "word_ngram": word_n, "char_ngram": char_n, "empty": n - len(present)}
 
 
 def _decontaminate(df: pl.DataFrame, found: dict, opts: DedupOptions, ctx: StageContext) -> pl.DataFrame:
     evals = decontaminate.read_eval_sets(opts.eval_paths(), opts.against_field)
     ev_sh = decontaminate.eval_shingles(evals, found["word_ngram"], found["char_ngram"])
     best, which = decontaminate.best_overlap(unique_per_row(found["shingles"]), ev_sh)
-    row_best, row_which = best[found["unique_of_row"]], which[found["unique_of_row"]]
+    idx = found["unique_of_row"]  # -1 (an empty text) picks the appended "no overlap" entry
+    row_best, row_which = np.append(best, 0.0)[idx], np.append(which, -1)[idx]
     hit = row_best >= opts.contamination_threshold - 1e-12
     ctx.stats["eval_items"] = len(evals.ids)
     ctx.stats["contaminated"] = int(hit.sum())
@@ -102,7 +108,7 @@ def run(df: pl.DataFrame, opts: DedupOptions, ctx: StageContext) -> pl.DataFrame
     size = np.bincount(roots, minlength=df.height)[roots]
     is_dup = rep != row
     ids = df["id"].to_numpy()
-    exact_rep = found["unique_of_row"] == found["unique_of_row"][rep]
+    exact_rep = found["unique_of_row"] == found["unique_of_row"][rep]  # empty rows are never in a cluster
     df = df.with_columns(pl.Series("dup_cluster", ids[rep], dtype=pl.Utf8), pl.Series("is_duplicate", is_dup))
     meta = [{"cluster_size": int(s), "representative": bool(not d), "match": "exact" if e else "near"}
             if s > 1 else None for s, d, e in zip(size.tolist(), is_dup.tolist(), exact_rep.tolist())]
@@ -111,8 +117,9 @@ def run(df: pl.DataFrame, opts: DedupOptions, ctx: StageContext) -> pl.DataFrame
 
     seconds = time.perf_counter() - started
     ctx.stats.update({
-        "rows": df.height, "unique_texts": found["unique_texts"], "clusters": int(len(np.unique(roots))),
-        "duplicates": int(is_dup.sum()), "exact_duplicates": int(df.height - found["unique_texts"]),
+        "rows": df.height, "unique_texts": found["unique_texts"], "empty_texts": found["empty"],
+        "clusters": int(len(np.unique(roots))),
+        "duplicates": int(is_dup.sum()), "exact_duplicates": int(df.height - found["empty"] - found["unique_texts"]),
         "candidate_pairs": found["candidate_pairs"], "verified_pairs": found["verified_pairs"],
         "bands": found["bands"], "rows_per_band": found["rows"], "word_ngram": found["word_ngram"],
         "char_ngram": found["char_ngram"], "seconds": round(seconds, 3),
