@@ -17,6 +17,9 @@ import polars as pl
 from curate.dedup.shingles import Shingles, positions, shingle
 
 ID_COLUMNS = ("id", "source_id")
+# Text columns of common eval sets (XSTest, HarmBench, StrongREJECT, AdvBench, ...), tried in this order
+# after --against-field, so one run can read eval files that name their text column differently.
+TEXT_COLUMNS = ("prompt", "Behavior", "forbidden_prompt", "goal", "question", "instruction", "text")
 
 
 class EvalSetError(ValueError):
@@ -27,6 +30,7 @@ class EvalSetError(ValueError):
 class EvalSet:
     ids: list[str]  # "<file name>:<id or row number>"
     texts: list[str]
+    columns: dict[str, str]  # file name -> the text column read
 
 
 def _read_table(path: Path) -> pl.DataFrame:
@@ -50,9 +54,11 @@ def _read_table(path: Path) -> pl.DataFrame:
 
 
 def read_eval_sets(paths: list[Path], field: str) -> EvalSet:
-    """All items of all eval files; the text is column `field`, the id `id`/`source_id` or the row number."""
+    """All items of all eval files. The text is column `field`, else the first of TEXT_COLUMNS the file
+    has; the id is `id`/`source_id`, else the row number."""
     ids: list[str] = []
     texts: list[str] = []
+    columns: dict[str, str] = {}
     for path in paths:
         path = Path(path)
         if not path.exists():
@@ -63,16 +69,18 @@ def read_eval_sets(paths: list[Path], field: str) -> EvalSet:
             raise
         except Exception as exc:  # polars parse errors: one line naming the file
             raise EvalSetError(f"{path}: cannot read eval set: {exc}") from exc
-        if field not in df.columns:
+        column = next((c for c in (field, *TEXT_COLUMNS) if c in df.columns), None)
+        if column is None:
             raise EvalSetError(f"{path}: no text column {field!r} (columns: {', '.join(df.columns)}); "
                                "choose one with --against-field")
+        columns[path.name] = column
         id_col = next((c for c in ID_COLUMNS if c in df.columns), None)
-        row_ids = (df[id_col].cast(pl.Utf8).to_list() if id_col else [str(i) for i in range(df.height)])
-        for rid, text in zip(row_ids, df[field].cast(pl.Utf8).to_list()):
+        row_ids = df[id_col].cast(pl.Utf8).to_list() if id_col else [None] * df.height
+        for row, (rid, text) in enumerate(zip(row_ids, df[column].cast(pl.Utf8).to_list())):
             if text and text.strip():
-                ids.append(f"{path.name}:{rid if rid is not None else len(ids)}")
+                ids.append(f"{path.name}:{rid if rid is not None else row}")
                 texts.append(text)
-    return EvalSet(ids, texts)
+    return EvalSet(ids, texts, columns)
 
 
 ROW_BLOCK = 100_000  # training rows per block: bounds the (row, eval item) expansion in memory

@@ -36,7 +36,9 @@ class DedupOptions(StageOptions):
                                          "exactly, so a miss costs more than a check.")
     against: list[InputPath] = Field(default_factory=list, description="Eval sets to decontaminate against "
                                      "(.jsonl/.jsonl.gz/.json/.csv/.parquet or a parquet folder).")
-    against_field: str = Field("prompt", description="Text column of the --against files.")
+    against_field: str = Field("prompt", description="Text column of the --against files (a file without it is "
+                               "read from the first of prompt, Behavior, forbidden_prompt, goal, question, "
+                               "instruction, text it has).")
     contamination_threshold: float = Field(0.8, gt=0, le=1, description="Shingle overlap coefficient with an eval "
                                            "item at or above which a row is contaminated.")
     prefer: list[Criterion] = Field(default_factory=lambda: list(DEFAULT_PREFER), description="Representative "

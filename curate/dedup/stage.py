@@ -85,6 +85,7 @@ def _decontaminate(df: pl.DataFrame, found: dict, opts: DedupOptions, ctx: Stage
     row_best, row_which = np.append(best, 0.0)[idx], np.append(which, -1)[idx]
     hit = row_best >= opts.contamination_threshold - 1e-12
     ctx.stats["eval_items"] = len(evals.ids)
+    ctx.stats["eval_columns"] = evals.columns
     ctx.stats["contaminated"] = int(hit.sum())
     meta = [{"contaminated_by": evals.ids[int(w)], "eval_overlap": round(float(b), 4)} if h else None
             for h, w, b in zip(hit.tolist(), row_which.tolist(), row_best.tolist())]
