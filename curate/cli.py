@@ -51,6 +51,12 @@ def _handle_errors(fn: Callable) -> Callable:
             raise UserError(str(exc), EXIT_USAGE) from None
         except (SchemaError, StageFailed) as exc:
             raise UserError(str(exc), EXIT_FAILED) from None
+        except Exception as exc:
+            from curate.review.client import ReviewError
+
+            if isinstance(exc, ReviewError):  # Label Studio down, wrong token, missing project: one line
+                raise UserError(str(exc), EXIT_FAILED) from None
+            raise
         except OSError as exc:  # disk full, read-only folder, permission: say which path
             if os.environ.get("CURATE_DEBUG"):
                 raise
@@ -358,6 +364,116 @@ def taxonomy_show(path: Path | None) -> None:
     for dim in [taxonomy.safe, *taxonomy.dimensions]:
         table.add_row(dim.id, dim.key, dim.name_en, dim.name_zh, getattr(dim, "response_mode", ""))
     Console().print(table)
+
+
+@main.group("classifier")
+def classifier_group() -> None:
+    """Train and evaluate the harm-dimension classifier (fastText prompt model + response-kind model)."""
+
+
+@classifier_group.command("train")
+@click.option("--in", "in_paths", multiple=True, required=True, type=click.Path(exists=True, path_type=Path),
+              help="Labelled records (e.g. the output of `curate collect`); repeatable.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Model folder to write (model files, thresholds, metadata).")
+@click.option("--taxonomy", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Taxonomy folder (default: the one shipped with curate).")
+@click.option("--val-fraction", default=0.15, show_default=True, type=float,
+              help="Share of rows (by id hash) held out to calibrate per-dimension thresholds.")
+@click.option("--group-cap", default=2500, show_default=True, type=int,
+              help="At most this many rows per (source, language), so one big source does not define a language.")
+@click.option("--group-floor", default=400, show_default=True, type=int,
+              help="Small (source, language) groups are repeated up to this many rows.")
+@click.option("--taxonomy-examples", default=20, show_default=True, type=int,
+              help="Copies of each dimension's definition added as training lines (0 = off).")
+@click.option("--epoch", type=int, help="fastText epochs of the prompt model (default: the tuned value).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed (training is reproducible with 1 thread).")
+@click.option("--threads", default=1, show_default=True, type=int, help="Training threads (>1: faster, not reproducible).")
+@_handle_errors
+def classifier_train(in_paths, out, taxonomy, val_fraction, group_cap, group_floor, taxonomy_examples, epoch, seed,
+                     threads) -> None:
+    """Train the prompt model (multi-label S00-S14) and the response-kind model on labelled records,
+    calibrate per-dimension thresholds on held-out rows, and save the model folder."""
+    from curate.classify.cli_api import train
+
+    meta = train(list(in_paths), out, taxonomy=taxonomy, val_fraction=val_fraction, group_cap=group_cap,
+                 group_floor=group_floor, taxonomy_examples=taxonomy_examples, epoch=epoch, seed=seed, threads=threads)
+    click.echo(f"model saved to {out} ({meta.get('train_rows', '?')} training rows)")
+
+
+@classifier_group.command("eval")
+@click.option("--in", "in_paths", multiple=True, required=True, type=click.Path(exists=True, path_type=Path),
+              help="Labelled records to score against; repeatable.")
+@click.option("--model", "model_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Model folder (default: the model shipped with curate).")
+@click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON.")
+@_handle_errors
+def classifier_eval(in_paths, model_dir, as_json) -> None:
+    """Per-dimension precision/recall/F1, macro-F1 and binary harmful-vs-safe F1, for zh and en separately."""
+    from curate.classify.cli_api import evaluate, format_report
+
+    result = evaluate(list(in_paths), model_dir)
+    click.echo(json.dumps(result, ensure_ascii=False, indent=1, default=str) if as_json else format_report(result))
+
+
+@main.group("review")
+def review_group() -> None:
+    """Human review in Label Studio (LABEL_STUDIO_URL, LABEL_STUDIO_API_KEY from the environment)."""
+
+
+@review_group.command("push")
+@click.option("--in", "in_path", required=True, type=click.Path(exists=True, path_type=Path), help="Records to sample from.")
+@click.option("--project", required=True, help="Label Studio project title (created if missing, reused if present).")
+@click.option("--sample", type=int, default=200, show_default=True, help="Records to send (0 or negative: all).")
+@click.option("--strategy", type=click.Choice(["stratified", "uncertain", "disagreement", "all"]), default="stratified",
+              show_default=True, help="stratified by dimension x language; uncertain = low classifier confidence "
+              "first; disagreement = source vs classifier first; all.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample.")
+@click.option("--overlap", type=int, default=1, show_default=True, help="Annotators per task (2+ measures agreement).")
+@click.option("--batch-size", type=int, default=100, show_default=True, help="Tasks per import request.")
+@click.option("--taxonomy", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Taxonomy folder (default: the one shipped with curate).")
+@_handle_errors
+def review_push(in_path, project, sample, strategy, seed, overlap, batch_size, taxonomy) -> None:
+    """Create or update the project and import the sample as tasks with pre-annotations. Idempotent: a
+    second push imports only tasks that are missing (tasks carry the record id)."""
+    from curate.review.cli_api import push
+
+    push(in_path, project, sample if sample and sample > 0 else None, strategy, seed=seed, overlap=overlap,
+         batch_size=batch_size, taxonomy_path=taxonomy, log=click.echo)
+
+
+@review_group.command("pull")
+@click.option("--in", "in_path", required=True, type=click.Path(exists=True, path_type=Path),
+              help="The records that were pushed.")
+@click.option("--project", required=True, help="Label Studio project title.")
+@click.option("--out", "out_path", required=True, type=click.Path(path_type=Path), help="Merged records to write.")
+@click.option("--conflict", type=click.Choice(["majority", "adjudicate"]), default="majority", show_default=True,
+              help="Several annotators disagree: majority vote, or flag for adjudication (no override).")
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where the incremental pull state lives (default: .curate-review beside --out).")
+@click.option("--taxonomy", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Taxonomy folder (default: the one shipped with curate).")
+@_handle_errors
+def review_pull(in_path, project, out_path, conflict, state_dir, taxonomy) -> None:
+    """Fetch new annotations and merge them: human dimensions override (label_origin=human), edited
+    answers replace the old (kept in meta), rejected rows get drop_reason rejected_in_review."""
+    from curate.review.cli_api import pull
+
+    pull(in_path, project, out_path, conflict, state_dir=state_dir, taxonomy_path=taxonomy, log=click.echo)
+
+
+@review_group.command("status")
+@click.option("--project", required=True, help="Label Studio project title.")
+@click.option("--taxonomy", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Taxonomy folder (default: the one shipped with curate).")
+@_handle_errors
+def review_status(project, taxonomy) -> None:
+    """Done and pending tasks per stratum (dimension x language) and agreement so far."""
+    from curate.review.cli_api import status
+
+    result = status(project, taxonomy_path=taxonomy)
+    click.echo(json.dumps(result, ensure_ascii=False, indent=1, default=str))
 
 
 @main.command("report")
