@@ -51,16 +51,16 @@ def _handle_errors(fn: Callable) -> Callable:
             raise UserError(str(exc), EXIT_USAGE) from None
         except (SchemaError, StageFailed) as exc:
             raise UserError(str(exc), EXIT_FAILED) from None
+        except OSError as exc:  # disk full, read-only folder, permission: say which path
+            if os.environ.get("CURATE_DEBUG"):
+                raise
+            raise UserError(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "), EXIT_FAILED) from None
         except Exception as exc:
             from curate.review.client import ReviewError
 
             if isinstance(exc, ReviewError):  # Label Studio down, wrong token, missing project: one line
                 raise UserError(str(exc), EXIT_FAILED) from None
             raise
-        except OSError as exc:  # disk full, read-only folder, permission: say which path
-            if os.environ.get("CURATE_DEBUG"):
-                raise
-            raise UserError(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "), EXIT_FAILED) from None
     return wrapper
 
 
