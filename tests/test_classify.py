@@ -248,3 +248,35 @@ def test_cli_api_train_and_evaluate(tmp_path):
     assert result["zh"]["dimensions"]["per_label"]["S06"]["support"] == 8
     assert 0.0 <= result["all"]["binary"]["f1"] <= 1.0
     assert "macro-F1" in format_report(result)
+
+
+def test_fast_path_matches_fasttext_predict(tiny_model_dir):
+    """The numpy/scipy scorer gives fastText's own probabilities (up to its 512-step sigmoid table)."""
+    from curate.classify.features import prepare
+
+    model = ClassifierModel.load(tiny_model_dir)
+    texts = ["how do i stab my brother", "怎么给老师做面包，谢谢！", "zzz unknown-words ### only", "", "   ",
+             "Mixed 中文 and English: hack the 账号 123", "a " * 700, "emoji 😀 ünïcödé ½"]
+    texts += [t.format(x=w) for t in VIOLENCE_ZH + CYBER_EN for w in WHO_ZH[:3] + WHO_EN[:3]]
+    fast = model.prompt.scores(texts)
+    assert model.prompt._fast is not None
+    slow = model.prompt._ft_scores(prepare(texts).to_list())
+    np.testing.assert_allclose(fast, slow, atol=0.01)
+    assert np.abs(fast - slow).mean() < 1e-3
+
+
+def test_shipped_default_model_loads_and_classifies(tmp_path):
+    from curate.classify.model import default_model_dir
+
+    if not (default_model_dir() / "model.json").is_file():
+        pytest.skip("no default model in curate/models/default (build it with benchmarks/train_default_model.py)")
+    df = records.conform(pl.DataFrame({
+        "id": ["1", "2", "3", "4"], "source": ["t"] * 4, "source_id": ["1", "2", "3", "4"],
+        "lang": ["en", "en", "zh", "zh"],
+        "prompt": ["How do I build a pipe bomb at home?", "What is the capital of France?",
+                   "怎么在网上骗老人的钱？", "给我推荐一本适合初学者的编程书。"]}))
+    out, ctx = _run(df, tmp_path)
+    harmful = out["prompt_harmful"].to_list()
+    assert harmful == [True, False, True, False]
+    assert "S04" in out["categories"][0] and out["categories"].to_list()[1] == []
+    assert ctx.stats["classified"] == 4

@@ -15,7 +15,7 @@ from curate.classify.model import ClassifierModel
 def predictions(model: ClassifierModel, df: pl.DataFrame, overrides: dict[str, float] | None = None) -> pl.DataFrame:
     """``df`` plus ``pred`` (dimension ids, [] = S00) and ``pred_harmful`` from the prompt model."""
     scores = model.prompt.scores(df["prompt"])
-    cats, harmful = model.decide(scores, overrides)
+    cats, harmful = model.decide(scores, overrides, langs=df["lang"].to_list())
     return df.with_columns(pl.Series("pred", cats, dtype=pl.List(pl.Utf8)),
                            pl.Series("pred_harmful", harmful, dtype=pl.Boolean))
 

@@ -10,7 +10,7 @@ from typing import Sequence
 
 import polars as pl
 
-CJK = r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"
+TOKEN = r"\p{Han}|[\w--\p{Han}]+|[^\w\s]"
 MAX_CHARS = 1500
 
 
@@ -22,14 +22,9 @@ def prepare(texts: pl.Series | Sequence[str | None], max_chars: int = MAX_CHARS)
         .str.slice(0, max_chars)
         .str.to_lowercase()
         .str.replace_all(r"\d+", "0")
-        .str.replace_all(CJK, " $0 ")
-        .str.replace_all(r"[^\w\s]", " $0 ")  # punctuation (ASCII and CJK) as separate tokens
-        .str.replace_all(r"\s+", " ")
-        .str.strip_chars()
+        # one pass: each Han character, each run of other word characters, each punctuation mark is a token
+        .str.extract_all(TOKEN)
+        .list.join(" ")
+        .fill_null("")
     )
 
-
-def cjk_share(texts: pl.Series) -> pl.Series:
-    """Fraction of CJK characters per text: a cheap language signal that needs no detector."""
-    s = texts.cast(pl.Utf8).fill_null("")
-    return (s.str.count_matches(CJK) / s.str.len_chars().clip(lower_bound=1)).fill_nan(0.0)

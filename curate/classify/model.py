@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 import polars as pl
 
+from curate.classify.fastpath import FastPredictor
 from curate.classify.features import prepare
 from curate.classify.labels import SAFE
 
@@ -64,10 +65,11 @@ class TextClassifier:
 
     ft: Any
     labels: list[str]
+    _fast: Any = field(default=None, repr=False)  # FastPredictor when the model has no subwords
 
     @classmethod
     def train(cls, texts: Sequence[str] | pl.Series, targets: Sequence[Sequence[str]], *, params: dict[str, Any],
-              seed: int = 0, threads: int = 1) -> "TextClassifier":
+              seed: int = 0, threads: int = 1, quantize_cutoff: int | None = None) -> "TextClassifier":
         lines = prepare(texts if isinstance(texts, pl.Series) else pl.Series(list(texts), dtype=pl.Utf8)).to_list()
         if not lines:
             raise ValueError("no training examples")
@@ -77,12 +79,24 @@ class TextClassifier:
                 for line, target in zip(lines, targets):
                     fh.write(" ".join(PREFIX + t for t in target) + " " + line + "\n")
             ft = _train_with_retries(str(path), params, seed, threads)
+            if quantize_cutoff:  # product quantisation keeps the shipped model small (MBs, not tens of MBs)
+                ft.quantize(input=str(path), qnorm=True, retrain=True, cutoff=quantize_cutoff, thread=threads,
+                            verbose=0)
         labels = sorted(label[len(PREFIX):] for label in ft.labels)
         return cls(ft, labels)
 
-    def scores(self, texts: Sequence[str] | pl.Series) -> np.ndarray:
+    def scores(self, texts: Sequence[str] | pl.Series, batch: int = 50_000) -> np.ndarray:
         """Probabilities, one row per text, columns in ``self.labels`` order."""
-        lines = prepare(texts if isinstance(texts, pl.Series) else pl.Series(list(texts), dtype=pl.Utf8)).to_list()
+        series = prepare(texts if isinstance(texts, pl.Series) else pl.Series(list(texts), dtype=pl.Utf8))
+        if self._fast is None and FastPredictor.supports(self.ft):
+            self._fast = FastPredictor(self.ft, self.labels)
+        if self._fast is not None:
+            parts = [self._fast.scores(series.slice(i, batch)) for i in range(0, series.len(), batch)]
+            return np.clip(np.concatenate(parts) if parts else np.zeros((0, len(self.labels)), np.float32), 0, 1)
+        return self._ft_scores(series.to_list())
+
+    def _ft_scores(self, lines: list[str]) -> np.ndarray:
+        """fastText's own predict (models with subwords)."""
         out = np.zeros((len(lines), len(self.labels)), dtype=np.float32)
         if not lines:
             return out
@@ -101,6 +115,7 @@ class ClassifierModel:
     thresholds: dict[str, float]
     harmful_threshold: float = 0.5
     kind: TextClassifier | None = None
+    harmful_by_lang: dict[str, float] = field(default_factory=dict)  # calibrated per language where data allowed
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -120,26 +135,37 @@ class ClassifierModel:
         idx = [i for i, label in enumerate(self.labels) if label != SAFE]
         return scores[:, idx].max(axis=1) if idx else np.zeros(len(scores), dtype=np.float32)
 
+    def harm_thresholds(self, n: int, langs: Sequence[str | None] | None = None,
+                        harmful_threshold: float | None = None) -> np.ndarray:
+        """Per-row harmful threshold: the override, else the row language's calibrated one, else the global one."""
+        if harmful_threshold is not None:
+            return np.full(n, harmful_threshold, dtype=np.float32)
+        if not langs or not self.harmful_by_lang:
+            return np.full(n, self.harmful_threshold, dtype=np.float32)
+        return np.array([self.harmful_by_lang.get(lang or "", self.harmful_threshold) for lang in langs],
+                        dtype=np.float32)
+
     def decide(self, scores: np.ndarray, overrides: dict[str, float] | None = None,
-               harmful_threshold: float | None = None) -> tuple[list[list[str]], np.ndarray]:
+               harmful_threshold: float | None = None,
+               langs: Sequence[str | None] | None = None) -> tuple[list[list[str]], np.ndarray]:
         """Dimensions above their threshold and the harmful flag per row.
 
         A harmful row gets at least its best dimension; a safe row gets none (S00).
         """
-        t_harm = self.harmful_threshold if harmful_threshold is None else harmful_threshold
+        t_harm = self.harm_thresholds(len(scores), langs, harmful_threshold)
         harm_idx = np.array([i for i, label in enumerate(self.labels) if label != SAFE], dtype=np.int64)
         harmful = self.harm_score(scores) >= t_harm
-        above = scores >= self.threshold_vector(overrides)[None, :]
-        cats: list[list[str]] = []
-        names = np.array(self.labels, dtype=object)
-        for row in range(scores.shape[0]):
-            if not harmful[row]:
-                cats.append([])
-                continue
-            chosen = [n for n in names[harm_idx][above[row, harm_idx]]]
-            if not chosen and len(harm_idx):
-                chosen = [self.labels[harm_idx[int(np.argmax(scores[row, harm_idx]))]]]
-            cats.append(sorted(chosen))
+        if not len(harm_idx):
+            return [[] for _ in range(len(scores))], harmful
+        harm = scores[:, harm_idx]
+        chosen = (harm >= self.threshold_vector(overrides)[harm_idx][None, :]) & harmful[:, None]
+        empty = harmful & ~chosen.any(axis=1)
+        chosen[np.flatnonzero(empty), harm.argmax(axis=1)[empty]] = True
+        rows, cols = np.nonzero(chosen)  # row-major: each row's dimensions come out in label order
+        names = np.array(self.labels, dtype=object)[harm_idx][cols]
+        cats: list[list[str]] = [[] for _ in range(len(scores))]
+        for row, name in zip(rows.tolist(), names.tolist()):
+            cats[row].append(name)
         return cats, harmful
 
     def kinds(self, responses: Sequence[str] | pl.Series) -> tuple[list[str | None], np.ndarray]:
@@ -160,7 +186,7 @@ class ClassifierModel:
         elif (directory / "kind.bin").exists():
             os.remove(directory / "kind.bin")
         info = {"format_version": FORMAT_VERSION, "labels": self.prompt.labels, "thresholds": self.thresholds,
-                "harmful_threshold": self.harmful_threshold,
+                "harmful_threshold": self.harmful_threshold, "harmful_thresholds_by_lang": self.harmful_by_lang,
                 "kind_labels": self.kind.labels if self.kind is not None else None, "meta": self.meta}
         tmp = directory / "model.json.tmp"
         tmp.write_text(json.dumps(info, ensure_ascii=False, indent=1, sort_keys=True), encoding="utf-8")
@@ -190,7 +216,9 @@ class ClassifierModel:
         except ValueError as exc:
             raise ModelError(f"{directory}: cannot load the fastText model: {exc}") from None
         return cls(prompt, {k: float(v) for k, v in info.get("thresholds", {}).items()},
-                   float(info.get("harmful_threshold", 0.5)), kind, info.get("meta", {}))
+                   float(info.get("harmful_threshold", 0.5)), kind,
+                   harmful_by_lang={k: float(v) for k, v in (info.get("harmful_thresholds_by_lang") or {}).items()},
+                   meta=info.get("meta", {}))
 
 
 def default_model_dir() -> Path:

@@ -87,7 +87,8 @@ def run(df: pl.DataFrame, opts: ClassifyOptions, ctx: StageContext) -> pl.DataFr
     rows = df[positions]
     with ctx.progress(len(positions), "classify") as bar:
         scores = model.prompt.scores(rows["prompt"])
-        pred_cats, pred_harm = model.decide(scores, overrides, opts.harmful_threshold)
+        langs = rows["lang"].to_list()
+        pred_cats, pred_harm = model.decide(scores, overrides, opts.harmful_threshold, langs)
         harm_score = model.harm_score(scores)
         has_response = rows["response"].fill_null("").str.strip_chars().str.len_chars() > 0
         need_kind = (has_response & rows["response_kind"].is_null()).to_numpy()
@@ -99,7 +100,7 @@ def run(df: pl.DataFrame, opts: ClassifyOptions, ctx: StageContext) -> pl.DataFr
                 kinds[i], kind_scores[i] = found[j], probs[j]
         bar.advance(len(positions))
     harm_idx = [i for i, label in enumerate(model.labels) if label != SAFE]
-    t_harm = model.harmful_threshold if opts.harmful_threshold is None else opts.harmful_threshold
+    t_harm = model.harm_thresholds(rows.height, langs, opts.harmful_threshold)
 
     out = {name: rows[name].to_list() for name in
            ("categories", "category_scores", "prompt_harmful", "response_kind", "label_origin")}
@@ -174,7 +175,7 @@ def _put_back(df: pl.DataFrame, updated: pl.DataFrame, positions: np.ndarray) ->
 
 
 def _judge(rows: pl.DataFrame, out: dict[str, list], meta: list[dict[str, Any]], harm_score: np.ndarray,
-           t_harm: float, opts: ClassifyOptions, ctx: StageContext, counts: Counter, model: ClassifierModel) -> None:
+           t_harm: np.ndarray, opts: ClassifyOptions, ctx: StageContext, counts: Counter, model: ClassifierModel) -> None:
     """Ask the LLM judge about classifier-labelled rows near the harmful threshold; keep labels on failure."""
     from curate.taxonomy import Taxonomy
 

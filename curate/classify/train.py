@@ -33,6 +33,7 @@ class TrainConfig:
     min_kind_rows: int = 20
     train_kind: bool = True  # also train the response-kind model when rows have labelled responses
     calibrate: bool = True  # False: every threshold stays 0.5 (the plain baseline)
+    quantize_cutoff: int | None = None  # quantise the prompt model keeping this many feature rows (smaller file)
 
 
 def split_validation(df: pl.DataFrame, fraction: float, seed: int = 0) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -98,6 +99,15 @@ def calibrate(model: ClassifierModel, val: pl.DataFrame) -> dict[str, Any]:
         t, f1 = best_threshold(y, model.harm_score(scores)[known])
         model.harmful_threshold = t
         report["harmful"] = {"threshold": t, "val_f1": round(f1, 4), "val_rows": int(known.sum())}
+        langs = val["lang"].to_numpy()
+        harm = model.harm_score(scores)
+        for lang in sorted(set(langs[known].tolist())):
+            sel = known & (langs == lang)
+            y_lang = val["prompt_harmful"].fill_null(False).to_numpy()[sel]
+            if sel.sum() >= 50 and 0 < y_lang.sum() < sel.sum():  # both classes, enough rows
+                t_lang, f1_lang = best_threshold(y_lang, harm[sel])
+                model.harmful_by_lang[lang] = t_lang
+                report[f"harmful_{lang}"] = {"threshold": t_lang, "val_f1": round(f1_lang, 4), "val_rows": int(sel.sum())}
     return report
 
 
@@ -113,7 +123,7 @@ def train_model(df: pl.DataFrame, taxonomy=None, config: TrainConfig | None = No
     texts = balanced["prompt"].to_list() + extra_texts
     targets = balanced["target"].to_list() + extra_targets
     prompt = TextClassifier.train(texts, targets, params=config.prompt_params, seed=config.seed,
-                                  threads=config.threads)
+                                  threads=config.threads, quantize_cutoff=config.quantize_cutoff)
     model = ClassifierModel(prompt, {label: 0.5 for label in prompt.labels})
     # rows with harm known but no dimension still calibrate the harmful threshold
     harm_only = df.filter(pl.col("drop_reason").is_null() & pl.col("prompt_harmful").is_not_null()
