@@ -61,6 +61,10 @@ def _updated_after(cursor: datetime, overlap: timedelta) -> str:
         "value": value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}]}})
 
 
+_ANNOTATED = json.dumps({"filters": {"conjunction": "and", "items": [{
+    "filter": "filter:tasks:total_annotations", "operator": "greater", "type": "Number", "value": 0}]}})
+
+
 def _annotation(a: Any) -> dict[str, Any]:
     get = a.get if isinstance(a, dict) else lambda k, d=None: getattr(a, k, d)
     completed_by = get("completed_by")
@@ -82,8 +86,9 @@ def pull(client: Client, project_id: int, path: Path,
     query = _updated_after(cursor, overlap) if cursor else None
     fetched = new = changed = 0
     newest = cursor
-    for t in client.iterate(lambda: client.ls.tasks.list(project=project_id, fields="all", page_size=200,
-                                                         **({"query": query} if query else {}))):
+    # the first pull needs only annotated tasks; later ones must also see tasks whose annotations were deleted
+    where = {"query": query or _ANNOTATED}
+    for t in client.iterate(lambda: client.ls.tasks.list(project=project_id, fields="all", page_size=200, **where)):
         fetched += 1
         key = str(t.id)
         anns = [_annotation(a) for a in (t.annotations or [])]

@@ -63,7 +63,7 @@ def ensure_project(client: Client, title: str, taxonomy: Taxonomy, *, overlap: i
 def existing_record_ids(client: Client, project_id: int) -> dict[str, int]:
     """record id -> task id for every task already in the project."""
     out: dict[str, int] = {}
-    for t in client.iterate(lambda: client.ls.tasks.list(project=project_id, page_size=500)):
+    for t in client.iterate(lambda: client.ls.tasks.list(project=project_id, page_size=500, include="id,data")):
         rid = (t.data or {}).get("record_id")
         if rid is not None:
             out.setdefault(str(rid), t.id)
