@@ -155,7 +155,6 @@ def test_signatures_are_identical_across_worker_counts():
     one = signatures.compute(texts, params, workers=1)
     two = signatures.compute(texts, params, workers=2, shard_rows=100, min_pool_rows=0)
     assert np.array_equal(one[0], two[0]) and np.array_equal(one[1], two[1])
-    assert np.array_equal(one[2].values, two[2].values) and np.array_equal(one[2].offsets, two[2].offsets)
 
 
 def test_representative_policy(tmp_path):

@@ -20,7 +20,7 @@ import multiprocessing
 import numpy as np
 import polars as pl
 
-from curate.dedup.shingles import Shingles, exact_keys, from_tokens, mix64, offsets_of, prepare, tokenize
+from curate.dedup.shingles import Shingles, exact_keys, from_tokens, mix64, prepare, tokenize
 
 CHUNK_SHINGLES = 16_384  # measured: 16k shingles x 126 permutations (8 MB) is the sweet spot
 _MUL = np.uint64(0x9E3779B97F4A7C15)
@@ -70,24 +70,22 @@ def band_keys(sh: Shingles, bands: int, rows: int, seed: int = 1) -> np.ndarray:
     return out
 
 
-def shard_signatures(texts: list[str], params: Params) -> tuple[np.ndarray, np.ndarray, Shingles]:
+def shard_signatures(texts: list[str], params: Params) -> tuple[np.ndarray, np.ndarray]:
     """One shard's work, the unit a process pool (or later a distributed engine) maps over texts:
-    (exact key per row, band keys [bands, rows], shingles)."""
+    (exact key per row, band keys [bands, rows]). The shingles are dropped here: only the few rows in
+    candidate pairs need them again, and recomputing those is cheaper than keeping or shipping all."""
     tok = tokenize(prepare(pl.Series("t", texts, dtype=pl.Utf8)))
     sh = from_tokens(tok, params.word_n, params.char_n)
-    return exact_keys(tok), band_keys(sh, params.bands, params.rows, params.seed), sh
+    return exact_keys(tok), band_keys(sh, params.bands, params.rows, params.seed)
 
 
-def _concat(parts: list[tuple[np.ndarray, np.ndarray, Shingles]]) -> tuple[np.ndarray, np.ndarray, Shingles]:
-    exact = np.concatenate([p[0] for p in parts])
-    keys = np.concatenate([p[1] for p in parts], axis=1)
-    values = np.concatenate([p[2].values for p in parts])
-    return exact, keys, Shingles(values, offsets_of(np.concatenate([p[2].sizes() for p in parts])))
+def _concat(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts], axis=1)
 
 
 def compute(texts: list[str], params: Params, workers: int = 1, shard_rows: int = 100_000,
-            advance=lambda n: None, min_pool_rows: int = MIN_POOL_ROWS) -> tuple[np.ndarray, np.ndarray, Shingles]:
-    """Exact keys, band keys and shingles of all texts, in shards of shard_rows, on `workers` processes."""
+            advance=lambda n: None, min_pool_rows: int = MIN_POOL_ROWS) -> tuple[np.ndarray, np.ndarray]:
+    """Exact keys and band keys of all texts, in shards of shard_rows, on `workers` processes."""
     if workers > 1 and len(texts) >= min_pool_rows:
         shard_rows = min(shard_rows, -(-len(texts) // workers))
     shards = [texts[i:i + shard_rows] for i in range(0, len(texts), shard_rows)] or [[]]

@@ -19,7 +19,7 @@ from curate import records
 from curate.dedup import clusters, decontaminate, lsh, representative, signatures
 from curate.dedup.jaccard import jaccard
 from curate.dedup.options import DedupOptions
-from curate.dedup.shingles import Shingles, subset, unique_per_row
+from curate.dedup.shingles import shingle
 from curate.stage import StageContext
 
 STAGE_NAME = "dedup"
@@ -34,12 +34,12 @@ def _exact_groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return first[order], rank[inverse.ravel()]
 
 
-def _similarities(sh: Shingles, pairs: np.ndarray) -> np.ndarray:
-    """Exact Jaccard of candidate pairs, on the unique shingles of the rows involved only."""
+def _similarities(texts: pl.Series, pairs: np.ndarray, word_n: int, char_n: int) -> np.ndarray:
+    """Exact Jaccard of candidate pairs (indices into `texts`), shingling the rows involved only."""
     if len(pairs) == 0:
         return np.zeros(0)
     involved, local = np.unique(pairs, return_inverse=True)
-    return jaccard(unique_per_row(subset(sh, involved)), local.reshape(pairs.shape))
+    return jaccard(shingle(texts.gather(involved), word_n, char_n), local.reshape(pairs.shape))
 
 
 def find_clusters(texts: pl.Series, opts: DedupOptions, ctx: StageContext | None = None) -> dict:
@@ -54,25 +54,26 @@ def find_clusters(texts: pl.Series, opts: DedupOptions, ctx: StageContext | None
     some_texts = texts.gather(present).to_list()
     if ctx is not None:
         with ctx.progress(len(present), "dedup signatures") as bar:
-            exact, keys, sh = signatures.compute(some_texts, params, opts.workers, opts.shard_rows, bar.advance)
+            exact, keys = signatures.compute(some_texts, params, opts.workers, opts.shard_rows, bar.advance)
     else:
-        exact, keys, sh = signatures.compute(some_texts, params, opts.workers, opts.shard_rows)
+        exact, keys = signatures.compute(some_texts, params, opts.workers, opts.shard_rows)
     del some_texts
     # one row per distinct text goes on to LSH; exact copies join their first row's cluster
     first, unique_of_present = _exact_groups(exact)
     if len(first) < len(present):
-        keys, sh = keys[:, first], subset(sh, first)
+        keys = keys[:, first]
+    distinct = texts.gather(present[first])
     candidates = lsh.candidate_pairs(keys)
     del keys
-    verified = candidates[_similarities(sh, candidates) >= opts.threshold - 1e-12]
+    verified = candidates[_similarities(distinct, candidates, word_n, char_n) >= opts.threshold - 1e-12]
     unique_roots = clusters.components(len(first), verified)
 
     # back to rows: a row's root is the first row holding its distinct text's root
     roots = np.arange(n, dtype=np.int64)
     roots[present] = present[first[unique_roots[unique_of_present]]]
-    unique_of_row = np.full(n, -1, dtype=np.int64)  # index into the shingled distinct texts, -1 = empty
+    unique_of_row = np.full(n, -1, dtype=np.int64)  # index into `distinct`, -1 = empty text
     unique_of_row[present] = unique_of_present
-    return {"roots": roots, "shingles": sh, "unique_of_row": unique_of_row, "bands": bands, "rows": rows,
+    return {"roots": roots, "distinct": distinct, "unique_of_row": unique_of_row, "bands": bands, "rows": rows,
             "unique_texts": len(first), "candidate_pairs": len(candidates), "verified_pairs": len(verified),
             "word_ngram": word_n, "char_ngram": char_n, "empty": n - len(present)}
 
@@ -80,7 +81,8 @@ def find_clusters(texts: pl.Series, opts: DedupOptions, ctx: StageContext | None
 def _decontaminate(df: pl.DataFrame, found: dict, opts: DedupOptions, ctx: StageContext) -> pl.DataFrame:
     evals = decontaminate.read_eval_sets(opts.eval_paths(), opts.against_field)
     ev_sh = decontaminate.eval_shingles(evals, found["word_ngram"], found["char_ngram"])
-    best, which = decontaminate.best_overlap(unique_per_row(found["shingles"]), ev_sh)
+    train_sh = shingle(found["distinct"], found["word_ngram"], found["char_ngram"])
+    best, which = decontaminate.best_overlap(train_sh, ev_sh)
     idx = found["unique_of_row"]  # -1 (an empty text) picks the appended "no overlap" entry
     row_best, row_which = np.append(best, 0.0)[idx], np.append(which, -1)[idx]
     hit = row_best >= opts.contamination_threshold - 1e-12
