@@ -243,6 +243,7 @@ def test_decontamination_reads_files_with_other_text_columns_and_reports_bad_fil
         run(df, tmp_path, against=[str(odd)])
     out, _ = run(df, tmp_path, against=[str(odd)], against_field="utterance")
     assert out["drop_reason"].null_count() == 3
+    assert DedupOptions(against=[str(harm), str(xs)]).input_files() == [harm, xs]
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{not json\n", encoding="utf-8")
     with pytest.raises(EvalSetError, match="bad.jsonl: cannot read"):

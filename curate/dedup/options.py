@@ -68,5 +68,9 @@ class DedupOptions(StageOptions):
         return optimal_param(self.threshold, self.num_perm, 1 - self.false_negative_weight,
                              self.false_negative_weight)
 
-    def eval_paths(self) -> list[Path]:
-        return list(self.against)
+    def input_files(self) -> list[Path]:
+        """Files this stage reads besides its input records (the eval sets), for cache fingerprints."""
+        files: list[Path] = []
+        for path in self.against:
+            files += sorted(p for p in Path(path).rglob("*") if p.is_file()) if Path(path).is_dir() else [Path(path)]
+        return files

@@ -1,9 +1,12 @@
 """The dedup stage: exact duplicates, MinHash-LSH near-duplicates verified by exact Jaccard, clusters,
 representatives and decontamination. Every row is kept; rejected rows get a drop_reason.
 
-1. rows with the same normalised text (exact key) are one group; only one text per group is shingled;
-2. band keys of those texts (signatures.compute, process pool over shards) give candidate pairs (lsh);
-3. pairs whose exact Jaccard reaches the threshold are joined with the exact groups (clusters);
+1. per shard (signatures.compute, optionally a process pool): each text's exact key (its tokens, so
+   case, width, punctuation and spacing do not count) and its LSH band keys;
+2. rows with the same exact key are one group; the first row of each group goes on to LSH, whose equal
+   band keys give candidate pairs (lsh);
+3. candidate pairs whose exact Jaccard reaches the threshold (jaccard, on freshly shingled texts of the
+   rows involved) are joined with the exact groups (clusters, union-find);
 4. each cluster's representative follows the policy (representative); the others are duplicates;
 5. rows overlapping an eval item (decontaminate) are "contaminated", before duplicates are marked, so a
    contaminated row never represents a cluster.
@@ -79,7 +82,7 @@ def find_clusters(texts: pl.Series, opts: DedupOptions, ctx: StageContext | None
 
 
 def _decontaminate(df: pl.DataFrame, found: dict, opts: DedupOptions, ctx: StageContext) -> pl.DataFrame:
-    evals = decontaminate.read_eval_sets(opts.eval_paths(), opts.against_field)
+    evals = decontaminate.read_eval_sets(list(opts.against), opts.against_field)
     ev_sh = decontaminate.eval_shingles(evals, found["word_ngram"], found["char_ngram"])
     train_sh = shingle(found["distinct"], found["word_ngram"], found["char_ngram"])
     best, which = decontaminate.best_overlap(train_sh, ev_sh)
