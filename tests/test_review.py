@@ -114,6 +114,7 @@ def test_push_annotate_pull_merge_agreement_and_status(label_studio, reviewer2_t
         admin.annotations.create(id=t.id, result=mine)
         reviewer.annotations.create(id=t.id, result=theirs)
 
+    time.sleep(1.1)  # the pull cursor stops at the server's clock (whole seconds) when the pull began
     state_dir = tmp_path / "state"
     pulled = cli_api.pull(in_path, title, out_path, "majority", state_dir=state_dir, **key, log=lambda m: None)
     assert pulled["pull"]["annotations_new"] == 24 and not pulled["pull"]["incremental"]
@@ -167,8 +168,9 @@ def test_push_annotate_pull_merge_agreement_and_status(label_studio, reviewer2_t
     assert (changed["tasks_fetched"], changed["annotations_changed"], changed["annotations_new"]) == (1, 1, 0)
 
     # a bigger sample later adds only the missing records
-    more = cli_api.push(in_path, title, sample=16, strategy="stratified", overlap=2, **key, log=lambda m: None)
+    more = cli_api.push(in_path, title, sample=16, strategy="stratified", overlap=3, **key, log=lambda m: None)
     assert (more["already_present"], more["imported"]) == (12, 4)
+    assert admin.projects.get(id=projects[0].id).maximum_annotations == 3  # settings follow the options
     assert len(existing_record_ids(client, projects[0].id)) == 16
 
 

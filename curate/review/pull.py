@@ -1,9 +1,9 @@
 """Fetch annotations incrementally and keep them in a state file in the run's work dir.
 
 The state holds every task's current annotations (simplified) and a cursor: the newest task ``updated_at``
-seen. A pull asks only for tasks updated after the cursor (minus a small overlap, for writes that commit out
-of order) and replaces those tasks' annotations, so edited or deleted annotations are followed too. The merge
-always uses the whole state.
+seen, but no later than the server's clock when the pull began. A pull asks only for tasks updated after the
+cursor (minus a small overlap, for writes that commit out of order) and replaces those tasks' annotations,
+so edited or deleted annotations are followed too. The merge always uses the whole state.
 """
 from __future__ import annotations
 
@@ -11,8 +11,11 @@ import json
 import os
 import re
 from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from curate.review.client import Client
 from curate.review.tasks import parse_result
@@ -65,6 +68,15 @@ _ANNOTATED = json.dumps({"filters": {"conjunction": "and", "items": [{
     "filter": "filter:tasks:total_annotations", "operator": "greater", "type": "Number", "value": 0}]}})
 
 
+def _server_now(client: Client) -> datetime | None:
+    """The server's clock (its Date header, whole seconds), so no client clock skew enters the cursor."""
+    try:
+        answer = httpx.get(client.url + "/health", timeout=10)
+        return parsedate_to_datetime(answer.headers["date"])
+    except (httpx.HTTPError, KeyError, TypeError, ValueError):
+        return None
+
+
 def _annotation(a: Any) -> dict[str, Any]:
     get = a.get if isinstance(a, dict) else lambda k, d=None: getattr(a, k, d)
     completed_by = get("completed_by")
@@ -79,6 +91,7 @@ def _annotation(a: Any) -> dict[str, Any]:
 def pull(client: Client, project_id: int, path: Path,
          overlap: timedelta = OVERLAP) -> tuple[dict[str, Any], dict[str, Any]]:
     """Update the state at ``path`` from the server; returns (state, figures of this pull)."""
+    started = _server_now(client)
     state = load_state(path)
     if state.get("project_id") != project_id:  # another project under the same title: start over
         state = {"tasks": {}, "cursor": None, "project_id": project_id}
@@ -100,6 +113,10 @@ def pull(client: Client, project_id: int, path: Path,
         ts = _ts(t.updated_at)
         if ts is not None and (newest is None or ts > newest):
             newest = ts
+    if newest is not None and started is not None:
+        # a task updated while the pages were read may sit on a page already passed: start the next pull no
+        # later than this one started (server clock, like updated_at), so it is fetched then
+        newest = min(newest, started)
     state["cursor"] = newest.isoformat() if newest else None
     save_state(path, state)
     annotated = sum(1 for t in state["tasks"].values() if any(not a["was_cancelled"] for a in t["annotations"]))
