@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from curate.stage import StageContext
 from curate.store import RunStore
 from curate.taxonomy import Taxonomy
 from tests.fixtures.label_studio import label_studio  # noqa: F401
+from tests.servers.cdp import Browser
 from tests.servers.label_studio import free_port
 
 pytestmark = pytest.mark.label_studio
@@ -338,3 +340,29 @@ def test_review_in_a_pipeline_pushes_then_the_next_run_merges(label_studio, tmp_
     for file in (tmp_path / "run").rglob("*"):
         if file.is_file():
             assert label_studio.token.encode() not in file.read_bytes(), file
+
+
+@pytest.mark.browser
+def test_labeling_screen_renders_with_pre_annotations(label_studio, artifacts_dir):  # noqa: F811
+    """The generated config in Label Studio's real labeling screen (headless Chromium): every question shown,
+    the classifier's labels pre-ticked, the answer pre-filled, no script errors. Screenshot in test-artifacts/."""
+    if not (shutil.which("chromium") or shutil.which("chromium-browser")):
+        pytest.skip("Debian's chromium is not installed (make test installs it)")
+    client = connect(label_studio.url, label_studio.token)
+    push(client, corpus(8), "labeling screen", taxonomy=Taxonomy.load(), sample=None, strategy="all",
+         log=lambda m: None)
+    project = find_project(client, "labeling screen")
+    target = [t for t in client.ls.tasks.list(project=project.id) if t.data["stratum"] == "S03/zh"][0]
+    with Browser() as page:
+        page.set_cookie("sessionid", label_studio.web_session(), "127.0.0.1")
+        page.navigate(f"{label_studio.url}/projects/{project.id}/data?task={target.id}")
+        text = page.wait_for_text("Harm dimensions", "Verdict on the answer", "Corrected answer", "Comment")
+        for d in Taxonomy.load().dimensions:
+            assert f"{d.id} {d.name_en}" in text
+        assert target.data["prompt"] in text and target.data["response"] in text
+        time.sleep(2)  # let the pre-annotation settle before reading the ticks
+        checked = page.evaluate("Array.from(document.querySelectorAll('input:checked'))"
+                                ".map(e => (e.closest('label') || e.parentElement.parentElement).innerText)")
+        assert any(c.startswith("S03 ") for c in checked) and any(c.startswith("Yes") for c in checked), checked
+        page.screenshot(artifacts_dir / "label_studio_task.png")
+        assert page.errors() == []

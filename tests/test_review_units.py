@@ -234,3 +234,25 @@ def test_label_config_for_a_custom_taxonomy(tmp_path):
     dims = [c for c in root.iter("Choices") if c.get("name") == lc.CATEGORIES][0]
     assert [(c.get("alias"), c.get("value")) for c in dims] == [
         ("X1", "X1 Gambling / 赌博"), ("X2", "X2 Drugs & <chemicals> / 毒品")]
+
+
+def test_pre_annotations_fit_the_labeling_config():
+    """Label Studio's own parser (label-studio-sdk LabelInterface) accepts what push sends as predictions and
+    stores choices by alias (the dimension id), which pull reads back."""
+    from label_studio_sdk.label_interface import LabelInterface
+
+    from curate.review.tasks import parse_result, task
+
+    interface = LabelInterface(lc.label_config())
+    for row in _records(4).to_dicts():
+        t = task(row, stratum(row["categories"], row["lang"]), 0.5, "labels:curate")
+        assert set(t["data"]) >= {"record_id", "prompt", "reasoning", "response", "context"}
+        prediction = t["predictions"][0]
+        assert interface.validate_prediction(prediction), prediction
+        back = parse_result(prediction["result"])
+        assert back.get(lc.CATEGORIES, []) == sorted(row["categories"])
+        assert back[lc.PROMPT_HARMFUL] == ["yes" if row["prompt_harmful"] else "no"]
+        assert back[lc.CORRECTED] == row["response"]
+    wrong = {"model_version": "x", "result": [
+        {"from_name": lc.CATEGORIES, "to_name": "prompt", "type": "choices", "value": {"choices": ["S99"]}}]}
+    assert not interface.validate_prediction(wrong)

@@ -257,6 +257,20 @@ class LabelStudioServer:
                 raise LabelStudioError(f"sign-up of {email} failed: {answer.status_code} {answer.text[:200]}")
             return answer.json()["token"]
 
+    def web_session(self) -> str:
+        """Log the admin in through the login form; returns the ``sessionid`` cookie (for a browser)."""
+        import httpx
+
+        with httpx.Client(base_url=self.url, follow_redirects=True, timeout=30) as web:
+            web.get("/user/login/").raise_for_status()
+            web.post("/user/login/", headers={"Referer": self.url + "/user/login/"},
+                     data={"email": self.username, "password": self.password,
+                           "csrfmiddlewaretoken": web.cookies.get("csrftoken")}).raise_for_status()
+            session = web.cookies.get("sessionid")
+        if not session:
+            raise LabelStudioError(f"login of {self.username} failed")
+        return session
+
     def restart(self) -> "LabelStudioServer":
         self.stop()
         return self.start()
