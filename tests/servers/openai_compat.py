@@ -162,6 +162,13 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 512  # the default backlog of 5 drops connections at 64 concurrent clients
     app: OpenAICompatServer
 
+    def handle_error(self, request, client_address) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return  # a client that went away (killed, timed out) is expected here, not a server fault
+        super().handle_error(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive
