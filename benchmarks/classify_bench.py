@@ -32,7 +32,7 @@ MIN_LOSO_ROWS = 100
 def configs(threads: int) -> dict[str, TrainConfig]:
     plain = dict(PROMPT_PARAMS, minn=0, maxn=0, dim=64)
     return {
-        "baseline": TrainConfig(group_cap=10**9, group_floor=0, taxonomy_examples=0, calibrate=False,
+        "baseline": TrainConfig(group_cap=10**9, group_floor=0, taxonomy_examples=0, calibration="none",
                                 prompt_params=plain, threads=threads),
         "curate": TrainConfig(threads=threads),
     }

@@ -55,8 +55,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=shared_corpus.REPO / "curate" / "models" / "default")
     ap.add_argument("--loso", action="store_true", help="also run leave-one-source-out (slow: one model per source)")
+    ap.add_argument("--bench-json", type=Path, help="classify_bench.py --permissive --out results: its LOSO "
+                    "figures (curate recipe and plain baseline) go into the model card")
+    ap.add_argument("--card-only", action="store_true", help="rewrite MODEL_CARD.md from the saved metrics")
     args = ap.parse_args()
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    if args.card_only:
+        metrics = json.loads((args.out / "metrics.json").read_text(encoding="utf-8"))
+        write_card(args.out, metrics, args.bench_json)
+        return
     df = corpus(log)
     tax = Taxonomy.load()
     config = TrainConfig(**DEFAULT_CONFIG)
@@ -86,9 +93,70 @@ def main() -> None:
     final.save(args.out)
     size = sum(p.stat().st_size for p in args.out.iterdir())
     log(f"saved {args.out} ({size / 1e6:.1f} MB) in {time.perf_counter() - t0:.0f}s")
+    metrics["size_bytes"] = size
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=1, ensure_ascii=False), encoding="utf-8")
+    write_card(args.out, metrics, args.bench_json)
     print(json.dumps({"size_mb": round(size / 1e6, 2), **{k: v for k, v in metrics.items()
                                                              if k != "loso_per_source"}}, indent=1))
+
+
+def _row(name: str, m: dict | None) -> str:
+    if not m:
+        return f"| {name} | - | - | - | - |"
+    zh, en = m.get("zh", {}), m.get("en", {})
+    return (f"| {name} | {zh.get('macro_f1', '-')} | {en.get('macro_f1', '-')} | {zh.get('binary_f1', '-')} "
+            f"| {en.get('binary_f1', '-')} |")
+
+
+def write_card(out: Path, metrics: dict, bench_json: Path | None) -> None:
+    """curate/models/MODEL_CARD.md from the measured figures (nothing in it is typed by hand)."""
+    lines = [
+        "# curate default classifier (`curate/models/default`)", "",
+        "fastText prompt model (multi-label, one-vs-all over S00-S14 of the default taxonomy, character bigrams for",
+        "Chinese, word bigrams and character 3-5-grams otherwise, product-quantised) plus a response-kind model",
+        "(refusal / safe_completion / helpful / harmful). Thresholds per dimension and the harmful-vs-safe threshold",
+        "(per language) are calibrated on cross-source scores: each source scored by a model trained without it.",
+        "", "Rebuild: `make model` (= `python benchmarks/train_default_model.py`); retrain on your own records:",
+        "`curate classifier train --in records.parquet --out my-model`.", "",
+        "## Training data (permissively licensed only)", "",
+        "| source | records |", "|---|---|",
+        *[f"| {k} | {v:,} |" for k, v in metrics["sources"].items()], "",
+        "S-Eval (CC BY-NC-SA 4.0) is excluded. Labels are the sources' own, mapped through taxonomy/default/mappings;",
+        "the taxonomy's definitions and seed examples (taxonomy/default/examples.yaml) are added as training lines.",
+        f"Size on disk: {metrics.get('size_bytes', 0) / 1e6:.1f} MB.", "",
+        "## Quality", "",
+        "Macro-F1 over dimensions with >= 5 gold rows (S00 counts as a dimension); binary = harmful-vs-safe F1 on rows",
+        "whose source says whether the prompt is harmful (XSTest safe prompts, CValues, GSM8K, COLD non-offensive and",
+        "OpenAI-moderation negatives are the safe side).", "",
+        "| evaluation | macro-F1 zh | macro-F1 en | binary F1 zh | binary F1 en |", "|---|---|---|---|---|",
+        _row("random split 80/20 (this model's recipe)", metrics.get("random_split")),
+    ]
+    if bench_json and bench_json.is_file():
+        bench = json.loads(bench_json.read_text(encoding="utf-8"))
+        for name in ("curate", "baseline"):
+            if name in bench and "loso" in bench[name]:
+                loso = bench[name]["loso"]
+                label = "curate recipe" if name == "curate" else "plain fastText baseline"
+                lines.append(_row(f"leave-one-source-out, pooled ({label})", summary(loso["pooled"])))
+                mean = loso.get("mean", {})
+                lines.append(f"| leave-one-source-out, mean of per-source macro-F1 ({label}) | {mean.get('zh', '-')} "
+                             f"| {mean.get('en', '-')} | | |")
+        if "curate" in bench and "loso" in bench["curate"]:
+            lines += ["", "Leave-one-source-out per held-out source (curate recipe, not quantised):", "",
+                      "| held-out source | macro-F1 zh | macro-F1 en | binary F1 zh | binary F1 en |",
+                      "|---|---|---|---|---|"]
+            lines += [_row(src, m) for src, m in bench["curate"]["loso"]["per_source"].items()]
+    kind = metrics.get("random_split_kind")
+    if kind:
+        lines += ["", f"Response kind (random split): accuracy {kind['accuracy']}, macro-F1 {kind['macro_f1']} "
+                      f"over {kind['rows']} answers."]
+    lines += ["", "## Limits", "",
+              "- Scores on sources the model never saw are far below the random split: fastText learns each source's",
+              "  wording. Use the LLM judge (`curate classify --judge`) for low-confidence rows, or retrain on your data.",
+              "- No permissively licensed Chinese data covers S01 (political/national security); S08 and S13 are thin",
+              "  in Chinese. Those dimensions rest mostly on the taxonomy's seed examples.",
+              "- Binary F1 on a source with only safe rows is 0 by definition; read its macro-F1 (S00) instead.", ""]
+    (out.parent / "MODEL_CARD.md").write_text("\n".join(lines), encoding="utf-8")
 
 
 if __name__ == "__main__":

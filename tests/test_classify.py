@@ -63,6 +63,7 @@ def _rows(n_per_template: int = 6, seed: int = 0) -> pl.DataFrame:
 
 
 def _config(**kw) -> TrainConfig:
+    kw.setdefault("calibration", "holdout")
     return TrainConfig(prompt_params=dict(TINY), kind_params=dict(TINY_KIND), group_cap=10_000, group_floor=0,
                        taxonomy_examples=0, val_fraction=0.25, **kw)
 
@@ -90,8 +91,21 @@ def test_model_round_trip(tiny_model_dir):
 
 def test_calibration_writes_thresholds_per_dimension(tiny_model_dir):
     meta = json.loads((tiny_model_dir / "model.json").read_text())["meta"]
-    assert {"S03", "S06"} <= set(meta["calibration"])
-    assert all(0.0 < v["threshold"] < 1.0 for v in meta["calibration"].values())
+    assert meta["calibration"]["mode"] == "holdout"  # two sources only: too few to leave groups out
+    assert {"S03", "S06", "harmful"} <= set(meta["calibration"])
+    assert all(0.0 < meta["calibration"][k]["threshold"] < 1.0 for k in ("S03", "S06", "harmful"))
+
+
+def test_cross_source_calibration(tmp_path):
+    df = _rows(seed=3)
+    df = df.with_columns((pl.col("source") + "_" + (pl.int_range(pl.len()) % 3).cast(pl.Utf8)).alias("source"))
+    model = train_model(df, None, _config(calibration="cross_source", train_kind=False))
+    calibration = model.meta["calibration"]
+    assert calibration["mode"] == "cross_source"
+    assert calibration["harmful"]["val_rows"] == df.height  # every row scored by a model that never saw its source
+    assert set(model.harmful_by_lang) == {"en", "zh"}
+    reloaded = ClassifierModel.load(model.save(tmp_path / "m"))
+    assert reloaded.harmful_by_lang == model.harmful_by_lang
 
 
 def test_thresholds_change_predictions(tiny_model_dir):
@@ -280,3 +294,16 @@ def test_shipped_default_model_loads_and_classifies(tmp_path):
     assert harmful == [True, False, True, False]
     assert "S04" in out["categories"][0] and out["categories"].to_list()[1] == []
     assert ctx.stats["classified"] == 4
+
+
+def test_stage_on_empty_and_all_dropped_frames(tiny_model_dir, tmp_path):
+    out, ctx = _run(records.empty(), tmp_path, model_dir=tiny_model_dir)
+    assert out.height == 0 and ctx.stats["classified"] == 0
+    dropped = _stage_input().with_columns(pl.lit("duplicate").alias("drop_reason"))
+    out, ctx = _run(dropped, tmp_path, model_dir=tiny_model_dir)
+    assert out.equals(dropped) and ctx.stats["classified"] == 0
+
+
+def test_unknown_threshold_dimension_is_an_error(tiny_model_dir, tmp_path):
+    with pytest.raises(ValueError, match="S42"):
+        _run(_stage_input(), tmp_path, model_dir=tiny_model_dir, threshold=["S42=0.3"])

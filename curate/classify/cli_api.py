@@ -20,13 +20,16 @@ def _read(paths: str | Path | list[str | Path]) -> pl.DataFrame:
 
 def train(in_path: str | Path | list[str | Path], out_dir: str | Path, *, taxonomy: str | Path | None = None,
           val_fraction: float = 0.15, group_cap: int = 2500, group_floor: int = 400, taxonomy_examples: int = 20,
-          epoch: int | None = None, seed: int = 0, threads: int = 1) -> dict[str, Any]:
+          epoch: int | None = None, calibration: str = "cross_source", seed: int = 0,
+          threads: int = 1) -> dict[str, Any]:
     """Train a classifier model on labelled records and save it to ``out_dir``.
 
     ``in_path``: records file(s) (.jsonl/.jsonl.gz/.csv/.parquet/parquet folder), e.g. the output of
     `curate collect`. Rows teach the prompt model their ``categories``, or S00 when ``prompt_harmful`` is
     false; rows with ``response`` and ``response_kind`` teach the response-kind model.
-    ``val_fraction`` of the rows (by id hash) calibrate the per-dimension thresholds.
+    ``calibration``: "cross_source" (default: thresholds from scores of models trained without each group of
+    sources, so they suit unseen sources; needs >= 3 sources, else falls back), "holdout" (``val_fraction`` of
+    the rows by id hash) or "none" (all thresholds 0.5).
     ``group_cap`` / ``group_floor``: rows per (source, language) are capped / repeated up to this many,
     so one big source does not define a language. ``taxonomy_examples``: copies of each taxonomy
     definition phrase added as training lines (0 = off). ``threads`` > 1 trains faster but not reproducibly.
@@ -35,7 +38,7 @@ def train(in_path: str | Path | list[str | Path], out_dir: str | Path, *, taxono
     from curate.taxonomy import Taxonomy
 
     config = TrainConfig(val_fraction=val_fraction, group_cap=group_cap, group_floor=group_floor,
-                         taxonomy_examples=taxonomy_examples, seed=seed, threads=threads)
+                         taxonomy_examples=taxonomy_examples, calibration=calibration, seed=seed, threads=threads)
     if epoch is not None:
         config.prompt_params["epoch"] = epoch
     model = train_model(_read(in_path), Taxonomy.load(taxonomy), config)

@@ -48,8 +48,14 @@ def binary(gold: Sequence[bool], pred: Sequence[bool]) -> dict[str, Any]:
     return out
 
 
-def best_threshold(y: np.ndarray, s: np.ndarray, grid: np.ndarray | None = None) -> tuple[float, float]:
-    """The threshold on score ``s`` that maximises F1 for labels ``y`` (ties: the lower threshold)."""
+def best_threshold(y: np.ndarray, s: np.ndarray, grid: np.ndarray | None = None,
+                   objective: str = "f1") -> tuple[float, float]:
+    """The threshold on score ``s`` that maximises ``objective`` for labels ``y`` (ties: the lower threshold).
+
+    ``f1``: F1 of the positive class. ``macro``: the mean F1 of both classes, for decisions where the
+    positive class is the majority (harmful vs safe): positive-class F1 alone would reward calling everything
+    harmful.
+    """
     grid = np.round(np.arange(0.05, 0.96, 0.05), 2) if grid is None else grid
     y = y.astype(bool)
     if not y.any():
@@ -58,6 +64,10 @@ def best_threshold(y: np.ndarray, s: np.ndarray, grid: np.ndarray | None = None)
     tp = (pred & y).sum(axis=1)
     fp = (pred & ~y).sum(axis=1)
     fn = (~pred & y).sum(axis=1)
+    tn = (~pred & ~y).sum(axis=1)
     f1 = np.where(tp > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
+    if objective == "macro":
+        f1_neg = np.where(tn > 0, 2 * tn / np.maximum(2 * tn + fn + fp, 1), 0.0)
+        f1 = (f1 + f1_neg) / 2
     i = int(np.argmax(f1))
     return float(grid[i]), float(f1[i])

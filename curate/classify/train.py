@@ -32,7 +32,11 @@ class TrainConfig:
     kind_params: dict[str, Any] = field(default_factory=lambda: dict(KIND_PARAMS))
     min_kind_rows: int = 20
     train_kind: bool = True  # also train the response-kind model when rows have labelled responses
-    calibrate: bool = True  # False: every threshold stays 0.5 (the plain baseline)
+    # "cross_source": thresholds from out-of-source scores (K models, each trained without a group of sources),
+    # so they fit sources the model never saw; "holdout": a random held-out part; "none": all 0.5 (baseline)
+    calibration: str = "cross_source"
+    calibration_folds: int = 3
+    calibration_rows_per_source: int = 3000  # rows scored per source for cross-source calibration
     quantize_cutoff: int | None = None  # quantise the prompt model keeping this many feature rows (smaller file)
 
 
@@ -81,68 +85,119 @@ def taxonomy_examples(taxonomy, copies: int) -> tuple[list[str], list[list[str]]
     return texts, targets
 
 
-def calibrate(model: ClassifierModel, val: pl.DataFrame) -> dict[str, Any]:
-    """Per-dimension thresholds that maximise F1 on ``val``, and the harmful-vs-safe threshold."""
+# Dimension thresholds below 0.2 buy recall on unseen sources with many extra labels on familiar ones.
+DIMENSION_GRID = np.round(np.arange(0.2, 0.96, 0.05), 2)
+
+
+def calibrate(model: ClassifierModel, val: pl.DataFrame, scores: np.ndarray | None = None) -> dict[str, Any]:
+    """Per-dimension thresholds that maximise F1 on ``val`` (rows with a dimension target), and the
+    harmful-vs-safe threshold, overall and per language (rows with a known harmful flag)."""
     report: dict[str, Any] = {}
     if val.height == 0:
         return report
-    scores = model.prompt.scores(val["prompt"])
-    gold = [set(t) for t in val["target"].to_list()]
+    scores = model.prompt.scores(val["prompt"]) if scores is None else scores
+    targets = val["target"].to_list()
+    has_target = np.array([bool(t) for t in targets])
+    gold = [set(t or []) for t in targets]
     for j, label in enumerate(model.labels):
-        y = np.array([label in g for g in gold])
+        y = np.array([label in g for g in gold])[has_target]
         if y.sum() >= 3:
-            model.thresholds[label], f1 = best_threshold(y, scores[:, j])
+            model.thresholds[label], f1 = best_threshold(y, scores[has_target, j], DIMENSION_GRID)
             report[label] = {"threshold": model.thresholds[label], "val_f1": round(f1, 4), "val_support": int(y.sum())}
     known = val["prompt_harmful"].is_not_null().to_numpy()
+    harmful = val["prompt_harmful"].fill_null(False).to_numpy()
+    harm = model.harm_score(scores)
     if known.sum() >= 10:
-        y = val["prompt_harmful"].fill_null(False).to_numpy()[known]
-        t, f1 = best_threshold(y, model.harm_score(scores)[known])
-        model.harmful_threshold = t
-        report["harmful"] = {"threshold": t, "val_f1": round(f1, 4), "val_rows": int(known.sum())}
+        model.harmful_threshold, f1 = best_threshold(harmful[known], harm[known], objective="macro")
+        report["harmful"] = {"threshold": model.harmful_threshold, "val_f1": round(f1, 4), "val_rows": int(known.sum())}
         langs = val["lang"].to_numpy()
-        harm = model.harm_score(scores)
         for lang in sorted(set(langs[known].tolist())):
             sel = known & (langs == lang)
-            y_lang = val["prompt_harmful"].fill_null(False).to_numpy()[sel]
-            if sel.sum() >= 50 and 0 < y_lang.sum() < sel.sum():  # both classes, enough rows
-                t_lang, f1_lang = best_threshold(y_lang, harm[sel])
+            if sel.sum() >= 50 and 0 < harmful[sel].sum() < sel.sum():  # both classes, enough rows
+                t_lang, f1_lang = best_threshold(harmful[sel], harm[sel], objective="macro")
                 model.harmful_by_lang[lang] = t_lang
                 report[f"harmful_{lang}"] = {"threshold": t_lang, "val_f1": round(f1_lang, 4), "val_rows": int(sel.sum())}
     return report
 
 
+def _fit_prompt(rows: pl.DataFrame, taxonomy, config: TrainConfig, quantize: bool) -> tuple[TextClassifier, int, int]:
+    balanced = balance_groups(rows, config.group_cap, config.group_floor, config.seed)
+    extra_texts, extra_targets = taxonomy_examples(taxonomy, config.taxonomy_examples)
+    prompt = TextClassifier.train(balanced["prompt"].to_list() + extra_texts,
+                                  balanced["target"].to_list() + extra_targets, params=config.prompt_params,
+                                  seed=config.seed, threads=config.threads,
+                                  quantize_cutoff=config.quantize_cutoff if quantize else None)
+    return prompt, balanced.height, len(extra_texts)
+
+
+def cross_source_scores(labelled: pl.DataFrame, harm_only: pl.DataFrame, labels: list[str], taxonomy,
+                        config: TrainConfig) -> tuple[pl.DataFrame, np.ndarray]:
+    """Scores every source gets from a model trained without it (sources dealt into K groups by size)."""
+    sizes = pl.concat([labelled.select("source"), harm_only.select("source")]).group_by("source").len()
+    order = sizes.sort(["len", "source"], descending=[True, False])["source"].to_list()
+    fold_of = {source: i % config.calibration_folds for i, source in enumerate(order)}
+    rows = pl.concat([labelled, harm_only.with_columns(pl.lit([], dtype=pl.List(pl.Utf8)).alias("target"))])
+    rows = pl.concat([g.sample(min(g.height, config.calibration_rows_per_source), seed=config.seed)
+                      for _, g in rows.group_by("source", maintain_order=True)])
+    frames, parts = [], []
+    for k in range(config.calibration_folds):
+        inside = [s for s, f in fold_of.items() if f == k]
+        train = labelled.filter(~pl.col("source").is_in(inside))
+        held = rows.filter(pl.col("source").is_in(inside))
+        if train.height == 0 or held.height == 0:
+            continue
+        model, _, _ = _fit_prompt(train, taxonomy, config, quantize=False)
+        raw = model.scores(held["prompt"])
+        full = np.zeros((held.height, len(labels)), dtype=np.float32)  # a fold may lack a label: score 0
+        for j, label in enumerate(model.labels):
+            if label in labels:
+                full[:, labels.index(label)] = raw[:, j]
+        frames.append(held)
+        parts.append(full)
+    return pl.concat(frames), np.concatenate(parts)
+
+
 def train_model(df: pl.DataFrame, taxonomy=None, config: TrainConfig | None = None) -> ClassifierModel:
     """Train the prompt model (and the response-kind model when ``df`` has labelled responses)."""
     config = config or TrainConfig()
+    if config.calibration not in ("cross_source", "holdout", "none"):
+        raise ValueError(f"calibration must be cross_source, holdout or none, not {config.calibration!r}")
     labelled = prompt_targets(df)
     if labelled.height == 0:
         raise ValueError("no labelled rows: records need categories, or prompt_harmful=false for safe ones")
-    train, val = split_validation(labelled, config.val_fraction, config.seed)
-    balanced = balance_groups(train, config.group_cap, config.group_floor, config.seed)
-    extra_texts, extra_targets = taxonomy_examples(taxonomy, config.taxonomy_examples)
-    texts = balanced["prompt"].to_list() + extra_texts
-    targets = balanced["target"].to_list() + extra_targets
-    prompt = TextClassifier.train(texts, targets, params=config.prompt_params, seed=config.seed,
-                                  threads=config.threads, quantize_cutoff=config.quantize_cutoff)
-    model = ClassifierModel(prompt, {label: 0.5 for label in prompt.labels})
     # rows with harm known but no dimension still calibrate the harmful threshold
     harm_only = df.filter(pl.col("drop_reason").is_null() & pl.col("prompt_harmful").is_not_null()
                           & ~pl.col("id").is_in(labelled["id"].implode()))
-    _, harm_val = split_validation(harm_only, config.val_fraction, config.seed)
-    val_all = pl.concat([val, harm_val.with_columns(pl.lit([], dtype=pl.List(pl.Utf8)).alias("target"))])
-    calibration = calibrate(model, val_all) if config.calibrate else {}
+    mode = config.calibration
+    if mode == "cross_source" and labelled["source"].n_unique() < max(3, config.calibration_folds):
+        mode = "holdout"  # too few sources to leave groups out
+    if mode == "holdout":
+        train, val = split_validation(labelled, config.val_fraction, config.seed)
+    else:
+        train, val = labelled, labelled.head(0)
+    prompt, balanced_rows, taxonomy_lines = _fit_prompt(train, taxonomy, config, quantize=True)
+    model = ClassifierModel(prompt, {label: 0.5 for label in prompt.labels})
+    calibration: dict[str, Any] = {"mode": mode}
+    if mode == "holdout":
+        _, harm_val = split_validation(harm_only, config.val_fraction, config.seed)
+        val_all = pl.concat([val, harm_val.with_columns(pl.lit([], dtype=pl.List(pl.Utf8)).alias("target"))])
+        calibration.update(calibrate(model, val_all))
+    elif mode == "cross_source":
+        held, scores = cross_source_scores(labelled, harm_only, model.labels, taxonomy, config)
+        calibration.update(calibrate(model, held, scores))
     kinds = kind_targets(df)
     kind_info: dict[str, Any] = {"rows": kinds.height}
     if config.train_kind and kinds.height >= config.min_kind_rows and kinds["response_kind"].n_unique() >= 2:
         kb = balance_groups(kinds, config.group_cap, min(config.group_floor, 200), config.seed)
         model.kind = TextClassifier.train(kb["response"], [[k] for k in kb["response_kind"].to_list()],
-                                          params=config.kind_params, seed=config.seed, threads=config.threads)
+                                          params=config.kind_params, seed=config.seed, threads=config.threads,
+                                          quantize_cutoff=config.quantize_cutoff)
         kind_info["by_kind"] = dict(kinds.group_by("response_kind").len().iter_rows())
     model.meta = {
         "config": {k: v for k, v in asdict(config).items()},
         "taxonomy": str(Path(taxonomy.path).name) if taxonomy is not None else None,
         "training": {"labelled_rows": labelled.height, "train_rows": train.height, "val_rows": val.height,
-                     "balanced_rows": balanced.height, "taxonomy_lines": len(extra_texts),
+                     "balanced_rows": balanced_rows, "taxonomy_lines": taxonomy_lines,
                      "sources": dict(labelled.group_by("source").len().sort("source").iter_rows())},
         "calibration": calibration,
         "kind": kind_info,
