@@ -99,10 +99,12 @@ def test_uncertain_puts_scores_near_one_half_first():
 
 def test_disagreement_puts_source_vs_classifier_conflicts_first():
     df = _records(12)
-    meta = [records.dump_meta({"classify": {"source_categories": ["S03"], "categories": ["S07"],
-                                            "source_prompt_harmful": True, "prompt_harmful": False}})
-            if i == 7 else records.dump_meta({"classify": {"source_categories": ["S05"], "categories": ["S05", "S12"]}})
-            if i == 4 else "{}" for i in range(12)]
+    # what the classify stage writes (curate/classify/stage.py)
+    meta = [records.dump_meta({"classify": {"predicted": ["S07"], "disagree_categories": {
+                "source": ["S03"], "classifier": ["S07"]}, "disagree_harmful": {"source": True, "classifier": False}}})
+            if i == 7 else records.dump_meta({"classify": {"predicted": ["S05", "S12"], "disagree_categories": {
+                "source": ["S05"], "classifier": ["S05", "S12"]}}})
+            if i == 4 else records.dump_meta({"classify": {"predicted": ["S00"]}}) for i in range(12)]
     df = df.with_columns(pl.Series("meta", meta))
     rows = df.to_dicts()
     assert disagreement(rows[7]) == pytest.approx(2.0)
@@ -245,7 +247,7 @@ def test_pre_annotations_fit_the_labeling_config():
 
     interface = LabelInterface(lc.label_config())
     for row in _records(4).to_dicts():
-        t = task(row, stratum(row["categories"], row["lang"]), 0.5, "labels:curate")
+        t = task(row, stratum(row["categories"], row["lang"]), 0.5, "labels:source")
         assert set(t["data"]) >= {"record_id", "prompt", "reasoning", "response", "context"}
         prediction = t["predictions"][0]
         assert interface.validate_prediction(prediction), prediction

@@ -52,24 +52,22 @@ def confidence(category_scores: str | None) -> float | None:
 def _classifier_view(row: dict[str, Any]) -> tuple[set[str] | None, set[str] | None, Any, Any]:
     """(source categories, classifier categories, source harmful, classifier harmful) as far as known.
 
-    Read from ``meta["classify"]`` (``source_categories`` / ``categories``, ``source_prompt_harmful`` /
-    ``prompt_harmful``); without it, the row's own categories count as the source's when they came from the
-    source, and the classifier's are the dimensions scoring 0.5 or more.
+    Read from what the classify stage writes in ``meta["classify"]``: ``disagree_categories`` /
+    ``disagree_harmful`` ({"source": ..., "classifier": ...}) where they differ, ``predicted`` otherwise.
+    Without classify meta, the classifier's dimensions are those scoring 0.5 or more in ``category_scores``.
+    S00 (safe) counts as no dimension.
     """
     meta = records.load_meta(row.get("meta")).get("classify") or {}
     own = set(row.get("categories") or [])
-    origin = row.get("label_origin")
-    src = meta.get("source_categories")
-    src = set(src) if isinstance(src, list) else (own if origin in (None, "source") else None)
-    clf = meta.get("categories")
-    if isinstance(clf, list):
-        clf = set(clf)
-    elif origin == "classifier":
-        clf = own
-    else:
-        s = scores(row.get("category_scores"))
-        clf = {k for k, p in s.items() if p >= 0.5 and k != SAFE} if s else None
-    return src, clf, meta.get("source_prompt_harmful"), meta.get("prompt_harmful")
+    harm = meta.get("disagree_harmful") or {}
+    src_h, clf_h = harm.get("source"), harm.get("classifier")
+    cats = meta.get("disagree_categories")
+    if isinstance(cats, dict):
+        return set(cats.get("source") or []) - {SAFE}, set(cats.get("classifier") or []) - {SAFE}, src_h, clf_h
+    if "predicted" in meta or row.get("label_origin") not in (None, "source"):
+        return None, None, src_h, clf_h  # classified without a recorded disagreement, or labels not the source's
+    s = scores(row.get("category_scores"))
+    return own, ({k for k, p in s.items() if p >= 0.5 and k != SAFE} if s else None), src_h, clf_h
 
 
 def disagreement(row: dict[str, Any]) -> float:

@@ -15,11 +15,14 @@ from curate.review.sampling import scores
 def model_version(rows: list[dict[str, Any]]) -> str:
     """One version string for a push's pre-annotations (Label Studio shows one model version at a time)."""
     clf = synth = None
+    classified = False
     for row in rows:
         meta = records.load_meta(row.get("meta"))
-        clf = clf or (meta.get("classify") or {}).get("model") or (meta.get("classify") or {}).get("model_version")
+        info = meta.get("classify") or {}
+        classified = classified or bool(info)
+        clf = clf or info.get("model") or info.get("model_version")
         synth = synth or (meta.get("synthesize") or {}).get("model")
-    parts = [f"classify:{clf}" if clf else "labels:curate"]
+    parts = [f"classify:{clf}" if clf else "classify" if classified else "labels:source"]
     if synth:
         parts.append(f"synthesize:{synth}")
     return " + ".join(str(p) for p in parts)[:200]
