@@ -219,9 +219,17 @@ def from_tokens(tok: Tokens, word_n: int, char_n: int) -> Shingles:
     return Shingles(values & _MASK, offsets)
 
 
+SHINGLE_BLOCK = 100_000  # rows tokenised at once: bounds the transient memory of tokenising
+
+
 def shingle(texts: pl.Series | list[str], word_n: int, char_n: int, seed: int = 0) -> Shingles:
-    """Unique shingle ids per row (sorted within the row)."""
-    return unique_per_row(from_tokens(tokenize(prepare(texts), seed), word_n, char_n))
+    """Unique shingle ids per row (sorted within the row), in blocks of SHINGLE_BLOCK rows."""
+    series = texts if isinstance(texts, pl.Series) else pl.Series("t", texts, dtype=pl.Utf8)
+    parts = [unique_per_row(from_tokens(tokenize(prepare(series.slice(r0, SHINGLE_BLOCK)), seed), word_n, char_n))
+             for r0 in range(0, max(len(series), 1), SHINGLE_BLOCK)]
+    if len(parts) == 1:
+        return parts[0]
+    return Shingles(np.concatenate([p.values for p in parts]), offsets_of(np.concatenate([p.sizes() for p in parts])))
 
 
 def subset(sh: Shingles, rows: np.ndarray) -> Shingles:
