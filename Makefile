@@ -34,9 +34,10 @@ label-studio-env: install
 label-studio: label-studio-env
 	$(BIN)/python -m tests.servers.label_studio serve
 
-## Debian's Chromium for the report test (skipped quietly when already installed).
+## Debian's Chromium (and CJK fonts, so Chinese renders in screenshots) for the browser tests.
 browser:
-	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+	@(command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi "noto sans cjk") || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null)
 
 bench: install
 	$(BIN)/python benchmarks/run_all.py

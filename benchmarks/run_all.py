@@ -19,6 +19,7 @@ BENCHMARKS = {
     "synth": ("synth_bench.py", []),
     "dedup": ("dedup_bench.py", []),
     "balance_export": ("balance_export_bench.py", []),
+    "review": ("review_bench.py", []),
     "classify": ("classify_bench.py", []),
 }
 

@@ -95,7 +95,7 @@ def run_pipeline(path: str | Path, *, run_dir: str | Path | None = None, from_st
         chash = stage_config_hash(spec, tax_fp)
         in_fp = input_fingerprint(spec, previous)
         manifest = store.manifest(index, spec.name)
-        forced = force or (from_index is not None and i >= from_index)
+        forced = force or spec.stage.always_run or (from_index is not None and i >= from_index)
         if not forced and manifest and manifest.get("config_hash") == chash and manifest.get("input_fingerprint") == in_fp:
             log(f"[{spec.name}] unchanged: skipped ({manifest['rows_out']:,} rows)")
             result.skipped.append(spec.name)

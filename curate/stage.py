@@ -60,6 +60,7 @@ class Stage:
     run: Callable[[pl.DataFrame, Any, StageContext], pl.DataFrame]
     help: str
     creates_rows: bool = False  # collect: builds records from sources instead of reading them
+    always_run: bool = False  # review: its input lives outside the run (reviewers' work), so never skip it
 
 
 def available_stages() -> dict[str, Stage]:

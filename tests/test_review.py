@@ -332,7 +332,8 @@ def test_review_in_a_pipeline_pushes_then_the_next_run_merges(label_studio, tmp_
     task = sorted(client.ls.tasks.list(project=project.id), key=lambda t: t.id)[0]
     client.ls.annotations.create(id=task.id, result=result("reject", []))
 
-    run_pipeline(path, from_stage="review", log=lambda m: None)  # the next run: pulls what reviewers finished
+    second = run_pipeline(path, log=lambda m: None)  # the next plain run pulls what reviewers finished
+    assert second.skipped == ["collect"] and second.ran == ["review"]  # review never skips; collect is unchanged
     out = store.read_stage(2, "review")
     assert out.filter(pl.col("id") == task.data["record_id"])["drop_reason"].item() == "rejected_in_review"
     again = store.manifest(2, "review")["stats"]

@@ -8,6 +8,7 @@ STAGE = Stage(
     run=run,
     help="Send a sample to Label Studio for human review and merge what reviewers finished "
          "(human labels, edited answers, rejections); does not block unless --wait.",
+    always_run=True,  # every run pulls what reviewers finished since the last one
 )
 
 __all__ = ["STAGE", "ReviewOptions", "run"]
