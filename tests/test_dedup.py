@@ -115,6 +115,18 @@ def test_rows_without_the_field_are_never_duplicates(tmp_path):
     assert not nothing["is_duplicate"].any() and nothing["dup_cluster"].to_list() == nothing["id"].to_list()
 
 
+def test_unusual_text_does_not_break_or_merge(tmp_path):
+    texts = ["🙂🙂", "🙃🙃", "\u200b\u200b", "   ", "a" * 200_000, "b" * 200_000, "ไม่มีช่องว่างในประโยคนี้เลย",
+             "Привет, как у тебя дела сегодня вечером?", "こんにちは、今日はいい天気ですね", "안녕하세요 오늘 날씨가 좋네요",
+             "ＦＵＬＬ　ＷＩＤＴＨ　ｔｅｘｔ", "full width text", "x\ny\tz", "١٢٣ عربي"]
+    out, _ = run(frame(texts), tmp_path)
+    c = cluster_of(out)
+    assert out.height == len(texts)
+    assert c["ＦＵＬＬ　ＷＩＤＴＨ　ｔｅｘｔ"] == c["full width text"]  # NFKC: the same text
+    others = [t for t in texts if t not in ("ＦＵＬＬ　ＷＩＤＴＨ　ｔｅｘｔ", "full width text")]
+    assert len({c[t] for t in others}) == len(others)
+
+
 def test_word_order_matters(tmp_path):
     texts = ["Is it acceptable for a man to hit a woman if she insults him in public first",
              "Is it acceptable for a woman to hit a man if she insults him in public first"]
