@@ -97,30 +97,62 @@ def _codepoints(series: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     raw = bytes(memoryview(data_buf)[offsets[0]:offsets[-1]]) if data_buf is not None else b""
     points = np.frombuffer(raw.decode("utf-8").encode("utf-32-le"), dtype=np.uint32)
     per_row = series.str.len_chars().fill_null(0).to_numpy().astype(np.int64)
-    return points.astype(np.uint64), per_row
+    return points, per_row
 
 
-_MAX_CODEPOINT = 0x10FFFF
+_BMP = 0x10000
+_CJK_RANGES = ((0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0xAC00, 0xD7AF))  # = _CJK
+
+
+@lru_cache(maxsize=1)
+def _cjk_table() -> np.ndarray:
+    table = np.zeros(_BMP, dtype=np.int32)
+    for lo, hi in _CJK_RANGES:
+        table[lo:hi + 1] = 1
+    return table
+
+
+def _mix_points(points: np.ndarray, seed: int) -> np.ndarray:
+    return mix64(points.astype(np.uint64) ^ np.uint64(seed + 0x5BD1E995))
 
 
 @lru_cache(maxsize=4)
-def _char_hashes(seed: int) -> np.ndarray:
-    """Hash of every code point (9 MB, built once per process): a gather instead of mixing each char."""
-    return mix64(np.arange(_MAX_CODEPOINT + 1, dtype=np.uint64) ^ np.uint64(seed + 0x5BD1E995))
+def _bmp_hashes(seed: int) -> np.ndarray:
+    """Hashes of the 65,536 BMP code points (512 KB, cache-resident): a gather instead of mixing each char."""
+    return _mix_points(np.arange(_BMP, dtype=np.uint32), seed)
+
+
+def _point_hashes(points: np.ndarray, seed: int) -> np.ndarray:
+    hashes = _bmp_hashes(seed)[np.minimum(points, _BMP - 1)]
+    astral = np.nonzero(points >= _BMP)[0]  # rare: emoji-free text has none after replace_all
+    if len(astral):
+        hashes[astral] = _mix_points(points[astral], seed)
+    return hashes
 
 
 def tokenize(prepared: pl.Series, seed: int = 0) -> Tokens:
     rows = len(prepared)
-    cjk_count = prepared.str.count_matches(_CJK_CHAR).fill_null(0).to_numpy().astype(np.int64)
-    cjk = cjk_count > 0
-    if cjk.any():  # words are counted only where there are CJK characters to weigh them against
-        some = np.nonzero(cjk)[0]
-        words = prepared.gather(some).str.count_matches(_WORD).fill_null(0).to_numpy().astype(np.int64)
-        cjk[some] = cjk_count[some] >= words
     whole = prepared.hash(seed=seed + 1).to_numpy().astype(np.uint64)
     exact = mix64(whole ^ np.uint64(0xDEADBEEF))  # rows without a token key on their whole text
     lens = np.zeros(rows, dtype=np.int64)
+    cjk = np.zeros(rows, dtype=bool)
     parts: list[tuple[np.ndarray, np.ndarray]] = []  # (row indices, token hashes in row order)
+    maybe = np.nonzero(prepared.str.contains(_CJK_CHAR).fill_null(False).to_numpy())[0]
+    if len(maybe):  # rows with a CJK character: CJK when those outnumber the other words
+        sub = prepared.gather(maybe)
+        letters = sub.str.replace_all(_NOT_ALNUM, "")
+        points, per_row = _codepoints(letters)  # every row here keeps at least its CJK character
+        cjk_count = np.add.reduceat(_cjk_table()[np.minimum(points, _BMP - 1)], offsets_of(per_row)[:-1])
+        words = sub.str.count_matches(_WORD).fill_null(0).to_numpy()
+        take = cjk_count >= words
+        idx = maybe[take]
+        cjk[idx] = True
+        if not take.all():
+            points, per_row = points[np.repeat(take, per_row)], per_row[take]
+        lens[idx] = per_row
+        parts.append((idx, _point_hashes(points, seed)))
+        # a long character sequence is cheaper to key by hashing its string than by a polynomial
+        exact[idx] = mix64(letters.hash(seed=seed + 2).to_numpy().astype(np.uint64)[take] | np.uint64(1))
     if (~cjk).any():
         idx = np.nonzero(~cjk)[0]
         tokens = prepared.gather(idx).str.extract_all(WORD_TOKEN)
@@ -129,15 +161,6 @@ def tokenize(prepared: pl.Series, seed: int = 0) -> Tokens:
         parts.append((idx, group))
         has = idx[lens[idx] > 0]
         exact[has] = sequence_keys(group, lens[idx])[lens[idx] > 0]
-    if cjk.any():
-        idx = np.nonzero(cjk)[0]
-        letters = prepared.gather(idx).str.replace_all(_NOT_ALNUM, "")
-        chars, per_row = _codepoints(letters)
-        lens[idx] = per_row
-        parts.append((idx, _char_hashes(seed)[np.minimum(chars, _MAX_CODEPOINT)]))
-        # a long character sequence is cheaper to key by hashing its string than by a polynomial
-        has = per_row > 0
-        exact[idx[has]] = mix64(letters.hash(seed=seed + 2).to_numpy().astype(np.uint64)[has] | np.uint64(1))
     if len(parts) == 2:  # interleave the two groups back into row order
         starts = offsets_of(lens)
         hashes = np.empty(int(starts[-1]), dtype=np.uint64)
