@@ -55,10 +55,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=shared_corpus.REPO / "curate" / "models" / "default")
     ap.add_argument("--loso", action="store_true", help="also run leave-one-source-out (slow: one model per source)")
-    ap.add_argument("--bench-json", type=Path, help="classify_bench.py --permissive --out results: its LOSO "
-                    "figures (curate recipe and plain baseline) go into the model card")
+    ap.add_argument("--bench-json", type=Path, help="output of `classify_bench.py --permissive --out FILE`: its "
+                    "random-split and LOSO figures (curate recipe and plain baseline) go into the model card "
+                    "(default: <out>/benchmark.json when present)")
     ap.add_argument("--card-only", action="store_true", help="rewrite MODEL_CARD.md from the saved metrics")
     args = ap.parse_args()
+    if args.bench_json is None and (args.out / "benchmark.json").is_file():
+        args.bench_json = args.out / "benchmark.json"
+    elif args.bench_json is not None and args.bench_json.resolve() != (args.out / "benchmark.json").resolve():
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "benchmark.json").write_bytes(args.bench_json.read_bytes())  # keep the card reproducible
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     if args.card_only:
         metrics = json.loads((args.out / "metrics.json").read_text(encoding="utf-8"))
@@ -134,6 +140,11 @@ def write_card(out: Path, metrics: dict, bench_json: Path | None) -> None:
     if bench_json and bench_json.is_file():
         bench = json.loads(bench_json.read_text(encoding="utf-8"))
         for name in ("curate", "baseline"):
+            if name in bench and "random_split" in bench[name]:
+                label = "curate recipe" if name == "curate" else "plain fastText baseline"
+                lines.append(_row(f"random split 80/20, benchmark run ({label}, not quantised)",
+                                  summary(bench[name]["random_split"])))
+        for name in ("curate", "baseline"):
             if name in bench and "loso" in bench[name]:
                 loso = bench[name]["loso"]
                 label = "curate recipe" if name == "curate" else "plain fastText baseline"
@@ -155,7 +166,10 @@ def write_card(out: Path, metrics: dict, bench_json: Path | None) -> None:
               "  wording. Use the LLM judge (`curate classify --judge`) for low-confidence rows, or retrain on your data.",
               "- No permissively licensed Chinese data covers S01 (political/national security); S08 and S13 are thin",
               "  in Chinese. Those dimensions rest mostly on the taxonomy's seed examples.",
-              "- Binary F1 on a source with only safe rows is 0 by definition; read its macro-F1 (S00) instead.", ""]
+              "- Binary F1 on a source with only safe rows is 0 by definition; read its macro-F1 (S00) instead.",
+              "- The response-kind model learned from English answers only (XSTest completions, STAR-1, GSM8K); Chinese",
+              "  refusals are often called helpful. Character n-grams cause odd hits (e.g. 'photosynthesis' near",
+              "  'synthesise'); check category_scores and meta.classify before trusting a single label.", ""]
     (out.parent / "MODEL_CARD.md").write_text("\n".join(lines), encoding="utf-8")
 
 

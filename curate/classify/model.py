@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from curate.classify.fastpath import FastPredictor
+from curate.config import ConfigError
 from curate.classify.features import prepare
 from curate.classify.labels import SAFE
 
@@ -32,7 +33,7 @@ KIND_PARAMS: dict[str, Any] = {"loss": "softmax", "epoch": 20, "lr": 0.2, "wordN
 # (measured: 4-9 failures in 30 runs with bucket=20k, none with 200k); keep bucket >= 200k.
 
 
-class ModelError(ValueError):
+class ModelError(ConfigError):
     """A model directory is missing, incomplete or from an incompatible version; the message names the path."""
 
 

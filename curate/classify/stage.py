@@ -18,6 +18,7 @@ from curate import records
 from curate.classify.judge import check_verdict, judge_request, system_prompt
 from curate.classify.labels import SAFE
 from curate.classify.model import ClassifierModel, default_model_dir
+from curate.config import ConfigError
 from curate.llm import LLMOptions, LLMStats, run_requests
 from curate.llm.config import BASE_URL_ENV, MODEL_ENV
 from curate.stage import StageContext
@@ -82,7 +83,7 @@ def run(df: pl.DataFrame, opts: ClassifyOptions, ctx: StageContext) -> pl.DataFr
     overrides = opts.overrides()
     unknown = sorted(set(overrides) - set(model.labels))
     if unknown:
-        raise ValueError(f"threshold override for {unknown}: the model's dimensions are {', '.join(model.labels)}")
+        raise ConfigError(f"threshold override for {unknown}: the model's dimensions are {', '.join(model.labels)}")
     positions = np.flatnonzero(df["drop_reason"].is_null().to_numpy())
     rows = df[positions]
     with ctx.progress(len(positions), "classify") as bar:
