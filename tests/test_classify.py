@@ -64,6 +64,7 @@ def _rows(n_per_template: int = 6, seed: int = 0) -> pl.DataFrame:
 
 def _config(**kw) -> TrainConfig:
     kw.setdefault("calibration", "holdout")
+    kw.setdefault("kind_seed_copies", 0)
     return TrainConfig(prompt_params=dict(TINY), kind_params=dict(TINY_KIND), group_cap=10_000, group_floor=0,
                        taxonomy_examples=0, val_fraction=0.25, **kw)
 
@@ -307,3 +308,15 @@ def test_stage_on_empty_and_all_dropped_frames(tiny_model_dir, tmp_path):
 def test_unknown_threshold_dimension_is_an_error(tiny_model_dir, tmp_path):
     with pytest.raises(ValueError, match="S42"):
         _run(_stage_input(), tmp_path, model_dir=tiny_model_dir, threshold=["S42=0.3"])
+
+
+def test_kind_seeds_cover_every_kind_in_both_languages():
+    from curate.classify.labels import KINDS
+    from curate.classify.train import kind_seeds
+
+    texts, kinds = kind_seeds(1)
+    for kind in KINDS:
+        mine = [t for t, k in zip(texts, kinds) if k == kind]
+        assert any(any("\u4e00" <= ch <= "\u9fff" for ch in t) for t in mine), kind
+        assert any(t.isascii() for t in mine), kind
+    assert kind_seeds(0) == ([], [])

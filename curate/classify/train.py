@@ -31,6 +31,7 @@ class TrainConfig:
     prompt_params: dict[str, Any] = field(default_factory=lambda: dict(PROMPT_PARAMS))
     kind_params: dict[str, Any] = field(default_factory=lambda: dict(KIND_PARAMS))
     min_kind_rows: int = 20
+    kind_seed_copies: int = 10  # copies of each built-in seed answer (both languages) in kind training (0 = off)
     train_kind: bool = True  # also train the response-kind model when rows have labelled responses
     # "cross_source": thresholds from out-of-source scores (K models, each trained without a group of sources),
     # so they fit sources the model never saw; "holdout": a random held-out part; "none": all 0.5 (baseline)
@@ -87,6 +88,24 @@ def taxonomy_examples(taxonomy, copies: int) -> tuple[list[str], list[list[str]]
 
 # Dimension thresholds below 0.2 buy recall on unseen sources with many extra labels on familiar ones.
 DIMENSION_GRID = np.round(np.arange(0.2, 0.96, 0.05), 2)
+
+
+KIND_SEEDS = Path(__file__).resolve().parents[1] / "data" / "kind_seeds.yaml"
+
+
+def kind_seeds(copies: int) -> tuple[list[str], list[str]]:
+    """Built-in seed answers per response kind in zh and en (curate/data/kind_seeds.yaml)."""
+    import yaml
+
+    if copies <= 0:
+        return [], []
+    data = yaml.safe_load(KIND_SEEDS.read_text(encoding="utf-8")) or {}
+    texts, kinds = [], []
+    for kind, answers in data.items():
+        for answer in answers or []:
+            texts += [str(answer)] * copies
+            kinds += [kind] * copies
+    return texts, kinds
 
 
 def calibrate(model: ClassifierModel, val: pl.DataFrame, scores: np.ndarray | None = None) -> dict[str, Any]:
@@ -189,7 +208,9 @@ def train_model(df: pl.DataFrame, taxonomy=None, config: TrainConfig | None = No
     kind_info: dict[str, Any] = {"rows": kinds.height}
     if config.train_kind and kinds.height >= config.min_kind_rows and kinds["response_kind"].n_unique() >= 2:
         kb = balance_groups(kinds, config.group_cap, min(config.group_floor, 200), config.seed)
-        model.kind = TextClassifier.train(kb["response"], [[k] for k in kb["response_kind"].to_list()],
+        seed_texts, seed_kinds = kind_seeds(config.kind_seed_copies)
+        model.kind = TextClassifier.train(kb["response"].to_list() + seed_texts,
+                                          [[k] for k in kb["response_kind"].to_list() + seed_kinds],
                                           params=config.kind_params, seed=config.seed, threads=config.threads,
                                           quantize_cutoff=config.quantize_cutoff)
         kind_info["by_kind"] = dict(kinds.group_by("response_kind").len().iter_rows())
