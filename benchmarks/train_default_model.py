@@ -167,9 +167,12 @@ def write_card(out: Path, metrics: dict, bench_json: Path | None) -> None:
               "- No permissively licensed Chinese data covers S01 (political/national security); S08 and S13 are thin",
               "  in Chinese. Those dimensions rest mostly on the taxonomy's seed examples.",
               "- Binary F1 on a source with only safe rows is 0 by definition; read its macro-F1 (S00) instead.",
-              "- The response-kind model learned from English answers only (XSTest completions, STAR-1, GSM8K); Chinese",
-              "  refusals are often called helpful. Character n-grams cause odd hits (e.g. 'photosynthesis' near",
-              "  'synthesise'); check category_scores and meta.classify before trusting a single label.", ""]
+              "- The response-kind model learned from English answers (XSTest completions, STAR-1, GSM8K) plus a few",
+              "  built-in seed answers in both languages (curate/data/kind_seeds.yaml). It reads the answer alone, so",
+              "  'helpful' vs 'harmful' (compliance with a harmful request) is weak; Chinese answers are less reliable.",
+              "- Character n-grams cause odd hits (e.g. 'photosynthesis' near 'synthesise'); check category_scores and",
+              "  meta.classify before trusting a single label.",
+              "- Training is single-threaded and seeded: `make model` rebuilds the same prompt.bin byte for byte.", ""]
     (out.parent / "MODEL_CARD.md").write_text("\n".join(lines), encoding="utf-8")
 
 
