@@ -89,7 +89,8 @@ def lengths(df: pl.DataFrame) -> bytes:
                 ax.hist(values, bins=40, alpha=0.6, label=lang, color=PALETTE[k % len(PALETTE)])
         ax.set_title(f"{col} length (characters)")
         ax.set_yscale("log")
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     return _png(fig)
 
 
