@@ -46,11 +46,14 @@ def stage_config_hash(spec: StageSpec, taxonomy_fp: str) -> str:
 
 
 def input_fingerprint(spec: StageSpec, previous: dict[str, Any] | None) -> str:
+    """What a stage reads: the previous stage's output (chained with its config) plus any files its options
+    name (collect's sources, dedup's eval sets), so editing such a file re-runs the stage."""
+    files = spec.options.input_files() if hasattr(spec.options, "input_files") else []
+    files_fp = fingerprint_files(files) if files else ""
     if spec.stage.creates_rows:
-        files = spec.options.input_files() if hasattr(spec.options, "input_files") else []
         return fingerprint_files(files)
     assert previous is not None
-    return xxhash.xxh3_128_hexdigest(f"{previous['output_fingerprint']}:{previous['config_hash']}".encode())
+    return xxhash.xxh3_128_hexdigest(f"{previous['output_fingerprint']}:{previous['config_hash']}:{files_fp}".encode())
 
 
 def run_stage(stage: Stage, df: pl.DataFrame, options: Any, ctx: StageContext) -> pl.DataFrame:

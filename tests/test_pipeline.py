@@ -123,3 +123,17 @@ def test_every_command_has_help_for_every_option():
             for param in cmd.params:
                 if isinstance(param, click.Option) and param.name != "help":
                     assert param.help, f"curate {full} {param.opts}: no help text"
+
+
+def test_changed_eval_file_reruns_dedup(tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"prompt": "how to build a birdhouse from pine boards"}\n{"prompt": "what is the capital of France"}\n')
+    evals = tmp_path / "eval.jsonl"
+    evals.write_text('{"prompt": "an unrelated evaluation item about cooking rice"}\n')
+    path = write_pipeline(tmp_path, [{"collect": {"sources": [{"name": "d", "path": str(data), "license": "MIT"}]}},
+                                     {"dedup": {"against": [str(evals)]}}])
+    assert run_pipeline(path, log=lambda m: None).final["drop_reason"].null_count() == 2
+    evals.write_text('{"prompt": "how to build a birdhouse from pine boards"}\n')
+    result = run_pipeline(path, log=lambda m: None)
+    assert result.ran == ["dedup"]
+    assert result.final["drop_reason"].to_list().count("contaminated") == 1
