@@ -44,9 +44,21 @@ def _fasttext():
     return fasttext
 
 
-def _train_with_retries(path: str, params: dict[str, Any], seed: int, threads: int, attempts: int = 4):
-    """fastText sometimes stops with "Encountered NaN" (small buckets, diverging learning rates): retry with the
-    next seed and a lower rate before giving up."""
+_SUBPROCESS_TRAIN = (
+    "import json, sys, fasttext\n"
+    "a = json.loads(sys.argv[1])\n"
+    "m = fasttext.train_supervised(a['path'], verbose=0, seed=a['seed'], thread=a['threads'], **a['params'])\n"
+    "m.save_model(a['out'])\n"
+)
+
+
+def _train_with_retries(path: str, params: dict[str, Any], seed: int, threads: int, attempts: int = 2):
+    """fastText sometimes stops with "Encountered NaN" on small files. It depends on the state of the process
+    (measured: the same file and seed fail in one long test process and train in a fresh one), so after
+    ``attempts`` in-process tries (next seed, half the rate) train in a fresh Python process."""
+    import subprocess
+    import sys
+
     fasttext = _fasttext()
     for attempt in range(attempts):
         lr = params.get("lr", 0.1) / (2 ** attempt)
@@ -56,8 +68,15 @@ def _train_with_retries(path: str, params: dict[str, Any], seed: int, threads: i
         except RuntimeError as exc:
             if "NaN" not in str(exc):
                 raise
-            if attempt == attempts - 1:
-                raise RuntimeError(f"fastText training diverged (NaN) {attempts} times on {path} with {params}") from exc
+    out = str(Path(path).with_suffix(".bin"))
+    for attempt in range(attempts):
+        args = json.dumps({"path": path, "seed": seed + attempt, "threads": threads, "params": params, "out": out})
+        done = subprocess.run([sys.executable, "-c", _SUBPROCESS_TRAIN, args], capture_output=True, text=True)
+        if done.returncode == 0:
+            return fasttext.load_model(out)
+        if "NaN" not in done.stderr:
+            raise RuntimeError(f"fastText training failed on {path}: {done.stderr.strip()[-500:]}")
+    raise RuntimeError(f"fastText training diverged (NaN) {2 * attempts} times on {path} with {params}")
 
 
 @dataclass
