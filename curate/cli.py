@@ -378,8 +378,11 @@ def classifier_group() -> None:
               help="Model folder to write (model files, thresholds, metadata).")
 @click.option("--taxonomy", type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Taxonomy folder (default: the one shipped with curate).")
+@click.option("--calibration", type=click.Choice(["cross_source", "holdout", "none"]), default="cross_source",
+              show_default=True, help="Thresholds from scores of models trained without each group of sources "
+              "(cross_source), from a held-out share of rows (holdout), or fixed defaults (none).")
 @click.option("--val-fraction", default=0.15, show_default=True, type=float,
-              help="Share of rows (by id hash) held out to calibrate per-dimension thresholds.")
+              help="With --calibration holdout: share of rows (by id hash) held out to calibrate thresholds.")
 @click.option("--group-cap", default=2500, show_default=True, type=int,
               help="At most this many rows per (source, language), so one big source does not define a language.")
 @click.option("--group-floor", default=400, show_default=True, type=int,
@@ -390,15 +393,16 @@ def classifier_group() -> None:
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed (training is reproducible with 1 thread).")
 @click.option("--threads", default=1, show_default=True, type=int, help="Training threads (>1: faster, not reproducible).")
 @_handle_errors
-def classifier_train(in_paths, out, taxonomy, val_fraction, group_cap, group_floor, taxonomy_examples, epoch, seed,
-                     threads) -> None:
+def classifier_train(in_paths, out, taxonomy, calibration, val_fraction, group_cap, group_floor, taxonomy_examples,
+                     epoch, seed, threads) -> None:
     """Train the prompt model (multi-label S00-S14) and the response-kind model on labelled records,
     calibrate per-dimension thresholds on held-out rows, and save the model folder."""
     from curate.classify.cli_api import train
 
     meta = train(list(in_paths), out, taxonomy=taxonomy, val_fraction=val_fraction, group_cap=group_cap,
-                 group_floor=group_floor, taxonomy_examples=taxonomy_examples, epoch=epoch, seed=seed, threads=threads)
-    click.echo(f"model saved to {out} ({meta.get('train_rows', '?')} training rows)")
+                 group_floor=group_floor, taxonomy_examples=taxonomy_examples, epoch=epoch, calibration=calibration,
+                 seed=seed, threads=threads)
+    click.echo(f"model saved to {out} ({(meta.get('training') or {}).get('train_rows', '?')} training rows)")
 
 
 @classifier_group.command("eval")

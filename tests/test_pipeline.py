@@ -137,3 +137,17 @@ def test_changed_eval_file_reruns_dedup(tmp_path):
     result = run_pipeline(path, log=lambda m: None)
     assert result.ran == ["dedup"]
     assert result.final["drop_reason"].to_list().count("contaminated") == 1
+
+
+def test_cli_collect_then_classifier_train_and_eval(tmp_path):
+    runner = CliRunner()
+    sources = tmp_path / "s.yaml"
+    sources.write_text(yaml.safe_dump({"sources": [{"preset": p, "path": str(QUICKSTART / p)}
+                                                   for p in ("xsafety", "xstest", "star1")]}))
+    assert runner.invoke(main, ["collect", "--sources", str(sources), "--out", str(tmp_path / "c.parquet")]).exit_code == 0
+    trained = runner.invoke(main, ["classifier", "train", "--in", str(tmp_path / "c.parquet"), "--out",
+                                   str(tmp_path / "m"), "--epoch", "3", "--calibration", "holdout"])
+    assert trained.exit_code == 0, trained.output
+    assert "training rows" in trained.output and "?" not in trained.output
+    evaluated = runner.invoke(main, ["classifier", "eval", "--in", str(tmp_path / "c.parquet"), "--model", str(tmp_path / "m")])
+    assert evaluated.exit_code == 0 and "macro-F1" in evaluated.output and "== zh" in evaluated.output
