@@ -9,8 +9,8 @@ from tests.fixtures.openai_server import _openai_server_session, openai_server  
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "pipelines" / "data" / "quickstart"
 SECRETS = {
-    "OPENAI_API_KEY": "sk-curateLEAKCHECK0123456789abcdefABCDEF",
-    "HF_TOKEN": "hf_curateLEAKCHECKabcdefghijklmnopqrstuvwx",
+    "OPENAI_API_KEY": "sk-curate-LEAKCHECK-0123456789-abcdefABCDEF",
+    "HF_TOKEN": "hf_curate-LEAKCHECK-abcdefghijklmnopqrstuvwx",
     "LABEL_STUDIO_API_KEY": "ls-curateLEAKCHECK-token-0123456789",
 }
 
