@@ -1,7 +1,7 @@
 """A real Label Studio server on 127.0.0.1, in its own virtual environment.
 
 Label Studio pins ``openai<2`` and ``pyarrow<25``: it would downgrade curate's own dependencies, so it lives
-in a separate venv (``CURATE_LS_VENV``, default ``.venv-ls`` beside the checkout) with a pinned version.
+in a separate venv (``CURATE_LS_VENV``, default ``.venv/label-studio``: a venv of its own, kept inside the ignored .venv folder) with a pinned version.
 
     python -m tests.servers.label_studio install      # make label-studio-env (idempotent)
     python -m tests.servers.label_studio serve        # make label-studio: a server for reviewers, data in ./.label-studio
@@ -35,7 +35,7 @@ _DB = "label_studio.sqlite3"
 
 
 def venv_path() -> Path:
-    return Path(os.environ.get("CURATE_LS_VENV") or REPO / ".venv-ls")
+    return Path(os.environ.get("CURATE_LS_VENV") or REPO / ".venv" / "label-studio")
 
 
 def executable(venv: Path | None = None) -> Path:
