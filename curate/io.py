@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 from pathlib import Path
 
 import polars as pl
@@ -124,10 +123,3 @@ def write_records(df: pl.DataFrame, path: str | Path, *, shard_rows: int = 100_0
             raise InputError(f"{path}: write .jsonl, .jsonl.gz, .csv, .parquet or a folder")
     return path
 
-
-def is_readable_path(path: str | os.PathLike) -> bool:
-    try:
-        table_format(Path(path))
-        return True
-    except InputError:
-        return False

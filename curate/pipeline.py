@@ -60,11 +60,7 @@ def run_stage(stage: Stage, df: pl.DataFrame, options: Any, ctx: StageContext) -
     """Run one stage and check its contract: schema-valid output, and every input id still present."""
     if not stage.creates_rows:
         records.validate(df, where=f"input of {stage.name}")
-    try:
-        out = stage.run(df, options, ctx)
-    except (records.SchemaError, StageFailed):
-        raise
-    out = records.conform(out)
+    out = records.conform(stage.run(df, options, ctx))
     records.validate(out, where=f"output of {stage.name}")
     if not stage.creates_rows:
         missing = df.join(out.select("id"), on="id", how="anti")

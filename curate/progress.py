@@ -6,6 +6,7 @@ import time
 
 
 def _rate_column():
+    """A rich column showing rows/s (rich's own speed column speaks bytes)."""
     from rich.progress import ProgressColumn
     from rich.text import Text
 
@@ -14,9 +15,6 @@ def _rate_column():
             return Text(f"{task.speed:,.0f} rows/s" if task.speed else "")
 
     return RateColumn()
-
-
-_RateColumn = _rate_column
 
 
 class Progress:
@@ -38,7 +36,7 @@ class Progress:
                                        TextColumn, TimeElapsedColumn, TimeRemainingColumn)
 
             self._rich = RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                      _RateColumn(), TimeElapsedColumn(), TimeRemainingColumn(), transient=True)
+                                      _rate_column(), TimeElapsedColumn(), TimeRemainingColumn(), transient=True)
             self._rich.start()
             self._task = self._rich.add_task(self.description, total=self.total)
         return self

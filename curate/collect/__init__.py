@@ -78,7 +78,7 @@ class _SourceReader:
         meta: dict[str, Any] = {"role": self.spec.role_name, "location": location}
         if encoding and encoding != "utf-8":
             meta["encoding"] = encoding
-        if self.spec.preset == "star1" or item.extra:
+        if item.extra:
             meta.update({k: v for k, v in item.extra.items() if v is not None})
         if self.mapping is not None and labels:
             mapped = self.mapping.map(labels, prompt)
