@@ -164,8 +164,8 @@ def test_clusters_and_representatives_are_deterministic_across_runs_and_input_or
 def test_signatures_are_identical_across_worker_counts():
     texts = _corpus(200) + [ZH, ZH_NEAR, "???", "hi"]
     params = signatures.Params(word_n=2, char_n=2, bands=14, rows=9)
-    one = signatures.compute(texts, params, workers=1)
-    two = signatures.compute(texts, params, workers=2, shard_rows=100, min_pool_rows=0)
+    one = signatures.compute(pl.Series(texts), params, workers=1)
+    two = signatures.compute(pl.Series(texts), params, workers=2, shard_rows=100)
     assert np.array_equal(one[0], two[0]) and np.array_equal(one[1], two[1])
 
 
@@ -345,3 +345,28 @@ def test_real_sets_advbench_inside_harmbench(shared_data, tmp_path):
     reps = out.filter(~pl.col("is_duplicate") & pl.col("dup_cluster").is_in(
         multi.filter(pl.col("sources") > 1)["dup_cluster"].implode()))
     assert set(reps["source"]) == {"strongreject"}  # the source priority decides
+
+
+def test_tokens_fold_case_width_and_punctuation_and_keep_every_script():
+    same = shingle(["Hello, WORLD! How are you?", "hello world how are you", "ＨＥＬＬＯ　world... how ARE you"], 2, 2)
+    assert same.row(0).tolist() == same.row(1).tolist() == same.row(2).tolist()
+    cjk = shingle(["我想知道：如何做饭？", "我想知道如何做饭", "我想知道如何做菜"], 2, 2)
+    assert cjk.row(0).tolist() == cjk.row(1).tolist() != cjk.row(2).tolist()
+    assert len(cjk.row(1)) == 7  # eight characters: seven character bigrams
+    # emoji are not tokens; an astral CJK ideograph (U+20000) and Devanagari with its combining marks are
+    emoji = shingle(["good morning 😀", "good morning", "नमस्ते दुनिया", "नमस दुनिया", "\U00020000 \U00020001"], 2, 2)
+    assert emoji.row(0).tolist() == emoji.row(1).tolist()
+    assert emoji.row(2).tolist() != emoji.row(3).tolist()
+    assert len(emoji.row(4)) == 1
+
+
+def test_densified_signatures_of_tiny_rows_collide_only_when_equal():
+    """Rows with one or two shingles leave most of the 126 bins empty: densification must fill them the same
+    way in every row, so equal sets share every band and different sets share none."""
+    rng = np.random.default_rng(3)
+    rows = [rng.integers(0, 2**48, k, dtype=np.uint64) for k in (1, 2, 1, 2)]
+    rows += [rows[0].copy(), rows[1][::-1].copy()]
+    sh = Shingles(np.concatenate(rows), np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64))
+    keys = signatures.band_keys(sh, 14, 9)
+    assert (keys[:, 0] == keys[:, 4]).all() and (keys[:, 1] == keys[:, 5]).all()
+    assert not (keys[:, 0] == keys[:, 2]).any() and not (keys[:, 1] == keys[:, 3]).any()

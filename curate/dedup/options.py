@@ -45,8 +45,8 @@ class DedupOptions(StageOptions):
                                     "policy, in order: response, human, source, longest; ties go to the smallest id.")
     source_priority: list[str] = Field(default_factory=list, description="Sources in order of preference for "
                                        "representatives (criterion 'source').")
-    workers: int = Field(1, ge=1, le=256, description="Processes computing signatures over shards "
-                         "(used from 20,000 rows).")
+    workers: int = Field(0, ge=0, le=256, description="Threads computing signatures, one shard each at a "
+                         "time (0: one per CPU core). Results do not depend on it.")
     shard_rows: int = Field(100_000, ge=1000, description="Rows per signature shard (bounds memory per process).")
 
     @model_validator(mode="after")

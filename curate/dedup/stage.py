@@ -1,7 +1,7 @@
 """The dedup stage: exact duplicates, MinHash-LSH near-duplicates verified by exact Jaccard, clusters,
 representatives and decontamination. Every row is kept; rejected rows get a drop_reason.
 
-1. per shard (signatures.compute, optionally a process pool): each text's exact key (its tokens, so
+1. per shard (signatures.compute, shards on parallel threads): each text's exact key (its tokens, so
    case, width, punctuation and spacing do not count) and its LSH band keys;
 2. rows with the same exact key are one group; the first row of each group goes on to LSH, whose equal
    band keys give candidate pairs (lsh);
@@ -54,7 +54,7 @@ def find_clusters(texts: pl.Series, opts: DedupOptions, ctx: StageContext | None
 
     # rows with nothing to compare (no response yet, say) are their own cluster, never a duplicate
     present = np.nonzero((texts.fill_null("").str.strip_chars() != "").to_numpy())[0]
-    some_texts = texts.gather(present).to_list()
+    some_texts = texts.gather(present)
     if ctx is not None:
         with ctx.progress(len(present), "dedup signatures") as bar:
             exact, keys = signatures.compute(some_texts, params, opts.workers, opts.shard_rows, bar.advance)

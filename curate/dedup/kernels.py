@@ -1,0 +1,283 @@
+"""Compiled per-row loops of dedup (numba): UTF-8 text -> tokens -> shingles -> one-permutation MinHash.
+
+Why compiled: tokenising, shingling and hashing every character of every row is the whole cost of dedup.
+Vectorised numpy/polars needed one full pass over all characters per step (regex, code points, hashes,
+rolling windows, 128 permutations) and ran at 16k Chinese prompts/s; one loop per row does every step
+while the row is in cache.
+
+Tokens: a row whose word characters are mostly CJK (at least as many CJK characters as other words) is
+read as characters (every letter, mark or digit is a token); any other row as words (runs of letters,
+marks and digits; a CJK character inside is a token of its own). Punctuation, symbols and spacing never
+count. ASCII upper case is folded here; other case and width folding is done before (shingles.prepare).
+
+Signatures: one-permutation hashing (Li, Owen & Zhang 2012) with optimal densification (Shrivastava 2017):
+each shingle is hashed once into one of K = bands x rows bins, a bin keeps its minimum, and an empty bin
+copies the bin that a fixed probe sequence (the same for every row) reaches first. Two rows' bins collide
+with probability equal to their Jaccard similarity, as with K independent permutations, at 1/K of the cost.
+
+The entry points release the GIL, so threads run them in parallel (signatures.compute).
+"""
+from __future__ import annotations
+
+import unicodedata
+from functools import lru_cache
+
+import numpy as np
+from numba import njit
+
+OTHER, WORD, CJK = 0, 1, 2
+_CJK_RANGES = ((0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0xAC00, 0xD7AF))
+
+SHINGLE_BITS = 48  # shingle ids keep 16 bits free for a row or pair index in one uint64 sort key (jaccard.py)
+SHINGLE_MASK = np.uint64((1 << SHINGLE_BITS) - 1)
+_MUL = np.uint64(0x9E3779B97F4A7C15)
+_SHORT = np.uint64(0x9E6C63D0676A9A99)  # tags the one shingle of a row shorter than its n-gram
+_EMPTY = np.uint64(0xDEADBEEF)  # tags the key of a row without any token
+_LO32 = np.uint64(0xFFFFFFFF)
+
+
+# Planes 4-13 hold no assigned character and planes 15-16 only private use (category Co), so only planes
+# 0-3 and 14 need looking up: a fifth of the calls, the same table.
+_PLANES_WITH_WORDS = (0, 1, 2, 3, 14)
+
+
+@lru_cache(maxsize=1)
+def char_classes() -> np.ndarray:
+    """Class of every code point: WORD (Unicode letters, marks, numbers), CJK (those in the CJK ranges), OTHER."""
+    word = np.zeros(0x110000, dtype=bool)
+    for plane in _PLANES_WITH_WORDS:
+        lo = plane << 16
+        word[lo:lo + 0x10000] = np.fromiter((unicodedata.category(chr(c))[0] in "LMN" for c in range(lo, lo + 0x10000)),
+                                            dtype=bool, count=0x10000)
+    classes = word.astype(np.uint8) * WORD
+    for lo, hi in _CJK_RANGES:
+        classes[lo:hi + 1] = np.where(word[lo:hi + 1], CJK, OTHER)
+    return classes
+
+
+@njit(cache=True, inline="always")
+def _mix(x):
+    """splitmix64 finaliser."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+@njit(cache=True)
+def _decode(data, start, end, points):
+    """UTF-8 bytes [start, end) -> code points (Arrow strings are valid UTF-8); ASCII upper case folded."""
+    i, k = start, 0
+    while i < end:
+        b = np.uint32(data[i])
+        if b < 0x80:
+            cp = b + np.uint32(32) if 65 <= b <= 90 else b
+            i += 1
+        elif b < 0xE0:
+            cp = ((b & 0x1F) << 6) | (np.uint32(data[i + 1]) & 0x3F)
+            i += 2
+        elif b < 0xF0:
+            cp = ((b & 0x0F) << 12) | ((np.uint32(data[i + 1]) & 0x3F) << 6) | (np.uint32(data[i + 2]) & 0x3F)
+            i += 3
+        else:
+            cp = (((b & 0x07) << 18) | ((np.uint32(data[i + 1]) & 0x3F) << 12)
+                  | ((np.uint32(data[i + 2]) & 0x3F) << 6) | (np.uint32(data[i + 3]) & 0x3F))
+            i += 4
+        points[k] = cp
+        k += 1
+    return k
+
+
+@njit(cache=True)
+def _sequence_key(values, n):
+    """64-bit key of an ordered sequence of hashes."""
+    h = np.uint64(n)
+    for i in range(n):
+        h = h * _MUL + values[i]
+    return _mix(h ^ np.uint64(n))
+
+
+@njit(cache=True)
+def _tokens(data, start, end, classes, points, tokens):
+    """Token hashes of one row into `tokens`; returns (count, row read as CJK characters)."""
+    n = _decode(data, start, end, points)
+    cjk_chars, words, prev = 0, 0, OTHER
+    for i in range(n):
+        c = classes[points[i]]
+        if c == CJK:
+            cjk_chars += 1
+        elif c == WORD and prev != WORD:
+            words += 1
+        prev = c
+    by_char = cjk_chars > 0 and cjk_chars >= words
+    count, h, length = 0, np.uint64(0), 0
+    for i in range(n + 1):
+        c = classes[points[i]] if i < n else OTHER
+        if c == WORD and not by_char:  # inside a word: extend its hash
+            h = h * _MUL + np.uint64(points[i]) + np.uint64(1)
+            length += 1
+            continue
+        if length:  # a word just ended
+            tokens[count] = _mix(h ^ np.uint64(length))
+            count += 1
+            h, length = np.uint64(0), 0
+        if c != OTHER:  # a character token: a CJK character, or any word character of a CJK row
+            tokens[count] = _mix((np.uint64(points[i]) + np.uint64(1)) ^ np.uint64(1))  # = a one-letter word
+            count += 1
+    return count, by_char
+
+
+@njit(cache=True)
+def _row_shingles(data, start, end, classes, word_n, char_n, points, tokens, out):
+    """Shingle ids of one row into `out` (repeats kept); returns (count, exact key of the row).
+
+    A row with fewer tokens than its n gets one shingle of all its tokens, a row without tokens one
+    shingle of its whole text, so short rows keep signatures of their own.
+    """
+    count, by_char = _tokens(data, start, end, classes, points, tokens)
+    n = char_n if by_char else word_n
+    if count == 0:
+        h = np.uint64(end - start)
+        for i in range(start, end):
+            h = h * _MUL + np.uint64(data[i]) + np.uint64(1)
+        key = _mix(h ^ _EMPTY)
+        out[0] = _mix(key ^ _SHORT) & SHINGLE_MASK
+        return 1, key
+    key = _sequence_key(tokens, count)
+    if count < n:
+        out[0] = _mix(key ^ _SHORT) & SHINGLE_MASK
+        return 1, key
+    for i in range(count - n + 1):
+        s = tokens[i]
+        for j in range(1, n):
+            s = s * _MUL + tokens[i + j]
+        out[i] = _mix(s) & SHINGLE_MASK
+    return count - n + 1, key
+
+
+def scratch_size(offsets: np.ndarray) -> int:
+    """Per-row buffer length the kernels need: a row has at most as many characters as bytes."""
+    return int(np.diff(offsets).max(initial=0)) + 2
+
+
+@njit(cache=True)
+def _sort_unique(seg):
+    """Sort seg in place and move its distinct values to the front; returns how many there are."""
+    if len(seg) == 0:
+        return 0
+    seg.sort()
+    k = 1
+    for i in range(1, len(seg)):
+        if seg[i] != seg[k - 1]:
+            seg[k] = seg[i]
+            k += 1
+    return k
+
+
+@njit(cache=True, nogil=True)
+def shingle_rows(data, offsets, classes, word_n, char_n, scratch):
+    """(flat shingle ids, row offsets, exact key per row) of all rows; each row's ids sorted and distinct."""
+    rows = len(offsets) - 1
+    points = np.empty(scratch, dtype=np.uint32)
+    tokens = np.empty(scratch, dtype=np.uint64)
+    values = np.empty(max(16, (offsets[rows] - offsets[0]) // 2), dtype=np.uint64)
+    out_offsets = np.zeros(rows + 1, dtype=np.int64)
+    keys = np.empty(rows, dtype=np.uint64)
+    pos = 0
+    for r in range(rows):
+        if pos + scratch > len(values):  # grow: a row adds at most `scratch` shingles
+            grown = np.empty(2 * len(values) + scratch, dtype=np.uint64)
+            grown[:pos] = values[:pos]
+            values = grown
+        count, keys[r] = _row_shingles(data, offsets[r], offsets[r + 1], classes, word_n, char_n, points,
+                                       tokens, values[pos:])
+        pos += _sort_unique(values[pos:pos + count])
+        out_offsets[r + 1] = pos
+    return values[:pos].copy(), out_offsets, keys
+
+
+@njit(cache=True, nogil=True)
+def unique_rows(values, offsets):
+    """Each row's shingle ids sorted and distinct: (values, offsets) of the result."""
+    out = values.copy()
+    out_offsets = np.zeros(len(offsets), dtype=np.int64)
+    pos = 0
+    for r in range(len(offsets) - 1):
+        count = offsets[r + 1] - offsets[r]
+        out[pos:pos + count] = values[offsets[r]:offsets[r + 1]]
+        pos += _sort_unique(out[pos:pos + count])
+        out_offsets[r + 1] = pos
+    return out[:pos].copy(), out_offsets
+
+
+@njit(cache=True, inline="always")
+def _bin(h, bins):
+    return np.int64(((h >> np.uint64(32)) * np.uint64(bins)) >> np.uint64(32))
+
+
+@njit(cache=True)
+def _signature(shingles, count, bins, seed, sig, filled, dense):
+    """One-permutation MinHash of one row's shingles into `dense` (length bins), densified."""
+    salt = _mix(np.uint64(seed) * _MUL)
+    sig[:] = _LO32
+    filled[:] = False
+    for i in range(count):
+        h = _mix(shingles[i] ^ salt)
+        b = _bin(h, bins)
+        v = h & _LO32
+        if v < sig[b]:
+            sig[b] = v
+        filled[b] = True
+    for j in range(bins):
+        if filled[j]:
+            dense[j] = sig[j]
+            continue
+        attempt = np.uint64(0)  # probe bins in an order fixed by (bin, attempt) only: the same in every row
+        while True:
+            attempt += np.uint64(1)
+            src = _bin(_mix((np.uint64(j) << np.uint64(32)) ^ attempt ^ salt), bins)
+            if filled[src]:
+                dense[j] = sig[src]
+                break
+
+
+@njit(cache=True, inline="always")
+def _band_keys(dense, bands, rows_per_band, out, r):
+    for b in range(bands):
+        h = np.uint64(b)
+        for j in range(b * rows_per_band, (b + 1) * rows_per_band):
+            h = h * _MUL + dense[j]
+        out[b, r] = _mix(h)
+
+
+@njit(cache=True, nogil=True)
+def signature_rows(data, offsets, classes, word_n, char_n, bands, rows_per_band, seed, scratch):
+    """(exact key per row, LSH band keys [bands, rows]) of texts, without keeping any shingle."""
+    rows = len(offsets) - 1
+    bins = bands * rows_per_band
+    points = np.empty(scratch, dtype=np.uint32)
+    tokens = np.empty(scratch, dtype=np.uint64)
+    shingles = np.empty(scratch, dtype=np.uint64)
+    sig, dense, filled = np.empty(bins, np.uint64), np.empty(bins, np.uint64), np.empty(bins, np.bool_)
+    keys = np.empty(rows, dtype=np.uint64)
+    band_keys = np.empty((bands, rows), dtype=np.uint64)
+    for r in range(rows):
+        count, keys[r] = _row_shingles(data, offsets[r], offsets[r + 1], classes, word_n, char_n, points,
+                                       tokens, shingles)
+        _signature(shingles, count, bins, seed, sig, filled, dense)
+        _band_keys(dense, bands, rows_per_band, band_keys, r)
+    return keys, band_keys
+
+
+@njit(cache=True, nogil=True)
+def shingle_signatures(values, offsets, bands, rows_per_band, seed):
+    """LSH band keys [bands, rows] of rows given as shingle ids."""
+    rows = len(offsets) - 1
+    bins = bands * rows_per_band
+    sig, dense, filled = np.empty(bins, np.uint64), np.empty(bins, np.uint64), np.empty(bins, np.bool_)
+    band_keys = np.empty((bands, rows), dtype=np.uint64)
+    for r in range(rows):
+        _signature(values[offsets[r]:offsets[r + 1]], offsets[r + 1] - offsets[r], bins, seed, sig, filled, dense)
+        _band_keys(dense, bands, rows_per_band, band_keys, r)
+    return band_keys
