@@ -3,6 +3,8 @@
 A model directory holds ``prompt.bin`` (multi-label, one-vs-all over S00..S14), optionally ``kind.bin``
 (response kind: refusal / safe_completion / helpful / harmful, softmax) and ``model.json`` (label order,
 per-dimension thresholds calibrated on validation data, the harmful-vs-safe threshold, training metadata).
+The .bin files are fastText's own format (plain or quantised) and are what fastText saves; curate reads them
+itself (ftbin, fastpath), so a model retrained with fastText needs no conversion and loading needs no fastText.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import numpy as np
 import polars as pl
 
 from curate.classify.fastpath import FastPredictor
+from curate.classify.ftbin import read as read_fasttext
 from curate.config import ConfigError
 from curate.classify.features import prepare
 from curate.classify.labels import SAFE
@@ -81,11 +84,17 @@ def _train_with_retries(path: str, params: dict[str, Any], seed: int, threads: i
 
 @dataclass
 class TextClassifier:
-    """One fastText model plus the column order of its scores."""
+    """One fastText model (the bytes of its .bin file) plus the column order of its scores.
 
-    ft: Any
+    Scoring reads the file's matrices with curate's own reader (ftbin, fastpath), quantised or not, so loading
+    and predicting need no fastText; the fastText object is built from the bytes only where fastText itself
+    is wanted (its own predict, as a reference, and losses the fast path does not cover).
+    """
+
+    raw: bytes
     labels: list[str]
-    _fast: Any = field(default=None, repr=False)  # FastPredictor when the model has no subwords
+    _fast: Any = field(default=None, repr=False)
+    _ft: Any = field(default=None, repr=False)
 
     @classmethod
     def train(cls, texts: Sequence[str] | pl.Series, targets: Sequence[Sequence[str]], *, params: dict[str, Any],
@@ -102,21 +111,55 @@ class TextClassifier:
             if quantize_cutoff:  # product quantisation keeps the shipped model small (MBs, not tens of MBs)
                 ft.quantize(input=str(path), qnorm=True, retrain=True, cutoff=quantize_cutoff, thread=threads,
                             verbose=0)
+            ft.save_model(str(Path(tmp) / "model.bin"))
+            raw = (Path(tmp) / "model.bin").read_bytes()
         labels = sorted(label[len(PREFIX):] for label in ft.labels)
-        return cls(ft, labels)
+        return cls(raw, labels, _ft=ft)
 
-    def scores(self, texts: Sequence[str] | pl.Series, batch: int = 50_000) -> np.ndarray:
+    @classmethod
+    def read(cls, path: Path, labels: list[str]) -> "TextClassifier":
+        """A saved model; the file is parsed here, so a broken or foreign file fails at load, not mid-run."""
+        clf = cls(path.read_bytes(), labels)
+        try:
+            clf.predictor()
+        except ValueError as exc:  # FastTextFormatError and unsupported models
+            raise ModelError(f"{path}: cannot load the fastText model: {exc}") from None
+        return clf
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(self.raw)
+        os.replace(tmp, path)
+
+    @property
+    def ft(self) -> Any:
+        """fastText's own model object, loaded from the same bytes on first use."""
+        if self._ft is None:
+            with tempfile.TemporaryDirectory(prefix="curate-ft-") as tmp:
+                path = Path(tmp) / "model.bin"
+                path.write_bytes(self.raw)
+                self._ft = _fasttext().load_model(str(path))
+        return self._ft
+
+    def predictor(self) -> FastPredictor | None:
+        """The numpy/numba scorer, or None for losses it does not cover (hierarchical softmax, negative sampling)."""
+        if self._fast is None:
+            arrays = read_fasttext(self.raw)
+            if arrays.loss not in ("ova", "softmax"):
+                return None
+            self._fast = FastPredictor(arrays, self.labels)
+        return self._fast
+
+    def scores(self, texts: Sequence[str] | pl.Series) -> np.ndarray:
         """Probabilities, one row per text, columns in ``self.labels`` order."""
-        series = prepare(texts if isinstance(texts, pl.Series) else pl.Series(list(texts), dtype=pl.Utf8))
-        if self._fast is None and FastPredictor.supports(self.ft):
-            self._fast = FastPredictor(self.ft, self.labels)
-        if self._fast is not None:
-            parts = [self._fast.scores(series.slice(i, batch)) for i in range(0, series.len(), batch)]
-            return np.clip(np.concatenate(parts) if parts else np.zeros((0, len(self.labels)), np.float32), 0, 1)
-        return self._ft_scores(series.to_list())
+        series = texts if isinstance(texts, pl.Series) else pl.Series(list(texts), dtype=pl.Utf8)
+        fast = self.predictor()
+        if fast is not None:
+            return np.clip(fast.scores(series), 0.0, 1.0)
+        return self._ft_scores(prepare(series).to_list())
 
     def _ft_scores(self, lines: list[str]) -> np.ndarray:
-        """fastText's own predict (models with subwords)."""
+        """fastText's own predict (the reference the fast path is tested against)."""
         out = np.zeros((len(lines), len(self.labels)), dtype=np.float32)
         if not lines:
             return out
@@ -200,9 +243,9 @@ class ClassifierModel:
     def save(self, directory: str | Path) -> Path:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        self.prompt.ft.save_model(str(directory / "prompt.bin"))
+        self.prompt.save(directory / "prompt.bin")
         if self.kind is not None:
-            self.kind.ft.save_model(str(directory / "kind.bin"))
+            self.kind.save(directory / "kind.bin")
         elif (directory / "kind.bin").exists():
             os.remove(directory / "kind.bin")
         info = {"format_version": FORMAT_VERSION, "labels": self.prompt.labels, "thresholds": self.thresholds,
@@ -227,14 +270,10 @@ class ClassifierModel:
         if info.get("format_version") != FORMAT_VERSION:
             raise ModelError(f"{info_path}: format_version {info.get('format_version')!r}, this curate reads "
                              f"{FORMAT_VERSION}")
-        fasttext = _fasttext()
-        try:
-            prompt = TextClassifier(fasttext.load_model(str(directory / "prompt.bin")), list(info["labels"]))
-            kind = None
-            if info.get("kind_labels") and (directory / "kind.bin").is_file():
-                kind = TextClassifier(fasttext.load_model(str(directory / "kind.bin")), list(info["kind_labels"]))
-        except ValueError as exc:
-            raise ModelError(f"{directory}: cannot load the fastText model: {exc}") from None
+        prompt = TextClassifier.read(directory / "prompt.bin", list(info["labels"]))
+        kind = None
+        if info.get("kind_labels") and (directory / "kind.bin").is_file():
+            kind = TextClassifier.read(directory / "kind.bin", list(info["kind_labels"]))
         return cls(prompt, {k: float(v) for k, v in info.get("thresholds", {}).items()},
                    float(info.get("harmful_threshold", 0.5)), kind,
                    harmful_by_lang={k: float(v) for k, v in (info.get("harmful_thresholds_by_lang") or {}).items()},
