@@ -95,14 +95,15 @@ class FastPredictor:
         out[counts == 0] = 0.0  # fastText predicts nothing for a line without known features
         return out
 
-    def scores(self, texts: pl.Series | Sequence[str | None], threads: int | None = None) -> np.ndarray:
+    def scores(self, texts: pl.Series | Sequence[str | None], threads: int | None = None,
+               chunk: int = CHUNK) -> np.ndarray:
         """Probabilities, one row per text (raw text: normalised here exactly as for training)."""
         s = texts if isinstance(texts, pl.Series) else pl.Series("text", list(texts), dtype=pl.Utf8)
         n = s.len()
         if n == 0:
             return np.zeros((0, self.n_labels), dtype=np.float32)
-        work = lambda i: self._score_normalised(normalise(s.slice(i, CHUNK)).rechunk())  # noqa: E731
-        starts = range(0, n, CHUNK)
+        work = lambda i: self._score_normalised(normalise(s.slice(i, chunk)).rechunk())  # noqa: E731
+        starts = range(0, n, chunk)
         threads = min(threads or THREADS, len(starts))
         if threads <= 1:
             return np.concatenate([work(i) for i in starts])
