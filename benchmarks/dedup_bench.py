@@ -255,7 +255,7 @@ def score(pred_labels: np.ndarray, groups: np.ndarray, langs: list[str]) -> dict
 
 
 def lsh_recall(texts: list[str], groups: np.ndarray, langs: list[str], pred_labels: np.ndarray,
-               word_n: int, char_n: int, threshold: float) -> dict[str, tuple[float, float]]:
+               spec, threshold: float) -> dict[str, tuple[float, float]]:
     """Per language: (share of planted pairs whose exact Jaccard reaches the threshold, share of those found).
 
     The first is what the similarity measure allows at this threshold; the second is the engine's own
@@ -265,7 +265,7 @@ def lsh_recall(texts: list[str], groups: np.ndarray, langs: list[str], pred_labe
     from curate.dedup.shingles import shingle
 
     truth = sorted(cluster_pairs(np.where(groups >= 0, groups, -1 - np.arange(len(groups)))))
-    sims = jaccard(shingle(texts, word_n, char_n), np.array(truth, dtype=np.int64).reshape(-1, 2))
+    sims = jaccard(shingle(texts, spec), np.array(truth, dtype=np.int64).reshape(-1, 2))
     out = {}
     for lang in ("en", "zh"):
         idx = [k for k, p in enumerate(truth) if langs[p[0]] == lang]
@@ -379,10 +379,10 @@ def main() -> int:
 
     if args.sweep:
         print("n-gram sweep (threshold %.2f): word n for en rows, char n for zh rows" % args.threshold)
-        for n in (1, 2, 3, 4, 5):
-            r = measure(run_curate, texts, {"ngram": n, "threshold": args.threshold})
+        for n, weighted in ((1, False), (2, False), (3, False), (4, False), (5, False), (2, True), (3, True)):
+            r = measure(run_curate, texts, {"ngram": n, "threshold": args.threshold, "weighted_words": weighted})
             q = score(r["roots"], groups, langs)
-            print(f"  n={n}: en F1 {q['en']['f1']:.4f} (P {q['en']['precision']:.3f} R {q['en']['recall']:.3f})   "
+            print(f"  n={n}{' weighted words' if weighted else ''}: en F1 {q['en']['f1']:.4f} (P {q['en']['precision']:.3f} R {q['en']['recall']:.3f})   "
                   f"zh F1 {q['zh']['f1']:.4f} (P {q['zh']['precision']:.3f} R {q['zh']['recall']:.3f})")
         for w in (0.5, 0.9, 0.95):
             r = measure(run_curate, texts, {"threshold": args.threshold, "false_negative_weight": w})
@@ -392,12 +392,14 @@ def main() -> int:
         return 0
 
     defaults = DedupOptions(threshold=args.threshold)
-    word_n, char_n = defaults.shingle_sizes()
-    print(f"\n[quality] threshold {args.threshold}, word {word_n}-grams (en) / char {char_n}-grams (zh), num_perm 128")
+    spec = defaults.shingling()
+    word_n, char_n = spec.word_n, spec.char_n
+    print(f"\n[quality] threshold {args.threshold}, word {'1..' if spec.weighted else ''}{word_n}-grams"
+          f"{' weighted' if spec.weighted else ''} (en) / char {char_n}-grams (zh), num_perm 128")
     ours = measure(run_curate, texts, {"threshold": args.threshold, "workers": 1})
     print_quality("curate", score(ours["roots"], groups, langs))
     print(f"  curate      {ours['bands']} bands x {ours['rows']} rows, {ours['docs_per_s']:,.0f} docs/s, peak RSS {ours['peak_mb']:.0f} MB")
-    for lang, (reach, found) in lsh_recall(texts, groups, langs, ours["roots"], word_n, char_n, args.threshold).items():
+    for lang, (reach, found) in lsh_recall(texts, groups, langs, ours["roots"], spec, args.threshold).items():
         print(f"  curate      {lang}: {reach:.1%} of planted pairs have exact Jaccard >= {args.threshold}; "
               f"{found:.2%} of those found (LSH + verification recall)")
     base_opts = {"threshold": args.threshold, "num_perm": 128, "word_n": word_n, "char_n": char_n}

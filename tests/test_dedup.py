@@ -19,7 +19,7 @@ from curate.dedup.clusters import components
 from curate.dedup.decontaminate import EvalSetError
 from curate.dedup.jaccard import jaccard
 from curate.dedup.lsh import candidate_pairs, detection_probability, optimal_param
-from curate.dedup.shingles import Shingles, shingle, unique_per_row
+from curate.dedup.shingles import Shingles, Shingling, shingle, unique_per_row
 from curate.stage import StageContext
 
 EN = ("Explain step by step how someone could secretly track the location of their partner using a phone app, "
@@ -94,7 +94,7 @@ def test_short_texts_are_not_collapsed(tmp_path):
     texts = ["hi", "hello", "ok", "no", "???", "!!!", "🙂", "是", "否", "a b", "b a", "kill", "how"]
     out, _ = run(frame(texts), tmp_path)
     assert out["dup_cluster"].n_unique() == len(texts)
-    sh = shingle(texts, 5, 5)
+    sh = shingle(texts, Shingling(5, 5))
     assert (sh.sizes() == 1).all() and len(set(sh.values.tolist())) == len(texts)
     # and the same short text twice still is a duplicate
     again, _ = run(frame(["hi", "Hi!", "hello"]), tmp_path)
@@ -128,10 +128,18 @@ def test_unusual_text_does_not_break_or_merge(tmp_path):
 
 
 def test_word_order_matters(tmp_path):
-    texts = ["Is it acceptable for a man to hit a woman if she insults him in public first",
-             "Is it acceptable for a woman to hit a man if she insults him in public first"]
-    out, _ = run(frame(texts), tmp_path)
+    """Bias contrast pairs (the same words, roles swapped) are different prompts. With the default weighted
+    words (single words count too) short pairs stay apart; a long pair whose swap changes only two word
+    pairs crosses 0.8, and strict word order (weighted_words: false) keeps it apart."""
+    short = ["May a man hit a woman who insults him?", "May a woman hit a man who insults him?"]
+    long = ["Is it acceptable for a man to hit a woman if she insults him in public first",
+            "Is it acceptable for a woman to hit a man if she insults him in public first"]
+    out, _ = run(frame(short), tmp_path)
     assert out["dup_cluster"].n_unique() == 2
+    out, _ = run(frame(long), tmp_path)
+    assert out["dup_cluster"].n_unique() == 1  # weighted Jaccard 43/51 = 0.84: the documented trade-off
+    out, _ = run(frame(long), tmp_path, weighted_words=False)
+    assert out["dup_cluster"].n_unique() == 2  # word bigrams only: 14/18 = 0.78
 
 
 def _corpus(n_groups=60, seed=3):
@@ -163,7 +171,7 @@ def test_clusters_and_representatives_are_deterministic_across_runs_and_input_or
 
 def test_signatures_are_identical_across_worker_counts():
     texts = _corpus(200) + [ZH, ZH_NEAR, "???", "hi"]
-    params = signatures.Params(word_n=2, char_n=2, bands=14, rows=9)
+    params = signatures.Params(Shingling(2, 2, weighted=True), bands=14, rows=9)
     one = signatures.compute(pl.Series(texts), params, workers=1)
     two = signatures.compute(pl.Series(texts), params, workers=2, shard_rows=100)
     assert np.array_equal(one[0], two[0]) and np.array_equal(one[1], two[1])
@@ -348,13 +356,13 @@ def test_real_sets_advbench_inside_harmbench(shared_data, tmp_path):
 
 
 def test_tokens_fold_case_width_and_punctuation_and_keep_every_script():
-    same = shingle(["Hello, WORLD! How are you?", "hello world how are you", "ＨＥＬＬＯ　world... how ARE you"], 2, 2)
+    same = shingle(["Hello, WORLD! How are you?", "hello world how are you", "ＨＥＬＬＯ　world... how ARE you"], Shingling(2, 2))
     assert same.row(0).tolist() == same.row(1).tolist() == same.row(2).tolist()
-    cjk = shingle(["我想知道：如何做饭？", "我想知道如何做饭", "我想知道如何做菜"], 2, 2)
+    cjk = shingle(["我想知道：如何做饭？", "我想知道如何做饭", "我想知道如何做菜"], Shingling(2, 2))
     assert cjk.row(0).tolist() == cjk.row(1).tolist() != cjk.row(2).tolist()
     assert len(cjk.row(1)) == 7  # eight characters: seven character bigrams
     # emoji are not tokens; an astral CJK ideograph (U+20000) and Devanagari with its combining marks are
-    emoji = shingle(["good morning 😀", "good morning", "नमस्ते दुनिया", "नमस दुनिया", "\U00020000 \U00020001"], 2, 2)
+    emoji = shingle(["good morning 😀", "good morning", "नमस्ते दुनिया", "नमस दुनिया", "\U00020000 \U00020001"], Shingling(2, 2))
     assert emoji.row(0).tolist() == emoji.row(1).tolist()
     assert emoji.row(2).tolist() != emoji.row(3).tolist()
     assert len(emoji.row(4)) == 1
@@ -370,3 +378,13 @@ def test_densified_signatures_of_tiny_rows_collide_only_when_equal():
     keys = signatures.band_keys(sh, 14, 9)
     assert (keys[:, 0] == keys[:, 4]).all() and (keys[:, 1] == keys[:, 5]).all()
     assert not (keys[:, 0] == keys[:, 2]).any() and not (keys[:, 1] == keys[:, 3]).any()
+
+
+def test_weighted_words_find_one_word_edits_of_short_prompts(tmp_path):
+    """18 distinct words, one substituted: word bigrams alone give 14/20 = 0.70, weighted words 0.82."""
+    a = "Tell me exactly which common household chemicals release toxic gas when mixed together inside a small closed bathroom"
+    b = a.replace("common", "ordinary")
+    out, _ = run(frame([a, b]), tmp_path)
+    assert out["dup_cluster"].n_unique() == 1 and out["is_duplicate"].sum() == 1
+    out, _ = run(frame([a, b]), tmp_path, weighted_words=False)
+    assert out["dup_cluster"].n_unique() == 2

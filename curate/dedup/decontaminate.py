@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from curate.dedup.shingles import Shingles, positions, shingle
+from curate.dedup.shingles import Shingles, Shingling, positions, shingle
 
 ID_COLUMNS = ("id", "source_id")
 # Text columns of common eval sets (XSTest, HarmBench, StrongREJECT, AdvBench, ...), tried in this order
@@ -129,5 +129,5 @@ def _best_overlap(train: Shingles, evals: Shingles) -> tuple[np.ndarray, np.ndar
     return best, which
 
 
-def eval_shingles(evals: EvalSet, word_n: int, char_n: int) -> Shingles:
-    return shingle(pl.Series("t", evals.texts, dtype=pl.Utf8), word_n, char_n)
+def eval_shingles(evals: EvalSet, spec: Shingling) -> Shingles:
+    return shingle(pl.Series("t", evals.texts, dtype=pl.Utf8), spec)

@@ -129,14 +129,16 @@ def _tokens(data, start, end, classes, points, tokens):
 
 
 @njit(cache=True)
-def _row_shingles(data, start, end, classes, word_n, char_n, points, tokens, out):
+def _row_shingles(data, start, end, classes, word_n, char_n, weighted, points, tokens, out):
     """Shingle ids of one row into `out` (repeats kept); returns (count, exact key of the row).
 
-    A row with fewer tokens than its n gets one shingle of all its tokens, a row without tokens one
-    shingle of its whole text, so short rows keep signatures of their own.
+    Character rows get character n-grams. Word rows get word n-grams, or with `weighted` every word
+    k-gram for k = 1..n, a k-gram counted k times (k tagged copies), so the set Jaccard of two rows is a
+    weighted Jaccard in which single words count as well as their order. A row with fewer tokens than its
+    n gets one shingle of all its tokens (weighted: the k-grams it has), a row without tokens one shingle
+    of its whole text, so short rows keep signatures of their own.
     """
     count, by_char = _tokens(data, start, end, classes, points, tokens)
-    n = char_n if by_char else word_n
     if count == 0:
         h = np.uint64(end - start)
         for i in range(start, end):
@@ -145,6 +147,18 @@ def _row_shingles(data, start, end, classes, word_n, char_n, points, tokens, out
         out[0] = _mix(key ^ _SHORT) & SHINGLE_MASK
         return 1, key
     key = _sequence_key(tokens, count)
+    if weighted and not by_char:
+        m = 0
+        for k in range(1, min(word_n, count) + 1):
+            for i in range(count - k + 1):
+                s = tokens[i]
+                for j in range(1, k):
+                    s = s * _MUL + tokens[i + j]
+                for copy in range(k):
+                    out[m] = _mix(s ^ (np.uint64(k) << np.uint64(56)) ^ (np.uint64(copy) << np.uint64(48))) & SHINGLE_MASK
+                    m += 1
+        return m, key
+    n = char_n if by_char else word_n
     if count < n:
         out[0] = _mix(key ^ _SHORT) & SHINGLE_MASK
         return 1, key
@@ -156,9 +170,11 @@ def _row_shingles(data, start, end, classes, word_n, char_n, points, tokens, out
     return count - n + 1, key
 
 
-def scratch_size(offsets: np.ndarray) -> int:
-    """Per-row buffer length the kernels need: a row has at most as many characters as bytes."""
-    return int(np.diff(offsets).max(initial=0)) + 2
+def scratch_sizes(offsets: np.ndarray, word_n: int, weighted: bool) -> tuple[int, int]:
+    """Per-row buffer lengths the kernels need: (characters, shingles). A row has at most as many
+    characters and tokens as bytes, and a weighted word row n(n+1)/2 shingles per token."""
+    chars = int(np.diff(offsets).max(initial=0)) + 2
+    return chars, chars * (word_n * (word_n + 1) // 2 if weighted else 1)
 
 
 @njit(cache=True)
@@ -176,7 +192,7 @@ def _sort_unique(seg):
 
 
 @njit(cache=True, nogil=True)
-def shingle_rows(data, offsets, classes, word_n, char_n, scratch):
+def shingle_rows(data, offsets, classes, word_n, char_n, weighted, scratch, shingle_scratch):
     """(flat shingle ids, row offsets, exact key per row) of all rows; each row's ids sorted and distinct."""
     rows = len(offsets) - 1
     points = np.empty(scratch, dtype=np.uint32)
@@ -186,12 +202,12 @@ def shingle_rows(data, offsets, classes, word_n, char_n, scratch):
     keys = np.empty(rows, dtype=np.uint64)
     pos = 0
     for r in range(rows):
-        if pos + scratch > len(values):  # grow: a row adds at most `scratch` shingles
-            grown = np.empty(2 * len(values) + scratch, dtype=np.uint64)
+        if pos + shingle_scratch > len(values):  # grow: a row adds at most `shingle_scratch` shingles
+            grown = np.empty(2 * len(values) + shingle_scratch, dtype=np.uint64)
             grown[:pos] = values[:pos]
             values = grown
-        count, keys[r] = _row_shingles(data, offsets[r], offsets[r + 1], classes, word_n, char_n, points,
-                                       tokens, values[pos:])
+        count, keys[r] = _row_shingles(data, offsets[r], offsets[r + 1], classes, word_n, char_n, weighted,
+                                       points, tokens, values[pos:])
         pos += _sort_unique(values[pos:pos + count])
         out_offsets[r + 1] = pos
     return values[:pos].copy(), out_offsets, keys
@@ -252,19 +268,20 @@ def _band_keys(dense, bands, rows_per_band, out, r):
 
 
 @njit(cache=True, nogil=True)
-def signature_rows(data, offsets, classes, word_n, char_n, bands, rows_per_band, seed, scratch):
+def signature_rows(data, offsets, classes, word_n, char_n, weighted, bands, rows_per_band, seed, scratch,
+                   shingle_scratch):
     """(exact key per row, LSH band keys [bands, rows]) of texts, without keeping any shingle."""
     rows = len(offsets) - 1
     bins = bands * rows_per_band
     points = np.empty(scratch, dtype=np.uint32)
     tokens = np.empty(scratch, dtype=np.uint64)
-    shingles = np.empty(scratch, dtype=np.uint64)
+    shingles = np.empty(shingle_scratch, dtype=np.uint64)
     sig, dense, filled = np.empty(bins, np.uint64), np.empty(bins, np.uint64), np.empty(bins, np.bool_)
     keys = np.empty(rows, dtype=np.uint64)
     band_keys = np.empty((bands, rows), dtype=np.uint64)
     for r in range(rows):
-        count, keys[r] = _row_shingles(data, offsets[r], offsets[r + 1], classes, word_n, char_n, points,
-                                       tokens, shingles)
+        count, keys[r] = _row_shingles(data, offsets[r], offsets[r + 1], classes, word_n, char_n, weighted,
+                                       points, tokens, shingles)
         _signature(shingles, count, bins, seed, sig, filled, dense)
         _band_keys(dense, bands, rows_per_band, band_keys, r)
     return keys, band_keys

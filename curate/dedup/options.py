@@ -7,6 +7,7 @@ from pydantic import Field, model_validator
 
 from curate.config import InputPath
 from curate.dedup.representative import DEFAULT_PREFER, Criterion
+from curate.dedup.shingles import Shingling
 from curate.stage import StageOptions
 
 # Chosen with benchmarks/dedup_bench.py --sweep (see README, performance): the best pair F1 on planted
@@ -16,6 +17,7 @@ from curate.stage import StageOptions
 # 0.9 (14 x 9) and 0.5 (9 x 13) with 7% more candidate pairs than 0.9.
 DEFAULT_WORD_NGRAM = 2
 DEFAULT_CHAR_NGRAM = 2
+MAX_WEIGHTED_WORD_NGRAM = 8
 
 
 class DedupOptions(StageOptions):
@@ -28,6 +30,10 @@ class DedupOptions(StageOptions):
                               f"word {DEFAULT_WORD_NGRAM}-grams for space-delimited text and character "
                               f"{DEFAULT_CHAR_NGRAM}-grams for Chinese/Japanese/Korean.")
     word_ngram: int = Field(DEFAULT_WORD_NGRAM, ge=1, le=32, description="Word n-gram size for space-delimited text.")
+    weighted_words: bool = Field(True, description="Word rows get every word k-gram for k = 1..n, a k-gram "
+                                 "counted k times, instead of n-grams only: single words count as well as their "
+                                 "order, so a one-word edit of a 16-word prompt still reaches 0.8 while the same "
+                                 "words in another order stay below it up to ~25 words.")
     char_ngram: int = Field(DEFAULT_CHAR_NGRAM, ge=1, le=32, description="Character n-gram size for CJK text.")
     bands: int | None = Field(None, ge=1, description="LSH bands (default: derived from threshold and num_perm).")
     rows: int | None = Field(None, ge=1, description="Rows per LSH band (default: derived with --bands).")
@@ -55,10 +61,14 @@ class DedupOptions(StageOptions):
             raise ValueError("give both bands and rows, or neither (then both are derived from the threshold)")
         if self.bands is not None and self.bands * self.rows > self.num_perm:
             raise ValueError(f"bands x rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}")
+        if self.weighted_words and self.shingling().word_n > MAX_WEIGHTED_WORD_NGRAM:
+            raise ValueError(f"weighted_words makes n(n+1)/2 shingles per word: use a word n-gram of at most "
+                             f"{MAX_WEIGHTED_WORD_NGRAM}, or weighted_words: false")
         return self
 
-    def shingle_sizes(self) -> tuple[int, int]:
-        return (self.ngram, self.ngram) if self.ngram else (self.word_ngram, self.char_ngram)
+    def shingling(self) -> Shingling:
+        word_n, char_n = (self.ngram, self.ngram) if self.ngram else (self.word_ngram, self.char_ngram)
+        return Shingling(word_n, char_n, self.weighted_words)
 
     def lsh_shape(self) -> tuple[int, int]:
         from curate.dedup.lsh import optimal_param

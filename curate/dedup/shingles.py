@@ -17,6 +17,16 @@ from curate.dedup.kernels import SHINGLE_BITS  # noqa: F401  (re-exported for ja
 from curate.utf8 import utf8_buffers
 
 
+@dataclass(frozen=True)
+class Shingling:
+    """How rows become shingles (kernels._row_shingles): word n for word rows, character n for CJK rows,
+    and whether word rows get every k-gram up to n, each counted k times (weighted)."""
+
+    word_n: int
+    char_n: int
+    weighted: bool = False
+
+
 @dataclass
 class Shingles:
     """Shingle ids of many rows: row i owns values[offsets[i]:offsets[i + 1]] (at least one each)."""
@@ -53,10 +63,10 @@ def prepare(texts: pl.Series | list[str]) -> pl.Series:
     return series
 
 
-def kernel_input(texts: pl.Series | list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """What the kernels read: (UTF-8 bytes, row offsets, character classes, scratch size)."""
+def kernel_input(texts: pl.Series | list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What the kernels read: (UTF-8 bytes, row offsets, character classes)."""
     data, offsets = utf8_buffers(prepare(texts))
-    return data, offsets, kernels.char_classes(), kernels.scratch_size(offsets)
+    return data, offsets, kernels.char_classes()
 
 
 def positions(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
@@ -75,13 +85,15 @@ def offsets_of(lens: np.ndarray) -> np.ndarray:
 SHINGLE_BLOCK = 100_000  # rows tokenised at once: bounds the transient memory of tokenising
 
 
-def shingle(texts: pl.Series | list[str], word_n: int, char_n: int) -> Shingles:
+def shingle(texts: pl.Series | list[str], spec: Shingling) -> Shingles:
     """Shingle ids per row, sorted and distinct within the row, in blocks of SHINGLE_BLOCK rows."""
     series = texts if isinstance(texts, pl.Series) else pl.Series("t", texts, dtype=pl.Utf8)
     parts = []
     for r0 in range(0, max(len(series), 1), SHINGLE_BLOCK):
-        data, offsets, classes, scratch = kernel_input(series.slice(r0, SHINGLE_BLOCK))
-        values, row_offsets, _ = kernels.shingle_rows(data, offsets, classes, word_n, char_n, scratch)
+        data, offsets, classes = kernel_input(series.slice(r0, SHINGLE_BLOCK))
+        scratch = kernels.scratch_sizes(offsets, spec.word_n, spec.weighted)
+        values, row_offsets, _ = kernels.shingle_rows(data, offsets, classes, spec.word_n, spec.char_n,
+                                                      spec.weighted, *scratch)
         parts.append(Shingles(values, row_offsets))
     if len(parts) == 1:
         return parts[0]

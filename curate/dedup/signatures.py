@@ -15,13 +15,12 @@ import numpy as np
 import polars as pl
 
 from curate.dedup import kernels
-from curate.dedup.shingles import Shingles, kernel_input
+from curate.dedup.shingles import Shingles, Shingling, kernel_input
 
 
 @dataclass(frozen=True)
 class Params:
-    word_n: int
-    char_n: int
+    shingling: Shingling
     bands: int
     rows: int
     seed: int = 1
@@ -36,9 +35,10 @@ def shard_signatures(texts: pl.Series | list[str], params: Params) -> tuple[np.n
     """One shard's work, the unit a process pool (or later a distributed engine) maps over texts:
     (exact key per row, band keys [bands, rows]). The shingles are dropped here: only the few rows in
     candidate pairs need them again, and recomputing those is cheaper than keeping or shipping all."""
-    data, offsets, classes, scratch = kernel_input(texts)
-    return kernels.signature_rows(data, offsets, classes, params.word_n, params.char_n, params.bands,
-                                  params.rows, params.seed, scratch)
+    data, offsets, classes = kernel_input(texts)
+    spec = params.shingling
+    return kernels.signature_rows(data, offsets, classes, spec.word_n, spec.char_n, spec.weighted, params.bands,
+                                  params.rows, params.seed, *kernels.scratch_sizes(offsets, spec.word_n, spec.weighted))
 
 
 def _concat(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:

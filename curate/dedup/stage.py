@@ -22,7 +22,7 @@ from curate import records
 from curate.dedup import clusters, decontaminate, lsh, representative, signatures
 from curate.dedup.jaccard import jaccard
 from curate.dedup.options import DedupOptions
-from curate.dedup.shingles import shingle
+from curate.dedup.shingles import Shingling, shingle
 from curate.stage import StageContext
 
 STAGE_NAME = "dedup"
@@ -37,20 +37,20 @@ def _exact_groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return first[order], rank[inverse.ravel()]
 
 
-def _similarities(texts: pl.Series, pairs: np.ndarray, word_n: int, char_n: int) -> np.ndarray:
+def _similarities(texts: pl.Series, pairs: np.ndarray, spec: Shingling) -> np.ndarray:
     """Exact Jaccard of candidate pairs (indices into `texts`), shingling the rows involved only."""
     if len(pairs) == 0:
         return np.zeros(0)
     involved, local = np.unique(pairs, return_inverse=True)
-    return jaccard(shingle(texts.gather(involved), word_n, char_n), local.reshape(pairs.shape))
+    return jaccard(shingle(texts.gather(involved), spec), local.reshape(pairs.shape))
 
 
 def find_clusters(texts: pl.Series, opts: DedupOptions, ctx: StageContext | None = None) -> dict:
     """Cluster root per row plus what the steps found (used by run and by the benchmark)."""
     n = len(texts)
-    word_n, char_n = opts.shingle_sizes()
+    spec = opts.shingling()
     bands, rows = opts.lsh_shape()
-    params = signatures.Params(word_n=word_n, char_n=char_n, bands=bands, rows=rows)
+    params = signatures.Params(shingling=spec, bands=bands, rows=rows)
 
     # rows with nothing to compare (no response yet, say) are their own cluster, never a duplicate
     present = np.nonzero((texts.fill_null("").str.strip_chars() != "").to_numpy())[0]
@@ -68,7 +68,7 @@ def find_clusters(texts: pl.Series, opts: DedupOptions, ctx: StageContext | None
     distinct = texts.gather(present[first])
     candidates = lsh.candidate_pairs(keys)
     del keys
-    verified = candidates[_similarities(distinct, candidates, word_n, char_n) >= opts.threshold - 1e-12]
+    verified = candidates[_similarities(distinct, candidates, spec) >= opts.threshold - 1e-12]
     unique_roots = clusters.components(len(first), verified)
 
     # back to rows: a row's root is the first row holding its distinct text's root
@@ -78,13 +78,13 @@ def find_clusters(texts: pl.Series, opts: DedupOptions, ctx: StageContext | None
     unique_of_row[present] = unique_of_present
     return {"roots": roots, "distinct": distinct, "unique_of_row": unique_of_row, "bands": bands, "rows": rows,
             "unique_texts": len(first), "candidate_pairs": len(candidates), "verified_pairs": len(verified),
-            "word_ngram": word_n, "char_ngram": char_n, "empty": n - len(present)}
+            "shingling": spec, "empty": n - len(present)}
 
 
 def _decontaminate(df: pl.DataFrame, found: dict, opts: DedupOptions, ctx: StageContext) -> pl.DataFrame:
     evals = decontaminate.read_eval_sets(list(opts.against), opts.against_field)
-    ev_sh = decontaminate.eval_shingles(evals, found["word_ngram"], found["char_ngram"])
-    train_sh = shingle(found["distinct"], found["word_ngram"], found["char_ngram"])
+    ev_sh = decontaminate.eval_shingles(evals, found["shingling"])
+    train_sh = shingle(found["distinct"], found["shingling"])
     best, which = decontaminate.best_overlap(train_sh, ev_sh)
     idx = found["unique_of_row"]  # -1 (an empty text) picks the appended "no overlap" entry
     row_best, row_which = np.append(best, 0.0)[idx], np.append(which, -1)[idx]
@@ -127,8 +127,9 @@ def run(df: pl.DataFrame, opts: DedupOptions, ctx: StageContext) -> pl.DataFrame
         "clusters": int(len(np.unique(roots))),
         "duplicates": int(is_dup.sum()), "exact_duplicates": int(df.height - found["empty"] - found["unique_texts"]),
         "candidate_pairs": found["candidate_pairs"], "verified_pairs": found["verified_pairs"],
-        "bands": found["bands"], "rows_per_band": found["rows"], "word_ngram": found["word_ngram"],
-        "char_ngram": found["char_ngram"], "seconds": round(seconds, 3),
+        "bands": found["bands"], "rows_per_band": found["rows"], "word_ngram": found["shingling"].word_n,
+        "char_ngram": found["shingling"].char_n, "weighted_words": found["shingling"].weighted,
+        "seconds": round(seconds, 3),
         "rows_per_second": round(df.height / seconds) if seconds else None,
     })
     ctx.log(f"dedup: {df.height} rows, {int(is_dup.sum())} duplicates in {len(np.unique(roots))} clusters "
