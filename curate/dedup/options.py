@@ -11,10 +11,12 @@ from curate.dedup.shingles import Shingling
 from curate.stage import StageOptions
 
 # Chosen with benchmarks/dedup_bench.py --sweep (see README, performance): the best pair F1 on planted
-# near-duplicates of short safety prompts at threshold 0.8. Unigrams find a little more but merge prompts
-# with the same words in another order ("may a man hit a woman" / "may a woman hit a man"); 3-grams and
-# longer miss one-word edits of prompts under ~30 words. false_negative_weight 0.95 (16 x 8 bands) beat
-# 0.9 (14 x 9) and 0.5 (9 x 13) with 7% more candidate pairs than 0.9.
+# near-duplicates of short safety prompts at threshold 0.8. Plain word unigrams merge prompts with the
+# same words in another order ("may a man hit a woman" / "may a woman hit a man"); plain bigrams and
+# longer n-grams miss one-word edits of prompts under ~20 words; weighted words (unigrams once, bigrams
+# twice) found the most at nearly the precision of bigrams. Chinese rows keep plain character bigrams
+# (weighting them lost precision). false_negative_weight 0.95 (16 x 8 bands) beat 0.9 (14 x 9) and 0.5
+# (9 x 13) with 7% more candidate pairs than 0.9.
 DEFAULT_WORD_NGRAM = 2
 DEFAULT_CHAR_NGRAM = 2
 MAX_WEIGHTED_WORD_NGRAM = 8
