@@ -206,3 +206,11 @@ def test_shipped_default_model_scores_like_fasttext():
     if model.kind is not None:
         _assert_same_as_fasttext(model.kind, ["I can't help with that.", "Sure, here is how.", "抱歉，我不能帮助你。"]
                                  + EDGE)
+
+
+def test_losses_the_scorer_does_not_cover_use_fasttexts_predict(corpus):
+    texts, targets = corpus
+    clf = TextClassifier.train(texts, targets, params={**PLAIN, "loss": "hs"})
+    assert clf.predictor() is None
+    probe = _texts(20, seed=7)[0]
+    np.testing.assert_array_equal(clf.scores(probe), _fasttext_scores(clf, probe))

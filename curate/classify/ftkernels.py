@@ -27,6 +27,7 @@ _SIGN_BITS = np.uint64(0xFFFFFF00)
 _INT32_SIGN = np.uint64(0x80000000)
 _NGRAM_MULT = np.uint64(116049371)
 _LABEL = np.frombuffer(b"__label__", dtype=np.uint8)
+_CACHE_SLOTS = 1 << 16  # unknown-token cache of score_rows: slots (a power of two), half of them usable
 
 
 @njit(cache=True, inline="always")
@@ -178,17 +179,39 @@ def _is_skipped(data, start, end):
     return True
 
 
+@njit(cache=True, inline="always")
+def _same_bytes(data, a, b, size):
+    for k in range(size):
+        if data[a + k] != data[b + k]:
+            return False
+    return True
+
+
 @njit(cache=True, nogil=True)
 def score_rows(data, offsets, classes, slots, word_hash, word_bytes, word_offsets, wsum, wcount, eos, eos_hash,
                proj, bucket_rows, pruned, bucket, minn, maxn, word_ngrams, out, counts):
-    """Row r of ``out``: the sum of the projected rows of row r's features; ``counts[r]``: how many."""
+    """Row r of ``out``: the sum of the projected rows of row r's features; ``counts[r]``: how many.
+
+    Unknown tokens repeat (names, rare words), so their n-gram sums are cached for the call: a table keyed by
+    hash and bytes (the first occurrence in ``data``), full at half its slots, after which they are recomputed.
+    """
     nrows = len(offsets) - 1
     nwords = len(word_offsets) - 1
+    width = out.shape[1]
     longest = 0
     for r in range(nrows):
         longest = max(longest, offsets[r + 1] - offsets[r])
     starts = np.empty(longest + 3, dtype=np.int64)
     hashes = np.empty(longest + 1, dtype=np.uint64)
+    cache_slots = np.full(_CACHE_SLOTS, -1, dtype=np.int64)
+    cache_start = np.empty(_CACHE_SLOTS // 2, dtype=np.int64)
+    cache_size = np.empty(_CACHE_SLOTS // 2, dtype=np.int64)
+    cache_hash = np.empty(_CACHE_SLOTS // 2, dtype=np.uint64)
+    cache_count = np.empty(_CACHE_SLOTS // 2, dtype=np.int64)
+    cache_sum = np.zeros((_CACHE_SLOTS // 2 if maxn > 0 else 0, width), dtype=np.float32)
+    cached = 0
+    mask = _CACHE_SLOTS - 1
+    tmp = np.zeros(width, dtype=np.float32)
     for r in range(nrows):
         acc = out[r]
         added = 0
@@ -218,15 +241,39 @@ def score_rows(data, offsets, classes, slots, word_hash, word_bytes, word_offset
             if _is_skipped(data, start, i):
                 continue
             h = _hash(data, start, i)
+            hashes[nh] = h
+            nh += 1
             w = _find(data, start, i, h, slots, word_hash, word_bytes, word_offsets)
             if w >= 0:
                 _add_row(acc, wsum, w)
                 added += wcount[w]
-            elif maxn > 0:
-                added += _add_subwords(data, start, i, minn, maxn, bucket, bucket_rows, pruned, nwords, proj, acc,
-                                       starts)
-            hashes[nh] = h
-            nh += 1
+                continue
+            if maxn <= 0:
+                continue
+            slot = np.int64(h) & mask
+            hit = -1
+            while cache_slots[slot] >= 0:
+                e = cache_slots[slot]
+                if cache_hash[e] == h and cache_size[e] == i - start and _same_bytes(data, cache_start[e], start,
+                                                                                      i - start):
+                    hit = e
+                    break
+                slot = (slot + 1) & mask
+            if hit >= 0:
+                _add_row(acc, cache_sum, hit)
+                added += cache_count[hit]
+                continue
+            tmp[:] = 0.0
+            n_sub = _add_subwords(data, start, i, minn, maxn, bucket, bucket_rows, pruned, nwords, proj, tmp, starts)
+            for j in range(width):
+                acc[j] += tmp[j]
+            added += n_sub
+            if cached < _CACHE_SLOTS // 2:
+                cache_slots[slot] = cached
+                cache_start[cached], cache_size[cached], cache_hash[cached] = start, i - start, h
+                cache_count[cached] = n_sub
+                cache_sum[cached] = tmp
+                cached += 1
         if bucket > 0:
             for a in range(nh):  # word n-grams: fastText keeps hashes as int32 and chains them in uint64
                 g = hashes[a] | _HIGH32 if hashes[a] >= _INT32_SIGN else hashes[a]

@@ -8,9 +8,11 @@ itself (ftbin, fastpath), so a model retrained with fastText needs no conversion
 """
 from __future__ import annotations
 
+import gc
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -18,8 +20,6 @@ from typing import Any, Sequence
 import numpy as np
 import polars as pl
 
-from curate.classify.fastpath import FastPredictor
-from curate.classify.ftbin import read as read_fasttext
 from curate.config import ConfigError
 from curate.classify.features import prepare
 from curate.classify.labels import SAFE
@@ -141,14 +141,15 @@ class TextClassifier:
                 self._ft = _fasttext().load_model(str(path))
         return self._ft
 
-    def predictor(self) -> FastPredictor | None:
+    def predictor(self) -> Any:
         """The numpy/numba scorer, or None for losses it does not cover (hierarchical softmax, negative sampling)."""
         if self._fast is None:
+            from curate.classify.fastpath import FastPredictor  # numba loads here, not with every curate command
+            from curate.classify.ftbin import read as read_fasttext
+
             arrays = read_fasttext(self.raw)
-            if arrays.loss not in ("ova", "softmax"):
-                return None
-            self._fast = FastPredictor(arrays, self.labels)
-        return self._fast
+            self._fast = FastPredictor(arrays, self.labels) if arrays.loss in ("ova", "softmax") else False
+        return self._fast or None
 
     def scores(self, texts: Sequence[str] | pl.Series) -> np.ndarray:
         """Probabilities, one row per text, columns in ``self.labels`` order."""
@@ -168,6 +169,20 @@ class TextClassifier:
         for row, (ls, ps) in enumerate(zip(names, probs)):
             out[row, [column[label] for label in ls]] = ps
         return np.clip(out, 0.0, 1.0)
+
+
+@contextmanager
+def _no_cyclic_gc():
+    """Pause the cyclic garbage collector while building one list per row: each 700 new containers trigger a
+    collection that rescans the survivors, which made 100k empty lists cost 0.14 s instead of 0.01 s (lists
+    of strings cannot form cycles, so nothing is missed)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @dataclass
@@ -226,9 +241,10 @@ class ClassifierModel:
         chosen[np.flatnonzero(empty), harm.argmax(axis=1)[empty]] = True
         rows, cols = np.nonzero(chosen)  # row-major: each row's dimensions come out in label order
         names = np.array(self.labels, dtype=object)[harm_idx][cols]
-        cats: list[list[str]] = [[] for _ in range(len(scores))]
-        for row, name in zip(rows.tolist(), names.tolist()):
-            cats[row].append(name)
+        with _no_cyclic_gc():
+            cats: list[list[str]] = [[] for _ in range(len(scores))]
+            for row, name in zip(rows.tolist(), names.tolist()):
+                cats[row].append(name)
         return cats, harmful
 
     def kinds(self, responses: Sequence[str] | pl.Series) -> tuple[list[str | None], np.ndarray]:
