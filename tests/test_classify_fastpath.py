@@ -214,3 +214,19 @@ def test_losses_the_scorer_does_not_cover_use_fasttexts_predict(corpus):
     assert clf.predictor() is None
     probe = _texts(20, seed=7)[0]
     np.testing.assert_array_equal(clf.scores(probe), _fasttext_scores(clf, probe))
+
+
+def test_scores_json_is_the_per_row_json_dumps(models):
+    model = ClassifierModel(models["ova_subwords"], {})
+    rng = np.random.default_rng(0)
+    scores = rng.random((3000, 3)).astype(np.float32)
+    scores[:5] = np.float32(0.03125)  # x * 10^4 exactly on .5: both round half to even
+    scores[5:10] = [0.0, 1.0, np.float32(0.00005)]
+    scores[10:1000] = (np.round(scores[10:1000] * 1e4) / 1e4 + 5e-5).astype(np.float32)  # next to ties
+    wide = scores.astype(np.float64)
+    wide[0, 0], wide[1, 1], wide[2, 2], wide[3, 0] = 0.00005, float("nan"), 1.5, 0.12345
+    for values in (scores, wide):
+        expected = [json.dumps({label: round(float(v), 4) for label, v in zip(model.labels, row)}, sort_keys=True)
+                    for row in values]
+        assert model.scores_json(values) == expected
+    assert model.scores_json(np.zeros((0, 3), dtype=np.float32)) == []
