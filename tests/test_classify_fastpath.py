@@ -16,7 +16,8 @@ import pytest
 
 from curate.classify import ftbin
 from curate.classify.fastpath import FastPredictor
-from curate.classify.features import C_HAN, C_SPACE, C_WORD, TOKEN, char_classes, normalise, prepare
+from curate.classify.features import (C_DIGIT, C_HAN, C_SPACE, C_WORD, MAX_CHARS, TOKEN, char_classes, lowercase_table,
+                                      normalise, prepare)
 from curate.classify.model import (PREFIX, ClassifierModel, ModelError, TextClassifier, _train_with_retries,
                                    default_model_dir)
 
@@ -33,7 +34,7 @@ EDGE = ["", "   ", None, "a " * 900, "x" * 3000, "Mixed 中文 and English: hack
         "emoji 😀👍🏽 ünïcödé ½ ⅓ ① ٣ 〇 々", "__label__S03 is not a label here", "nul\x00inside and __label__x",
         "tab\there\r\nnew\x0bline\x0cfeed\u3000ideographic\u00a0nbsp", "ΣΑΣ ὈΔΥΣΣΕΎΣ İstanbul ǅ ﬁ",
         "zero\u200bwidth\u200djoiner ‍ e\u0301 〈x〉 «y» ＡＢＣ１２３", "<s> </s> < > << >>", "𠀀𪜀𫝀 (ext-B..E Han)"]
-PLAIN = {"loss": "ova", "epoch": 15, "lr": 0.5, "wordNgrams": 2, "dim": 12, "minn": 2, "maxn": 4, "bucket": 50_000,
+PLAIN = {"loss": "ova", "epoch": 15, "lr": 0.2, "wordNgrams": 2, "dim": 12, "minn": 2, "maxn": 4, "bucket": 50_000,
          "minCount": 1}
 
 
@@ -164,6 +165,13 @@ def test_broken_or_foreign_model_files_are_clear_errors(models, tmp_path):
     _write_dir(tmp_path / "labels", raw, ["S00", "S99"])
     with pytest.raises(ModelError, match="no label"):
         ClassifierModel.load(tmp_path / "labels")
+    arrays = ftbin.read(raw)
+    nan_row = arrays.words.index("stab")
+    arrays.input[nan_row, 0] = np.nan  # what a diverged fastText training can leave without an error
+    diverged = FastPredictor(arrays, ["S00", "S03", "S06"])
+    assert not diverged.finite
+    scores = diverged.scores(["how do i stab my brother", "recommend a book for a coworker"])
+    assert (scores[0] == 0).all() and scores[1].max() > 0  # only texts that use a NaN weight lose their scores
 
 
 def _split_by_classes(text: str) -> list[str]:
@@ -194,6 +202,50 @@ def test_character_classes_split_like_the_token_regex():
     expected = normal.str.extract_all(TOKEN).to_list()
     assert [_split_by_classes(t) for t in normal.to_list()] == expected
     assert char_classes()[ord("中")] == C_HAN and re.fullmatch(r"[\w]", "_")
+
+
+def _normalise_and_split(text: str) -> list[str] | None:
+    """normalise + TOKEN in one pass with the lowercase table (what the compiled loop does); None where a
+    character's lowercase is not per character (the loop hands those rows to polars)."""
+    lower, classes = lowercase_table()
+    out, word, digits = [], "", False
+    for ch in text[:MAX_CHARS]:
+        low, cls = int(lower[ord(ch)]), classes[ord(ch)]
+        if low < 0:
+            return None
+        if cls == C_DIGIT:
+            if digits:
+                continue
+            digits, low, cls = True, ord("0"), C_WORD
+        else:
+            digits = False
+        if cls != C_WORD and word:
+            out.append(word)
+            word = ""
+        if cls == C_WORD:
+            word += chr(low)
+        elif cls != C_SPACE:
+            out.append(chr(low))
+    return out + [word] if word else out
+
+
+def test_lowercase_table_normalises_like_polars():
+    rng = random.Random(1)
+    pools = ["abcXYZ", "0189١٢٣１２３", "中文字", " \t", ".,!-", "ÀÉÎÕÜÇẞ", "ΑΒΓΔσς", "ДЖЯ", "ⅫⓐⒶ", "Ａｂ"]
+    texts = ["".join(rng.choice(rng.choice(pools)) for _ in range(rng.randrange(0, 30))) for _ in range(3000)]
+    texts += ["x1" * 800, "word " * 299 + "abcdef", "9" * 1499 + "a 12", chr(0x130) + "stanbul", "ΑΣ Β"]
+    texts += [chr(c) for c in range(0, 0x2D00)]
+    expected = normalise(pl.Series(texts, dtype=pl.Utf8)).str.extract_all(TOKEN).to_list()
+    ours = [_normalise_and_split(t) for t in texts]
+    assert all(o == e for o, e in zip(ours, expected) if o is not None)
+    assert sum(o is None for o in ours) < 0.02 * len(texts)  # only rows with İ or Σ go to polars
+    assert _normalise_and_split("ΑΣ") is None and _normalise_and_split(chr(0x130)) is None
+
+
+def test_rows_polars_normalises_are_scored_like_the_others(models):
+    clf = models["ova_subwords"]
+    texts = ["ΟΔΥΣΣΕΥΣ and Σ hack my neighbour", "İstanbul teacher", "plain row", "Σ" * 1600, "ab" + "İ" * 1499 + "x"]
+    _assert_same_as_fasttext(clf, texts)
 
 
 def test_shipped_default_model_scores_like_fasttext():

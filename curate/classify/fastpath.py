@@ -3,10 +3,11 @@
 The model file (plain or quantised, read by ftbin) gives the vocabulary, the kept hash buckets, the input and
 output matrices. At load every input row is multiplied by the output matrix (rows x labels: fastText averages
 input rows and then multiplies, a linear map, so the order can be swapped), and every vocabulary word's rows
-(the word and its character n-grams) are summed once. Scoring a batch is then: polars normalises the text
-(features.normalise), one compiled loop per row (ftkernels.score_rows) splits, hashes and looks up tokens and
-sums their rows, and numpy turns the sums into fastText's table sigmoid (one-vs-all) or softmax. Batches are
-split over threads; both the polars steps and the loop release the GIL.
+(the word and its character n-grams) are summed once. Scoring a batch is then one compiled loop per row
+(ftkernels.score_rows) over the text's UTF-8 bytes straight from Arrow: it does features.normalise's work
+(cut, lowercase, digit runs; from per-code-point tables that polars computed, so both agree), splits, hashes
+and looks up tokens, sums their rows and turns the sums into fastText's table sigmoid (one-vs-all) or softmax.
+Batches are split over threads; the loop releases the GIL.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import numpy as np
 import polars as pl
 
 from curate.classify import ftkernels
-from curate.classify.features import char_classes, normalise
+from curate.classify.features import MAX_CHARS, char_classes, lowercase_table, normalise
 from curate.classify.ftbin import FastTextArrays
 from curate.utf8 import utf8_buffers
 
@@ -29,17 +30,9 @@ THREADS = max(1, min(4, os.cpu_count() or 1))
 
 _SIGMOID_TABLE_SIZE = 512
 _MAX_SIGMOID = 8
+# fastText's one-vs-all loss looks the sigmoid up in a 512-step table (Loss::sigmoid): the loops use the same
 _SIGMOID_TABLE = (1.0 / (1.0 + np.exp(-(np.arange(_SIGMOID_TABLE_SIZE + 1, dtype=np.float64) * 2 * _MAX_SIGMOID
                                          / _SIGMOID_TABLE_SIZE - _MAX_SIGMOID)))).astype(np.float32)
-
-
-def _table_sigmoid(x: np.ndarray) -> np.ndarray:
-    """fastText's one-vs-all loss uses a 512-entry sigmoid table, not the exact function: match it."""
-    i = ((np.clip(x, -_MAX_SIGMOID, _MAX_SIGMOID) + _MAX_SIGMOID) * _SIGMOID_TABLE_SIZE / _MAX_SIGMOID / 2)
-    out = _SIGMOID_TABLE[i.astype(np.int64)]
-    out[x < -_MAX_SIGMOID] = 0.0
-    out[x > _MAX_SIGMOID] = 1.0
-    return out
 
 
 def _aligned_rows(matrix: np.ndarray) -> np.ndarray:
@@ -74,7 +67,11 @@ class FastPredictor:
         self.minn, self.maxn, self.bucket, self.word_ngrams = model.minn, model.maxn, model.bucket, model.word_ngrams
         output = model.output[[order[PREFIX + label] for label in labels]]
         self.n_labels = len(labels)
-        self.proj = _aligned_rows(model.input @ output.T)  # input rows x labels (padded)
+        with np.errstate(over="ignore", invalid="ignore"):
+            self.proj = _aligned_rows(model.input.astype(np.float64) @ output.T.astype(np.float64))
+        # fastText can end training with some NaN weights and no error (seen in the test suite's tiny models):
+        # texts that use them score 0 here (fastText's own predict is undefined behaviour on them), others as usual
+        self.finite = bool(np.isfinite(self.proj).all())
         self.pruned = model.bucket_rows is not None
         self.bucket_rows = (model.bucket_rows if self.pruned else np.zeros(1)).astype(np.int32)
         encoded = [w.encode("utf-8") for w in model.words]
@@ -88,23 +85,22 @@ class FastPredictor:
         self.wcount = np.zeros(len(encoded), dtype=np.int64)
         ftkernels.word_table(self.word_bytes, self.word_offsets, self.eos, self.minn, self.maxn, self.bucket,
                              self.bucket_rows, self.pruned, self.proj, self.wsum, self.wcount)
-        self.classes = char_classes()
+        self._model = (self.slots, self.word_hash, self.word_bytes, self.word_offsets, self.wsum, self.wcount,
+                       self.proj, self.bucket_rows)
+        self._scalars = (self.eos, self.eos_hash, self.pruned, self.bucket, self.minn, self.maxn, self.word_ngrams,
+                         self.loss == "ova", self.n_labels)
 
-    def _score_normalised(self, text: pl.Series) -> np.ndarray:
-        data, offsets = utf8_buffers(text)
-        sums = np.zeros((len(offsets) - 1, self.proj.shape[1]), dtype=np.float32)
-        counts = np.zeros(len(offsets) - 1, dtype=np.int64)
-        ftkernels.score_rows(data, offsets, self.classes, self.slots, self.word_hash, self.word_bytes,
-                             self.word_offsets, self.wsum, self.wcount, self.eos, self.eos_hash, self.proj,
-                             self.bucket_rows, self.pruned, self.bucket, self.minn, self.maxn, self.word_ngrams,
-                             sums, counts)
-        logits = sums[:, :self.n_labels] / np.maximum(counts, 1).astype(np.float32)[:, None]
-        if self.loss == "ova":
-            out = _table_sigmoid(logits)
-        else:
-            e = np.exp(logits - logits.max(axis=1, keepdims=True))
-            out = e / e.sum(axis=1, keepdims=True)
-        out[counts == 0] = 0.0  # fastText predicts nothing for a line without known features
+    def _score(self, raw: pl.Series, lowering: bool = True) -> np.ndarray:
+        """Probabilities of one chunk of text (raw; or already normalised with ``lowering`` off)."""
+        data, offsets = utf8_buffers(raw.cast(pl.Utf8).fill_null("").rechunk())
+        out = np.zeros((len(offsets) - 1, self.proj.shape[1]), dtype=np.float32)
+        status = np.zeros(len(offsets) - 1, dtype=np.uint8)
+        lower, classes = lowercase_table()
+        text = (lower, classes, MAX_CHARS, True) if lowering else (lower, char_classes(), 1 << 62, False)
+        ftkernels.score_rows(data, offsets, text, self._model, self._scalars, _SIGMOID_TABLE, out, status)
+        redo = np.flatnonzero(status)
+        if len(redo):  # the few rows whose lowercase is not per character: polars normalises them
+            out[redo] = self._score(normalise(raw.gather(redo)), lowering=False)
         return out
 
     def scores(self, texts: pl.Series | Sequence[str | None], threads: int | None = None,
@@ -114,10 +110,12 @@ class FastPredictor:
         n = s.len()
         if n == 0:
             return np.zeros((0, self.n_labels), dtype=np.float32)
-        work = lambda i: self._score_normalised(normalise(s.slice(i, chunk)).rechunk())  # noqa: E731
+        work = lambda i: self._score(s.slice(i, chunk))  # noqa: E731
         starts = range(0, n, chunk)
         threads = min(threads or THREADS, len(starts))
         if threads <= 1:
-            return np.concatenate([work(i) for i in starts])
-        with ThreadPoolExecutor(threads) as pool:
-            return np.concatenate(list(pool.map(work, starts)))
+            parts = [work(i) for i in starts]
+        else:
+            with ThreadPoolExecutor(threads) as pool:
+                parts = list(pool.map(work, starts))
+        return np.concatenate(parts)[:, :self.n_labels]

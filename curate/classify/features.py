@@ -5,8 +5,8 @@ bigrams for Chinese and word bigrams for English; other scripts keep their words
 own token, digits collapse to 0 (numbers carry source style, not harm), and over-long texts are cut.
 
 ``prepare`` writes the tokens out as fastText input lines (training, fastText's own predict). The fast
-scorer reads ``normalise``'s text directly and splits it with ``char_classes``, the same rule as ``TOKEN``
-evaluated once per code point by the same regex engine, so both see the same token stream.
+scorer (fastpath) reads the raw text in one pass with ``lowercase_table`` and ``char_classes``: ``normalise``
+and ``TOKEN`` evaluated once per code point by polars itself, so both see the same token stream.
 """
 from __future__ import annotations
 
@@ -16,13 +16,16 @@ from typing import Sequence
 import numpy as np
 import polars as pl
 
+from curate.utf8 import utf8_buffers
+
 HAN, WORD, SPACE = r"\p{Han}", r"\w", r"\s"
 # one pass: each Han character, each run of other word characters, each other non-space character is a token
 TOKEN = rf"{HAN}|[{WORD}--{HAN}]+|[^{WORD}{SPACE}]"
 MAX_CHARS = 1500
 
-# character classes of TOKEN, for scanners that split text without the regex
-C_SPACE, C_HAN, C_WORD, C_OTHER = 0, 1, 2, 3
+# character classes of TOKEN, for scanners that split text without the regex (C_DIGIT: a word character
+# that normalise turns into 0, one per run)
+C_SPACE, C_HAN, C_WORD, C_OTHER, C_DIGIT = 0, 1, 2, 3, 4
 
 
 def normalise(texts: pl.Series | Sequence[str | None], max_chars: int = MAX_CHARS) -> pl.Series:
@@ -37,10 +40,8 @@ def prepare(texts: pl.Series | Sequence[str | None], max_chars: int = MAX_CHARS)
 
 
 @lru_cache(maxsize=1)
-def char_classes() -> np.ndarray:
-    """uint8 class of every code point under TOKEN: C_HAN and C_OTHER characters are tokens on their own,
-    runs of C_WORD characters are one token, C_SPACE separates. Computed with polars' regex engine (the one
-    ``prepare`` uses), one single-character string per code point, so the two cannot disagree."""
+def _code_points() -> tuple[np.ndarray, pl.Series]:
+    """Every code point but the surrogates, and the same as a series of one-character strings."""
     import pyarrow as pa
 
     points = np.concatenate([np.arange(0xD800, dtype=np.uint32), np.arange(0xE000, 0x110000, dtype=np.uint32)])
@@ -49,6 +50,15 @@ def char_classes() -> np.ndarray:
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32)
     chars = pl.from_arrow(pa.StringArray.from_buffers(len(points), pa.py_buffer(offsets.tobytes()),
                                                       pa.py_buffer(data)))
+    return points, chars
+
+
+@lru_cache(maxsize=1)
+def char_classes() -> np.ndarray:
+    """uint8 class of every code point under TOKEN: C_HAN and C_OTHER characters are tokens on their own,
+    runs of C_WORD characters are one token, C_SPACE separates. Computed with polars' regex engine (the one
+    ``prepare`` uses), one single-character string per code point, so the two cannot disagree."""
+    points, chars = _code_points()
     frame = pl.DataFrame({"c": chars}).select(
         han=pl.col("c").str.contains(f"^{HAN}$"), word=pl.col("c").str.contains(f"^{WORD}$"),
         space=pl.col("c").str.contains(f"^{SPACE}$"))
@@ -57,3 +67,28 @@ def char_classes() -> np.ndarray:
     out = np.full(0x110000, C_OTHER, dtype=np.uint8)  # surrogates cannot occur in valid UTF-8
     out[points] = cls
     return out
+
+
+@lru_cache(maxsize=1)
+def lowercase_table() -> tuple[np.ndarray, np.ndarray]:
+    """What ``normalise`` then TOKEN make of each code point, for one-pass scanners: (lower, classes).
+
+    ``lower``: the code point polars' ``str.to_lowercase`` gives it, or -1 where that is not a per-character
+    map (U+0130 becomes two characters; Σ becomes σ or ς depending on its neighbours). ``classes``: the TOKEN
+    class of that lowercase character, C_DIGIT for the characters ``\\d`` matches (a run of them becomes 0)."""
+    points, chars = _code_points()
+    data, offsets = utf8_buffers(chars.str.to_lowercase())
+    size = np.diff(offsets)
+    # decode each lowercase string's first character; it is the whole string where its UTF-8 length matches
+    b = [data[np.minimum(offsets[:-1] + j, len(data) - 1)].astype(np.int32) for j in range(4)]
+    first = np.where(b[0] < 0x80, 1, np.where(b[0] < 0xE0, 2, np.where(b[0] < 0xF0, 3, 4)))
+    cp = np.select([first == 1, first == 2, first == 3],
+                   [b[0], ((b[0] & 0x1F) << 6) | (b[1] & 0x3F),
+                    ((b[0] & 0x0F) << 12) | ((b[1] & 0x3F) << 6) | (b[2] & 0x3F)],
+                   ((b[0] & 0x07) << 18) | ((b[1] & 0x3F) << 12) | ((b[2] & 0x3F) << 6) | (b[3] & 0x3F))
+    single = (first == size) & (points != ord("Σ"))
+    lower = np.full(0x110000, -1, dtype=np.int32)
+    lower[points[single]] = cp[single]
+    classes = char_classes()[np.maximum(lower, 0)]
+    classes[points[chars.str.contains(r"^\d$").to_numpy()]] = C_DIGIT
+    return lower, classes

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from curate.classify.features import C_SPACE, C_WORD
+from curate.classify.features import C_DIGIT, C_SPACE, C_WORD
 
 _OFFSET = np.uint64(2166136261)
 _PRIME = np.uint64(16777619)
@@ -28,6 +28,7 @@ _INT32_SIGN = np.uint64(0x80000000)
 _NGRAM_MULT = np.uint64(116049371)
 _LABEL = np.frombuffer(b"__label__", dtype=np.uint8)
 _CACHE_SLOTS = 1 << 16  # unknown-token cache of score_rows: slots (a power of two), half of them usable
+_CACHE_BYTES = 1 << 20  # and the bytes of its keys
 
 
 @njit(cache=True, inline="always")
@@ -111,7 +112,7 @@ def _add_subwords(data, start, end, minn, maxn, bucket, bucket_rows, pruned, nwo
     return added
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _find(data, start, end, h, slots, word_hash, word_bytes, word_offsets):
     """Vocabulary id of the token data[start:end] with hash ``h`` (open addressing, linear probing), or -1."""
     mask = len(slots) - 1
@@ -180,70 +181,152 @@ def _is_skipped(data, start, end):
 
 
 @njit(cache=True, inline="always")
-def _same_bytes(data, a, b, size):
+def _same_bytes(x, a, y, b, size):
     for k in range(size):
-        if data[a + k] != data[b + k]:
+        if x[a + k] != y[b + k]:
             return False
     return True
 
 
+@njit(cache=True, inline="always")
+def _put_utf8(buf, n, cp):
+    """Append code point ``cp`` to buf[n:] as UTF-8; return the new length."""
+    if cp < 0x80:
+        buf[n] = cp
+        return n + 1
+    if cp < 0x800:
+        buf[n], buf[n + 1] = 0xC0 | (cp >> 6), 0x80 | (cp & 0x3F)
+        return n + 2
+    if cp < 0x10000:
+        buf[n], buf[n + 1], buf[n + 2] = 0xE0 | (cp >> 12), 0x80 | ((cp >> 6) & 0x3F), 0x80 | (cp & 0x3F)
+        return n + 3
+    buf[n], buf[n + 1] = 0xF0 | (cp >> 18), 0x80 | ((cp >> 12) & 0x3F)
+    buf[n + 2], buf[n + 3] = 0x80 | ((cp >> 6) & 0x3F), 0x80 | (cp & 0x3F)
+    return n + 4
+
+
+@njit(cache=True, inline="always")
+def _finish(acc, added, ova, n_labels, sigmoid):
+    """Sums -> fastText's probabilities in place: mean, then its table sigmoid (one-vs-all) or softmax; a line
+    without any known feature gets zeros (fastText predicts nothing for it), as does one that met a NaN weight.
+    float32 steps, as fastText."""
+    if added == 0:
+        acc[:] = 0.0
+        return
+    for j in range(n_labels):
+        if np.isnan(acc[j]):  # weights of a diverged model: no prediction rather than garbage
+            acc[:] = 0.0
+            return
+    n = np.float32(added)
+    for j in range(n_labels):
+        acc[j] = acc[j] / n
+    if ova:
+        for j in range(n_labels):
+            x = acc[j]
+            if x < np.float32(-8.0):
+                acc[j] = 0.0
+            elif x > np.float32(8.0):
+                acc[j] = 1.0
+            else:
+                acc[j] = sigmoid[np.int64((x + np.float32(8.0)) * np.float32(512.0) / np.float32(8.0)
+                                          / np.float32(2.0))]
+    else:
+        top = acc[0]
+        for j in range(1, n_labels):
+            top = max(top, acc[j])
+        z = np.float32(0.0)
+        for j in range(n_labels):
+            acc[j] = np.exp(acc[j] - top)
+            z += acc[j]
+        for j in range(n_labels):
+            acc[j] = acc[j] / z
+
+
 @njit(cache=True, nogil=True)
-def score_rows(data, offsets, classes, slots, word_hash, word_bytes, word_offsets, wsum, wcount, eos, eos_hash,
-               proj, bucket_rows, pruned, bucket, minn, maxn, word_ngrams, out, counts):
-    """Row r of ``out``: the sum of the projected rows of row r's features; ``counts[r]``: how many.
+def score_rows(data, offsets, text, model, scalars, sigmoid, out, status):
+    """fastText's probabilities for each row of raw UTF-8 text, into ``out`` (rows x padded labels).
+
+    ``text`` says how to read it: (lower, classes, max_chars, lowering). With ``lowering`` the loop does what
+    features.normalise does (first max_chars characters, lowercase, each digit run as one 0) while it splits;
+    a row with a character whose lowercase depends on its neighbours or is longer (``lower`` = -1) is left
+    for polars (``status`` = 1) and comes back already normalised, read with ``lowering`` off.
 
     Unknown tokens repeat (names, rare words), so their n-gram sums are cached for the call: a table keyed by
-    hash and bytes (the first occurrence in ``data``), full at half its slots, after which they are recomputed.
-    """
+    hash and bytes, full at half its slots or when its byte pool is full; after that they are recomputed.
+    (Everything per token is written out in this loop: a helper taking the model's arrays would pay numba's
+    reference counting on each of them for every token.)"""
+    lower, classes, max_chars, lowering = text
+    eos, eos_hash, pruned, bucket, minn, maxn, word_ngrams, ova, n_labels = scalars
+    slots, word_hash, word_bytes, word_offsets, wsum, wcount, proj, bucket_rows = model
     nrows = len(offsets) - 1
     nwords = len(word_offsets) - 1
-    width = out.shape[1]
     longest = 0
     for r in range(nrows):
         longest = max(longest, offsets[r + 1] - offsets[r])
-    starts = np.empty(longest + 3, dtype=np.int64)
+    tok = np.empty(4 * longest + 8, dtype=np.uint8)  # a token's bytes after lowercasing (at most 4 per char)
+    starts = np.empty(4 * longest + 8, dtype=np.int64)
     hashes = np.empty(longest + 1, dtype=np.uint64)
-    cache_slots = np.full(_CACHE_SLOTS, -1, dtype=np.int64)
-    cache_start = np.empty(_CACHE_SLOTS // 2, dtype=np.int64)
-    cache_size = np.empty(_CACHE_SLOTS // 2, dtype=np.int64)
-    cache_hash = np.empty(_CACHE_SLOTS // 2, dtype=np.uint64)
-    cache_count = np.empty(_CACHE_SLOTS // 2, dtype=np.int64)
-    cache_sum = np.zeros((_CACHE_SLOTS // 2 if maxn > 0 else 0, width), dtype=np.float32)
-    cached = 0
+    width = out.shape[1]
+    half = _CACHE_SLOTS // 2
     mask = _CACHE_SLOTS - 1
+    cache_slots = np.full(_CACHE_SLOTS, -1, dtype=np.int64)
+    cache_start = np.empty(half, dtype=np.int64)
+    cache_size = np.empty(half, dtype=np.int64)
+    cache_hash = np.empty(half, dtype=np.uint64)
+    cache_count = np.empty(half, dtype=np.int64)
+    cache_sum = np.zeros((half if maxn > 0 else 0, width), dtype=np.float32)
+    cache_bytes = np.empty(_CACHE_BYTES if maxn > 0 else 0, dtype=np.uint8)
+    cached, pool = 0, 0
     tmp = np.zeros(width, dtype=np.float32)
     for r in range(nrows):
         acc = out[r]
         added = 0
         nh = 0
+        digits = False  # the last character taken was a digit (a run of them is written once, as 0)
+        chars = 0
         i, end = offsets[r], offsets[r + 1]
-        while i <= end:
-            if i == end:  # every line ends with "</s>"
-                if eos >= 0:
-                    _add_row(acc, wsum, eos)
-                    added += wcount[eos]
-                hashes[nh] = eos_hash
-                nh += 1
-                break
-            cp, k = _decode(data, i)
-            cls = classes[cp]
-            if cls == C_SPACE:
-                i += k
-                continue
-            start = i
-            i += k
-            if cls == C_WORD:
-                while i < end:
-                    cp, k = _decode(data, i)
-                    if classes[cp] != C_WORD:
+        while True:
+            # the next token into tok[:size]: a run of word characters, or one Han character or symbol
+            size = 0
+            while i < end and chars < max_chars:
+                cp, k = _decode(data, i)
+                if lowering:
+                    low, cls = lower[cp], classes[cp]
+                    if low < 0:
+                        status[r] = 1
                         break
-                    i += k
-            if _is_skipped(data, start, i):
+                else:
+                    low, cls = cp, classes[cp]
+                if cls != C_WORD and cls != C_DIGIT and size > 0 and cls != C_SPACE:
+                    break  # a Han character or a symbol ends the run; it is the next token
+                i += k
+                chars += 1
+                if cls == C_DIGIT:
+                    if digits:
+                        continue
+                    digits, low = True, 0x30
+                else:
+                    digits = False
+                if cls == C_SPACE:
+                    if size > 0:
+                        break
+                    continue
+                if low == cp:
+                    for q in range(k):
+                        tok[size + q] = data[i - k + q]
+                    size += k
+                else:
+                    size = _put_utf8(tok, size, low)
+                if cls != C_WORD and cls != C_DIGIT:
+                    break
+            if status[r] or size == 0:
+                break
+            if _is_skipped(tok, 0, size):  # fastText never reads these as words
                 continue
-            h = _hash(data, start, i)
+            h = _hash(tok, 0, size)
             hashes[nh] = h
             nh += 1
-            w = _find(data, start, i, h, slots, word_hash, word_bytes, word_offsets)
+            w = _find(tok, 0, size, h, slots, word_hash, word_bytes, word_offsets)
             if w >= 0:
                 _add_row(acc, wsum, w)
                 added += wcount[w]
@@ -254,8 +337,8 @@ def score_rows(data, offsets, classes, slots, word_hash, word_bytes, word_offset
             hit = -1
             while cache_slots[slot] >= 0:
                 e = cache_slots[slot]
-                if cache_hash[e] == h and cache_size[e] == i - start and _same_bytes(data, cache_start[e], start,
-                                                                                      i - start):
+                if cache_hash[e] == h and cache_size[e] == size and _same_bytes(cache_bytes, cache_start[e], tok, 0,
+                                                                                 size):
                     hit = e
                     break
                 slot = (slot + 1) & mask
@@ -264,16 +347,26 @@ def score_rows(data, offsets, classes, slots, word_hash, word_bytes, word_offset
                 added += cache_count[hit]
                 continue
             tmp[:] = 0.0
-            n_sub = _add_subwords(data, start, i, minn, maxn, bucket, bucket_rows, pruned, nwords, proj, tmp, starts)
+            n_sub = _add_subwords(tok, 0, size, minn, maxn, bucket, bucket_rows, pruned, nwords, proj, tmp, starts)
             for j in range(width):
                 acc[j] += tmp[j]
             added += n_sub
-            if cached < _CACHE_SLOTS // 2:
+            if cached < half and pool + size <= len(cache_bytes):
+                cache_bytes[pool:pool + size] = tok[:size]
                 cache_slots[slot] = cached
-                cache_start[cached], cache_size[cached], cache_hash[cached] = start, i - start, h
+                cache_start[cached], cache_size[cached], cache_hash[cached] = pool, size, h
                 cache_count[cached] = n_sub
                 cache_sum[cached] = tmp
                 cached += 1
+                pool += size
+        if status[r]:
+            acc[:] = 0.0
+            continue
+        if eos >= 0:  # every line ends with "</s>"
+            _add_row(acc, wsum, eos)
+            added += wcount[eos]
+        hashes[nh] = eos_hash
+        nh += 1
         if bucket > 0:
             for a in range(nh):  # word n-grams: fastText keeps hashes as int32 and chains them in uint64
                 g = hashes[a] | _HIGH32 if hashes[a] >= _INT32_SIGN else hashes[a]
@@ -284,7 +377,7 @@ def score_rows(data, offsets, classes, slots, word_hash, word_bytes, word_offset
                     if row >= 0:
                         _add_row(acc, proj, row)
                         added += 1
-        counts[r] = added
+        _finish(acc, added, ova, n_labels, sigmoid)
 
 
 @njit(cache=True)
