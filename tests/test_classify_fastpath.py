@@ -33,7 +33,8 @@ WHO = ["my neighbour", "a coworker", "the teacher", "my brother", "邻居", "同
 EDGE = ["", "   ", None, "a " * 900, "x" * 3000, "Mixed 中文 and English: hack the 账号 123 !!",
         "emoji 😀👍🏽 ünïcödé ½ ⅓ ① ٣ 〇 々", "__label__S03 is not a label here", "nul\x00inside and __label__x",
         "tab\there\r\nnew\x0bline\x0cfeed\u3000ideographic\u00a0nbsp", "ΣΑΣ ὈΔΥΣΣΕΎΣ İstanbul ǅ ﬁ",
-        "zero\u200bwidth\u200djoiner ‍ e\u0301 〈x〉 «y» ＡＢＣ１２３", "<s> </s> < > << >>", "𠀀𪜀𫝀 (ext-B..E Han)"]
+        "zero\u200bwidth\u200djoiner ‍ e\u0301 〈x〉 «y» ＡＢＣ１２３", "<s> </s> < > << >>", "𠀀𪜀𫝀 (ext-B..E Han)",
+        "9" * 1499 + "abc 12", "a" * 1499 + "中文", "x1" * 800, "1中2 ١٢٣x 4.5 STAB 99 Brother", "ǄǅǆⅫⓐ ΣΑΣ"]
 PLAIN = {"loss": "ova", "epoch": 15, "lr": 0.2, "wordNgrams": 2, "dim": 12, "minn": 2, "maxn": 4, "bucket": 50_000,
          "minCount": 1}
 
