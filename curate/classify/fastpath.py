@@ -105,14 +105,17 @@ class FastPredictor:
 
     def scores(self, texts: pl.Series | Sequence[str | None], threads: int | None = None,
                chunk: int = CHUNK) -> np.ndarray:
-        """Probabilities, one row per text (raw text: normalised here exactly as for training)."""
+        """Probabilities, one row per text (raw text: normalised here exactly as for training), in tasks of at
+        most ``chunk`` rows, as many per thread (the last task does not run alone while the other threads idle)."""
         s = texts if isinstance(texts, pl.Series) else pl.Series("text", list(texts), dtype=pl.Utf8)
         n = s.len()
         if n == 0:
             return np.zeros((0, self.n_labels), dtype=np.float32)
-        work = lambda i: self._score(s.slice(i, chunk))  # noqa: E731
-        starts = range(0, n, chunk)
-        threads = min(threads or THREADS, len(starts))
+        threads = max(1, min(threads or THREADS, -(-n // chunk)))
+        tasks = threads * -(-n // (threads * chunk))
+        size = -(-n // tasks)
+        work = lambda i: self._score(s.slice(i, size))  # noqa: E731
+        starts = range(0, n, size)
         if threads <= 1:
             parts = [work(i) for i in starts]
         else:
