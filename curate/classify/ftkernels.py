@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+# numba freezes these into its on-disk cache, which only notices edits to this file: changing their values
+# in features.py needs a touch here
 from curate.classify.features import C_DIGIT, C_SPACE, C_WORD
 
 _OFFSET = np.uint64(2166136261)
