@@ -4,7 +4,6 @@ the classifier is unsure about to an LLM judge.
 """
 from __future__ import annotations
 
-import json
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
@@ -74,10 +73,6 @@ def load_model(model_dir: Path | None) -> ClassifierModel:
     return _load_model(str(Path(model_dir or default_model_dir()).resolve()))
 
 
-def _scores_json(labels: list[str], row: np.ndarray) -> str:
-    return json.dumps({label: round(float(v), 4) for label, v in zip(labels, row)}, sort_keys=True)
-
-
 def run(df: pl.DataFrame, opts: ClassifyOptions, ctx: StageContext) -> pl.DataFrame:
     model = load_model(opts.model_dir)
     overrides = opts.overrides()
@@ -101,6 +96,7 @@ def run(df: pl.DataFrame, opts: ClassifyOptions, ctx: StageContext) -> pl.DataFr
                 kinds[i], kind_scores[i] = found[j], probs[j]
         bar.advance(len(positions))
     harm_idx = [i for i, label in enumerate(model.labels) if label != SAFE]
+    json_scores = model.scores_json(scores)
     t_harm = model.harm_thresholds(rows.height, langs, opts.harmful_threshold)
 
     out = {name: rows[name].to_list() for name in
@@ -114,7 +110,7 @@ def run(df: pl.DataFrame, opts: ClassifyOptions, ctx: StageContext) -> pl.DataFr
                                 "predicted": pred_cats[i] or [SAFE]}
         filled = []
         if out["category_scores"][i] is None:
-            out["category_scores"][i] = _scores_json(model.labels, scores[i])
+            out["category_scores"][i] = json_scores[i]
         if not src_cats:
             if src_harm is True:  # the source says harmful but not how: the best dimensions
                 cats = pred_cats[i] or [model.labels[harm_idx[int(np.argmax(scores[i, harm_idx]))]]]
