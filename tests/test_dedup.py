@@ -294,10 +294,11 @@ def test_optimal_param_trades_misses_for_checks():
 def test_exact_jaccard_matches_python_sets():
     rng = np.random.default_rng(0)
     sets = [set(rng.integers(0, 60, rng.integers(1, 40)).tolist()) for _ in range(50)]
-    sizes = [len(s) for s in sets]
-    values = np.concatenate([np.array(sorted(s), dtype=np.uint64) for s in sets])
-    sh = Shingles(values, np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64))
-    pairs = np.array([(i, j) for i in range(50) for j in range(i + 1, 50)], dtype=np.int64)
+    # rows unsorted and with repeats (unique_per_row drops them), pairs in random order
+    rows = [rng.permutation(list(s) + list(s)[: len(s) // 2]) for s in sets]
+    values = np.concatenate(rows).astype(np.uint64)
+    sh = Shingles(values, np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64))
+    pairs = rng.permutation(np.array([(i, j) for i in range(50) for j in range(i + 1, 50)], dtype=np.int64))
     got = jaccard(unique_per_row(sh), pairs)
     want = [len(sets[i] & sets[j]) / len(sets[i] | sets[j]) for i, j in pairs]
     assert np.allclose(got, want)

@@ -28,7 +28,7 @@ from numba import njit
 OTHER, WORD, CJK = 0, 1, 2
 _CJK_RANGES = ((0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0xAC00, 0xD7AF))
 
-SHINGLE_BITS = 48  # shingle ids keep 16 bits free for a row or pair index in one uint64 sort key (jaccard.py)
+SHINGLE_BITS = 48  # shingle ids stay below 2**48, so the hash sets' free-slot marker is never an id
 SHINGLE_MASK = np.uint64((1 << SHINGLE_BITS) - 1)
 _MUL = np.uint64(0x9E3779B97F4A7C15)
 _SHORT = np.uint64(0x9E6C63D0676A9A99)  # tags the one shingle of a row shorter than its n-gram
@@ -177,26 +177,58 @@ def scratch_sizes(offsets: np.ndarray, word_n: int, weighted: bool) -> tuple[int
     return chars, chars * (word_n * (word_n + 1) // 2 if weighted else 1)
 
 
+_FREE = np.uint64(0xFFFFFFFFFFFFFFFF)  # an empty hash-set slot (shingle ids are below 2**48)
+
+
+def set_size(count: int) -> int:
+    """Hash-set slots for up to `count` shingles: a power of two at least twice as large."""
+    return 1 << max(4, int(2 * max(count, 1) - 1).bit_length())
+
+
+@njit(cache=True, inline="always")
+def _table_for(count, table):
+    size = 16
+    while size < 2 * count:
+        size *= 2
+    table[:size] = _FREE
+    return size - 1
+
+
+@njit(cache=True, inline="always")
+def _seen(table, mask, value, add):
+    """Whether value is in the open-addressing set; with `add`, put it there if not. Ids are mixed hashes,
+    so their low bits pick the slot."""
+    slot = np.int64(value & np.uint64(mask))
+    while True:
+        held = table[slot]
+        if held == value:
+            return True
+        if held == _FREE:
+            if add:
+                table[slot] = value
+            return False
+        slot = (slot + 1) & mask
+
+
 @njit(cache=True)
-def _sort_unique(seg):
-    """Sort seg in place and move its distinct values to the front; returns how many there are."""
-    if len(seg) == 0:
-        return 0
-    seg.sort()
-    k = 1
-    for i in range(1, len(seg)):
-        if seg[i] != seg[k - 1]:
+def _unique(seg, table):
+    """Move seg's distinct values to its front, first occurrences in order; returns how many there are."""
+    mask = _table_for(len(seg), table)
+    k = 0
+    for i in range(len(seg)):
+        if not _seen(table, mask, seg[i], True):
             seg[k] = seg[i]
             k += 1
     return k
 
 
 @njit(cache=True, nogil=True)
-def shingle_rows(data, offsets, classes, word_n, char_n, weighted, scratch, shingle_scratch):
-    """(flat shingle ids, row offsets, exact key per row) of all rows; each row's ids sorted and distinct."""
+def shingle_rows(data, offsets, classes, word_n, char_n, weighted, scratch, shingle_scratch, table_size):
+    """(flat shingle ids, row offsets, exact key per row) of all rows; each row's ids distinct."""
     rows = len(offsets) - 1
     points = np.empty(scratch, dtype=np.uint32)
     tokens = np.empty(scratch, dtype=np.uint64)
+    table = np.empty(table_size, dtype=np.uint64)
     values = np.empty(max(16, (offsets[rows] - offsets[0]) // 2), dtype=np.uint64)
     out_offsets = np.zeros(rows + 1, dtype=np.int64)
     keys = np.empty(rows, dtype=np.uint64)
@@ -208,23 +240,47 @@ def shingle_rows(data, offsets, classes, word_n, char_n, weighted, scratch, shin
             values = grown
         count, keys[r] = _row_shingles(data, offsets[r], offsets[r + 1], classes, word_n, char_n, weighted,
                                        points, tokens, values[pos:])
-        pos += _sort_unique(values[pos:pos + count])
+        pos += _unique(values[pos:pos + count], table)
         out_offsets[r + 1] = pos
     return values[:pos].copy(), out_offsets, keys
 
 
 @njit(cache=True, nogil=True)
-def unique_rows(values, offsets):
-    """Each row's shingle ids sorted and distinct: (values, offsets) of the result."""
+def unique_rows(values, offsets, table_size):
+    """Each row's shingle ids made distinct: (values, offsets) of the result."""
     out = values.copy()
+    table = np.empty(table_size, dtype=np.uint64)
     out_offsets = np.zeros(len(offsets), dtype=np.int64)
     pos = 0
     for r in range(len(offsets) - 1):
         count = offsets[r + 1] - offsets[r]
         out[pos:pos + count] = values[offsets[r]:offsets[r + 1]]
-        pos += _sort_unique(out[pos:pos + count])
+        pos += _unique(out[pos:pos + count], table)
         out_offsets[r + 1] = pos
     return out[:pos].copy(), out_offsets
+
+
+@njit(cache=True, nogil=True)
+def pair_jaccard(values, offsets, pairs, table_size):
+    """Jaccard similarity of each pair of rows (rows' ids distinct). Pairs sorted by their first row
+    reuse its hash set."""
+    out = np.empty(len(pairs), dtype=np.float64)
+    table = np.empty(table_size, dtype=np.uint64)
+    mask, current = 0, -1
+    for p in range(len(pairs)):
+        a, b = pairs[p, 0], pairs[p, 1]
+        if a != current:
+            mask = _table_for(offsets[a + 1] - offsets[a], table)
+            for i in range(offsets[a], offsets[a + 1]):
+                _seen(table, mask, values[i], True)
+            current = a
+        shared = 0
+        for i in range(offsets[b], offsets[b + 1]):
+            if _seen(table, mask, values[i], False):
+                shared += 1
+        union = (offsets[a + 1] - offsets[a]) + (offsets[b + 1] - offsets[b]) - shared
+        out[p] = shared / max(union, 1)
+    return out
 
 
 @njit(cache=True, inline="always")

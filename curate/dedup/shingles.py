@@ -13,7 +13,6 @@ import numpy as np
 import polars as pl
 
 from curate.dedup import kernels
-from curate.dedup.kernels import SHINGLE_BITS  # noqa: F401  (re-exported for jaccard)
 from curate.utf8 import utf8_buffers
 
 
@@ -86,14 +85,14 @@ SHINGLE_BLOCK = 100_000  # rows tokenised at once: bounds the transient memory o
 
 
 def shingle(texts: pl.Series | list[str], spec: Shingling) -> Shingles:
-    """Shingle ids per row, sorted and distinct within the row, in blocks of SHINGLE_BLOCK rows."""
+    """Shingle ids per row, distinct within the row, in blocks of SHINGLE_BLOCK rows."""
     series = texts if isinstance(texts, pl.Series) else pl.Series("t", texts, dtype=pl.Utf8)
     parts = []
     for r0 in range(0, max(len(series), 1), SHINGLE_BLOCK):
         data, offsets, classes = kernel_input(series.slice(r0, SHINGLE_BLOCK))
-        scratch = kernels.scratch_sizes(offsets, spec.word_n, spec.weighted)
+        chars, shingles = kernels.scratch_sizes(offsets, spec.word_n, spec.weighted)
         values, row_offsets, _ = kernels.shingle_rows(data, offsets, classes, spec.word_n, spec.char_n,
-                                                      spec.weighted, *scratch)
+                                                      spec.weighted, chars, shingles, kernels.set_size(shingles))
         parts.append(Shingles(values, row_offsets))
     if len(parts) == 1:
         return parts[0]
@@ -107,5 +106,5 @@ def subset(sh: Shingles, rows: np.ndarray) -> Shingles:
 
 
 def unique_per_row(sh: Shingles) -> Shingles:
-    """Each row's shingles sorted, repeats dropped (what jaccard expects)."""
-    return Shingles(*kernels.unique_rows(sh.values, sh.offsets))
+    """Each row's shingles with repeats dropped (what jaccard and decontamination expect)."""
+    return Shingles(*kernels.unique_rows(sh.values, sh.offsets, kernels.set_size(int(sh.sizes().max(initial=1)))))
