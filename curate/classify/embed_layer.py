@@ -78,7 +78,8 @@ def harm_flags(rows: pl.DataFrame) -> np.ndarray:
 
 def fit_heads(rows: pl.DataFrame, labels: Sequence[str], extra_texts: Sequence[str] = (),
               extra_targets: Sequence[Sequence[str]] = (), extra_weight: float = 10.0, cap: int = 2500,
-              floor: int = 400, l2: float = 1.0, seed: int = 0, encoder: Encoder | None = None) -> EmbeddingHeads:
+              floor: int = 400, l2: float = 1.0, seed: int = 0, balance: float = 0.5,
+              encoder: Encoder | None = None) -> EmbeddingHeads:
     """Heads from ``rows`` (a ``target`` column: dimensions, [S00], or null where only harm is known).
 
     Every (source, lang) group is sampled down to ``cap`` rows and weighted up to ``floor`` rows; the extra lines
@@ -97,7 +98,8 @@ def fit_heads(rows: pl.DataFrame, labels: Sequence[str], extra_texts: Sequence[s
     harmful = np.concatenate([harmful, np.array([bool(t) for t in extra], dtype=bool)])
     dims += extra
     x = encoder.encode(texts)
-    return EmbeddingHeads.fit(x, harmful, weight, dims, np.array([bool(d) for d in dims]), labels, l2=l2)
+    return EmbeddingHeads.fit(x, harmful, weight, dims, np.array([bool(d) for d in dims]), labels, l2=l2,
+                              balance=balance)
 
 
 def layer_of(model) -> EmbeddingLayer | None:
