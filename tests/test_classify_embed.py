@@ -96,6 +96,24 @@ def test_embed_model_round_trip_and_decisions(embed_model_dir, tmp_path):
 
 
 @needs_encoder
+def test_cascade_band_chooses_the_rows_the_layer_serves(embed_model_dir):
+    from curate.classify.embed_layer import uncertain_rows
+
+    model, _ = embed_model_dir
+    texts = pl.Series(_rows(seed=9)["prompt"])
+    fast = model.decide(model.prompt.scores(texts))
+    blended = decide_texts(model, texts)
+    none = decide_texts(model, texts, band=0.0)  # nobody is unsure: fastText's own decisions
+    every = decide_texts(model, texts, band=2.0)  # everybody is unsure: the full blend
+    assert none[1] == fast[0] and none[2].tolist() == fast[1].tolist()
+    assert every[1] == blended[1] and np.allclose(every[0], blended[0])
+    some = uncertain_rows(model, model.prompt.scores(texts), 0.2)
+    part = decide_texts(model, texts, band=0.2)
+    for i in range(len(texts)):
+        assert part[1][i] == (blended[1][i] if some[i] else fast[0][i])
+
+
+@needs_encoder
 def test_evaluate_uses_the_blend(embed_model_dir):
     model, _ = embed_model_dir
     result = evaluate_frame(model, _rows(seed=5))
