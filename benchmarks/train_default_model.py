@@ -27,7 +27,7 @@ from curate.classify.train import TrainConfig, split_validation, train_model  # 
 from curate.taxonomy import Taxonomy  # noqa: E402
 
 REFUSAL = r"(?i)\b(can(?:'|no|’)t|won(?:'|’)t|unable to|not able to) (assist|help|provide|comply|support|fulfil)"
-DEFAULT_CONFIG = dict(quantize_cutoff=100_000, threads=1, seed=0)
+DEFAULT_CONFIG = dict(quantize_cutoff=100_000, threads=1, seed=0, embed_weight=0.7)
 
 
 def star1_kinds(df: pl.DataFrame) -> pl.DataFrame:
@@ -108,6 +108,11 @@ def main() -> None:
                                                              if k != "loso_per_source"}}, indent=1))
 
 
+# benchmark configs shown in the card, best first
+RECIPES = {"curate_embed": "curate recipe with the embedding layer", "curate": "curate recipe, fastText only",
+           "baseline": "plain fastText baseline"}
+
+
 def _row(name: str, m: dict | None) -> str:
     if not m:
         return f"| {name} | - | - | - | - |"
@@ -144,24 +149,23 @@ def write_card(out: Path, metrics: dict, bench_json: Path | None) -> None:
     ]
     if bench_json and bench_json.is_file():
         bench = json.loads(bench_json.read_text(encoding="utf-8"))
-        for name in ("curate", "baseline"):
+        for name, label in RECIPES.items():
             if name in bench and "random_split" in bench[name]:
-                label = "curate recipe" if name == "curate" else "plain fastText baseline"
                 lines.append(_row(f"random split 80/20, benchmark run ({label}, not quantised)",
                                   summary(bench[name]["random_split"])))
-        for name in ("curate", "baseline"):
+        for name, label in RECIPES.items():
             if name in bench and "loso" in bench[name]:
                 loso = bench[name]["loso"]
-                label = "curate recipe" if name == "curate" else "plain fastText baseline"
                 lines.append(_row(f"leave-one-source-out, pooled ({label})", summary(loso["pooled"])))
                 mean = loso.get("mean", {})
                 lines.append(f"| leave-one-source-out, mean of per-source macro-F1 ({label}) | {mean.get('zh', '-')} "
                              f"| {mean.get('en', '-')} | | |")
-        if "curate" in bench and "loso" in bench["curate"]:
-            lines += ["", "Leave-one-source-out per held-out source (curate recipe, not quantised):", "",
+        best = next((name for name in RECIPES if "loso" in bench.get(name, {})), None)
+        if best is not None:
+            lines += ["", f"Leave-one-source-out per held-out source ({RECIPES[best]}, not quantised):", "",
                       "| held-out source | macro-F1 zh | macro-F1 en | binary F1 zh | binary F1 en |",
                       "|---|---|---|---|---|"]
-            lines += [_row(src, m) for src, m in bench["curate"]["loso"]["per_source"].items()]
+            lines += [_row(src, m) for src, m in bench[best]["loso"]["per_source"].items()]
     kind = metrics.get("random_split_kind")
     if kind:
         lines += ["", f"Response kind (random split): accuracy {kind['accuracy']}, macro-F1 {kind['macro_f1']} "
