@@ -138,8 +138,8 @@ def uncertain_rows(model, scores: np.ndarray, band: float, langs: Sequence[str |
 
 
 def decide_texts(model, texts: pl.Series, overrides: dict[str, float] | None = None,
-                 langs: Sequence[str | None] | None = None,
-                 band: float | None = None) -> tuple[np.ndarray, list[list[str]], np.ndarray]:
+                 langs: Sequence[str | None] | None = None, band: float | None = None,
+                 harmful_threshold: float | None = None) -> tuple[np.ndarray, list[list[str]], np.ndarray]:
     """Scores, dimensions and harmful flags for ``texts``.
 
     Without an embedding layer: fastText alone. With one: blended scores decided with the layer's thresholds,
@@ -148,16 +148,16 @@ def decide_texts(model, texts: pl.Series, overrides: dict[str, float] | None = N
     scores = model.prompt.scores(texts)
     layer = layer_of(model)
     if layer is None:
-        cats, harmful = model.decide(scores, overrides, langs=langs)
+        cats, harmful = model.decide(scores, overrides, harmful_threshold, langs)
         return scores, cats, harmful
     rows = np.arange(len(scores)) if band is None else np.flatnonzero(uncertain_rows(model, scores, band, langs))
-    cats, harmful = model.decide(scores, overrides, langs=langs) if band is not None else ([[]] * len(scores),
-                                                                                            np.zeros(len(scores), bool))
+    cats, harmful = (model.decide(scores, overrides, harmful_threshold, langs) if band is not None
+                     else ([[]] * len(scores), np.zeros(len(scores), bool)))
     cats = list(cats)
     if len(rows):
         part = layer.blend(scores[rows], shared_encoder().encode(texts.gather(rows).to_list()), model.labels)
         sub_langs = [langs[i] for i in rows] if langs is not None else None
-        sub_cats, sub_harmful = layer.decider(model).decide(part, overrides, langs=sub_langs)
+        sub_cats, sub_harmful = layer.decider(model).decide(part, overrides, harmful_threshold, sub_langs)
         scores = scores.copy()
         scores[rows] = part
         harmful = np.asarray(harmful).copy()
