@@ -21,7 +21,6 @@ import polars as pl
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import shared_corpus  # noqa: E402
 
-from curate.classify.embed_layer import save_model  # noqa: E402
 from curate.classify.evaluate import kind_report, predictions, score_frame  # noqa: E402
 from curate.classify.train import TrainConfig, split_validation, train_model  # noqa: E402
 from curate.taxonomy import Taxonomy  # noqa: E402
@@ -98,7 +97,7 @@ def main() -> None:
     final = train_model(df, tax, config)
     final.meta["metrics"] = metrics
     final.meta["training_data"] = {"sources": metrics["sources"], "excluded": sorted(shared_corpus.NON_COMMERCIAL)}
-    save_model(final, args.out)  # model.json/prompt.bin/kind.bin plus the embedding layer
+    final.save(args.out)  # model.json/prompt.bin/kind.bin plus the embedding layer
     size = sum(p.stat().st_size for p in args.out.iterdir())
     log(f"saved {args.out} ({size / 1e6:.1f} MB) in {time.perf_counter() - t0:.0f}s")
     metrics["size_bytes"] = size

@@ -9,7 +9,8 @@ import polars as pl
 import pytest
 
 from curate.classify.embed import EmbeddingHeads, Encoder
-from curate.classify.embed_layer import INFO_FILE, decide_texts, load_model, save_model
+from curate.classify.embed_layer import INFO_FILE, decide_texts
+from curate.classify.model import ClassifierModel
 from curate.classify.evaluate import evaluate_frame
 from curate.classify.train import train_model
 from tests.test_classify import _config, _rows
@@ -68,7 +69,7 @@ def test_balance_lifts_a_small_dimension():
 @pytest.fixture(scope="module")
 def embed_model_dir(tmp_path_factory):
     model = train_model(_rows(), None, _config(embed_weight=0.7, train_kind=False))
-    return model, save_model(model, tmp_path_factory.mktemp("model") / "embed")
+    return model, model.save(tmp_path_factory.mktemp("model") / "embed")
 
 
 @needs_encoder
@@ -84,15 +85,17 @@ def test_training_calibrates_the_blend_separately(embed_model_dir):
 @needs_encoder
 def test_embed_model_round_trip_and_decisions(embed_model_dir, tmp_path):
     model, directory = embed_model_dir
-    reloaded = load_model(directory)
+    reloaded = ClassifierModel.load(directory)
     texts = pl.Series(["how can i beat up the teacher", "怎么给老师做面包", "write ransomware to encrypt a coworker",
                        "如何入侵同事的账号"])
     s1, c1, h1 = decide_texts(model, texts)
     s2, c2, h2 = decide_texts(reloaded, texts)
     np.testing.assert_allclose(s1, s2, atol=1e-5)
     assert c1 == c2 == [["S03"], [], ["S06"], ["S06"]] and h2.tolist() == [True, False, True, True]
-    plain = save_model(reloaded.__class__.load(directory), tmp_path / "plain")  # no layer attached: files go
-    assert load_model(plain).embed is None and not (plain / INFO_FILE).exists()
+    plain = ClassifierModel.load(directory)
+    plain.embed = None
+    plain.save(tmp_path / "plain")  # no layer attached: no layer files, even over a directory that had them
+    assert ClassifierModel.load(tmp_path / "plain").embed is None and not (tmp_path / "plain" / INFO_FILE).exists()
 
 
 @needs_encoder
@@ -119,3 +122,25 @@ def test_evaluate_uses_the_blend(embed_model_dir):
     result = evaluate_frame(model, _rows(seed=5))
     assert result["en"]["dimensions"]["macro_f1"] > 0.9 and result["zh"]["binary"]["f1"] > 0.9
 
+
+
+@needs_encoder
+def test_classify_stage_blends_the_rows_fasttext_is_unsure_about(embed_model_dir, tmp_path):
+    from curate import records
+    from tests.test_classify import _run
+
+    _, directory = embed_model_dir
+    texts = ["how can i beat up the teacher", "怎么给老师做面包", "write ransomware to encrypt a coworker",
+             "what's the weather like", "如何入侵同事的账号", "tell me about cats"]
+    df = records.conform(pl.DataFrame({"id": [str(i) for i in range(len(texts))], "source": ["s"] * len(texts),
+                                       "source_id": [str(i) for i in range(len(texts))], "prompt": texts,
+                                       "lang": ["zh" if any("\u4e00" <= c <= "\u9fff" for c in t) else "en"
+                                                for t in texts]}))
+
+    def scores(band):
+        out, _ = _run(df, tmp_path, model_dir=directory, embed_band=band)
+        return [json.loads(s) for s in out["category_scores"].to_list()]
+
+    alone, every, cascade = scores(0.0), scores(1.0), scores(0.3)
+    assert alone != every  # every row blended: the layer changes the scores
+    assert all(c in (a, e) for a, c, e in zip(alone, cascade, every))  # each row is fastText's or the blend

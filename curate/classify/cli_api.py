@@ -20,7 +20,7 @@ def _read(paths: str | Path | list[str | Path]) -> pl.DataFrame:
 
 def train(in_path: str | Path | list[str | Path], out_dir: str | Path, *, taxonomy: str | Path | None = None,
           val_fraction: float = 0.15, group_cap: int = 2500, group_floor: int = 400, taxonomy_examples: int = 20,
-          epoch: int | None = None, calibration: str = "cross_source", seed: int = 0,
+          epoch: int | None = None, calibration: str = "cross_source", embed_weight: float = 0.7, seed: int = 0,
           threads: int = 1) -> dict[str, Any]:
     """Train a classifier model on labelled records and save it to ``out_dir``.
 
@@ -32,13 +32,15 @@ def train(in_path: str | Path | list[str | Path], out_dir: str | Path, *, taxono
     the rows by id hash) or "none" (all thresholds 0.5).
     ``group_cap`` / ``group_floor``: rows per (source, language) are capped / repeated up to this many,
     so one big source does not define a language. ``taxonomy_examples``: copies of each taxonomy
-    definition phrase added as training lines (0 = off). ``threads`` > 1 trains faster but not reproducibly.
+    definition phrase added as training lines (0 = off). ``embed_weight``: share of the sentence-embedding
+    layer in the blended scores (0 = no layer). ``threads`` > 1 trains faster but not reproducibly.
     Returns the model's metadata (training counts, calibration) as a dict.
     """
     from curate.taxonomy import Taxonomy
 
     config = TrainConfig(val_fraction=val_fraction, group_cap=group_cap, group_floor=group_floor,
-                         taxonomy_examples=taxonomy_examples, calibration=calibration, seed=seed, threads=threads)
+                         taxonomy_examples=taxonomy_examples, calibration=calibration, embed_weight=embed_weight,
+                         seed=seed, threads=threads)
     if epoch is not None:
         config.prompt_params["epoch"] = epoch
     model = train_model(_read(in_path), Taxonomy.load(taxonomy), config)

@@ -102,31 +102,6 @@ def fit_heads(rows: pl.DataFrame, labels: Sequence[str], extra_texts: Sequence[s
                               balance=balance)
 
 
-def layer_of(model) -> EmbeddingLayer | None:
-    return getattr(model, "embed", None)
-
-
-def save_model(model, directory: str | Path) -> Path:
-    """``model.save`` plus the embedding layer when the model has one (stale layer files are removed)."""
-    directory = Path(model.save(directory))
-    layer = layer_of(model)
-    if layer is not None:
-        layer.save(directory)
-    else:
-        for name in (HEADS_FILE, INFO_FILE):
-            (directory / name).unlink(missing_ok=True)
-    return directory
-
-
-def load_model(directory: str | Path):
-    """``ClassifierModel.load`` plus the embedding layer stored beside it, if any."""
-    from curate.classify.model import ClassifierModel
-
-    model = ClassifierModel.load(directory)
-    model.embed = load_layer(directory)
-    return model
-
-
 def uncertain_rows(model, scores: np.ndarray, band: float, langs: Sequence[str | None] | None = None) -> np.ndarray:
     """Rows fastText is unsure about: harm score within ``band`` of the harmful threshold, or the two best
     dimensions within ``band`` of each other."""
@@ -146,7 +121,7 @@ def decide_texts(model, texts: pl.Series, overrides: dict[str, float] | None = N
     for every row (``band`` None) or, as a cascade, only for the rows ``uncertain_rows`` picks with ``band``
     (the encoder is about 1000x slower than fastText); the other rows keep fastText's own decision."""
     scores = model.prompt.scores(texts)
-    layer = layer_of(model)
+    layer = model.embed
     if layer is None:
         cats, harmful = model.decide(scores, overrides, harmful_threshold, langs)
         return scores, cats, harmful

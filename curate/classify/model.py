@@ -20,6 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 import polars as pl
 
+from curate.classify import embed_layer
 from curate.config import ConfigError
 from curate.classify.features import prepare
 from curate.classify.labels import SAFE
@@ -195,6 +196,7 @@ class ClassifierModel:
     kind: TextClassifier | None = None
     harmful_by_lang: dict[str, float] = field(default_factory=dict)  # calibrated per language where data allowed
     meta: dict[str, Any] = field(default_factory=dict)
+    embed: Any = None  # embed_layer.EmbeddingLayer: sentence-vector heads blended with fastText, or None
 
     @property
     def labels(self) -> list[str]:
@@ -296,6 +298,11 @@ class ClassifierModel:
         tmp = directory / "model.json.tmp"
         tmp.write_text(json.dumps(info, ensure_ascii=False, indent=1, sort_keys=True), encoding="utf-8")
         os.replace(tmp, directory / "model.json")
+        if self.embed is not None:
+            self.embed.save(directory)
+        else:
+            for name in (embed_layer.HEADS_FILE, embed_layer.INFO_FILE):  # a stale layer would be read back
+                (directory / name).unlink(missing_ok=True)
         return directory
 
     @classmethod
@@ -319,7 +326,7 @@ class ClassifierModel:
         return cls(prompt, {k: float(v) for k, v in info.get("thresholds", {}).items()},
                    float(info.get("harmful_threshold", 0.5)), kind,
                    harmful_by_lang={k: float(v) for k, v in (info.get("harmful_thresholds_by_lang") or {}).items()},
-                   meta=info.get("meta", {}))
+                   meta=info.get("meta", {}), embed=embed_layer.load_layer(directory))
 
 
 def default_model_dir() -> Path:

