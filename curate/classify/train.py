@@ -210,6 +210,22 @@ def cross_source_scores(labelled: pl.DataFrame, harm_only: pl.DataFrame, labels:
     return pl.concat(frames), np.concatenate(parts), np.concatenate(head_parts) if head_parts else None
 
 
+def _fit_kind(df: pl.DataFrame, config: TrainConfig) -> tuple[TextClassifier | None, dict[str, Any]]:
+    """The response-kind model from rows with labelled answers (None when too few), and what it saw."""
+    kinds = kind_targets(df)
+    kind_info: dict[str, Any] = {"rows": kinds.height}
+    if not (config.train_kind and kinds.height >= config.min_kind_rows and kinds["response_kind"].n_unique() >= 2):
+        return None, kind_info
+    kb = balance_groups(kinds, config.group_cap, min(config.group_floor, 200), config.seed)
+    seed_texts, seed_kinds = kind_seeds(config.kind_seed_copies)
+    kind = TextClassifier.train(kb["response"].to_list() + seed_texts,
+                                [[k] for k in kb["response_kind"].to_list() + seed_kinds],
+                                params=config.kind_params, seed=config.seed, threads=config.threads,
+                                quantize_cutoff=config.quantize_cutoff)
+    kind_info["by_kind"] = dict(kinds.group_by("response_kind").len().iter_rows())
+    return kind, kind_info
+
+
 def train_model(df: pl.DataFrame, taxonomy=None, config: TrainConfig | None = None) -> ClassifierModel:
     """Train the prompt model (and the response-kind model when ``df`` has labelled responses)."""
     config = config or TrainConfig()
@@ -230,6 +246,9 @@ def train_model(df: pl.DataFrame, taxonomy=None, config: TrainConfig | None = No
         train, val = labelled, labelled.head(0)
     prompt, balanced_rows, taxonomy_lines = _fit_prompt(train, taxonomy, config, quantize=True)
     model = ClassifierModel(prompt, {label: 0.5 for label in prompt.labels})
+    # the response-kind model next, before the embedding layer: fastText's training was measured to depend on
+    # what the process did before (the same data and seed gave a worse kind model after the encoder had run)
+    model.kind, kind_info = _fit_kind(df, config)
     calibration: dict[str, Any] = {"mode": mode}
     layer = None
     if config.embed_weight > 0:
@@ -255,16 +274,6 @@ def train_model(df: pl.DataFrame, taxonomy=None, config: TrainConfig | None = No
             layer.thresholds = dict(decider.thresholds)
             layer.harmful_threshold = decider.harmful_threshold
             layer.harmful_by_lang = dict(decider.harmful_by_lang)
-    kinds = kind_targets(df)
-    kind_info: dict[str, Any] = {"rows": kinds.height}
-    if config.train_kind and kinds.height >= config.min_kind_rows and kinds["response_kind"].n_unique() >= 2:
-        kb = balance_groups(kinds, config.group_cap, min(config.group_floor, 200), config.seed)
-        seed_texts, seed_kinds = kind_seeds(config.kind_seed_copies)
-        model.kind = TextClassifier.train(kb["response"].to_list() + seed_texts,
-                                          [[k] for k in kb["response_kind"].to_list() + seed_kinds],
-                                          params=config.kind_params, seed=config.seed, threads=config.threads,
-                                          quantize_cutoff=config.quantize_cutoff)
-        kind_info["by_kind"] = dict(kinds.group_by("response_kind").len().iter_rows())
     model.meta = {
         "config": {k: v for k, v in asdict(config).items()},
         "taxonomy": str(Path(taxonomy.path).name) if taxonomy is not None else None,
