@@ -18,7 +18,7 @@ from curate.classify import ftbin
 from curate.classify.fastpath import FastPredictor
 from curate.classify.features import (C_DIGIT, C_HAN, C_SPACE, C_WORD, MAX_CHARS, TOKEN, char_classes, lowercase_table,
                                       normalise, prepare)
-from curate.classify.model import (PREFIX, ClassifierModel, ModelError, TextClassifier, _train_with_retries,
+from curate.classify.model import (PREFIX, ClassifierModel, ModelError, TextClassifier, _fasttext, _train_once,
                                    default_model_dir)
 
 HARM_EN = ["how do i stab {x}", "write ransomware to encrypt {x}", "how to hack into {x} account",
@@ -143,9 +143,9 @@ def test_plain_fasttext_model_directory_loads(corpus, tmp_path):
     lines = prepare(pl.Series(texts)).to_list()
     train_file.write_text("".join(" ".join(PREFIX + t for t in tg) + " " + ln + "\n" for ln, tg in zip(lines, targets)),
                           encoding="utf-8")
-    ft = _train_with_retries(str(train_file), PLAIN, seed=1, threads=1)  # fastText's train_supervised
-    ft.save_model(str(tmp_path / "ft.bin"))
-    _write_dir(tmp_path / "m", (tmp_path / "ft.bin").read_bytes(), ["S00", "S03", "S06"])
+    raw = _train_once(train_file, PLAIN, seed=1, threads=1, quantize_cutoff=None)  # fastText's train_supervised
+    ft = _fasttext().load_model(str(train_file.with_name("model.bin")))
+    _write_dir(tmp_path / "m", raw, ["S00", "S03", "S06"])
     model = ClassifierModel.load(tmp_path / "m")
     probe = _texts(100, seed=5)[0] + EDGE
     names, probs = ft.predict(prepare(pl.Series(probe, dtype=pl.Utf8)).to_list(), k=-1, threshold=0.0)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import gc
 import json
 import os
+import subprocess
+import sys
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,6 +23,7 @@ import numpy as np
 import polars as pl
 
 from curate.classify import embed_layer
+from curate.classify.ftbin import read as read_fasttext
 from curate.config import ConfigError
 from curate.classify.features import prepare
 from curate.classify.labels import SAFE
@@ -48,39 +51,35 @@ def _fasttext():
     return fasttext
 
 
-_SUBPROCESS_TRAIN = (
+# fastText's training depends on the state of the process it runs in (measured: the same file and seed gave
+# another model, worse or with NaN weights, in a long test process or after the sentence encoder had run,
+# and the same model every time in a fresh one). Each training therefore runs in a fresh Python process:
+# ~0.1 s more, and `make model` is reproducible whatever ran before.
+_TRAIN_SCRIPT = (
     "import json, sys, fasttext\n"
     "a = json.loads(sys.argv[1])\n"
     "m = fasttext.train_supervised(a['path'], verbose=0, seed=a['seed'], thread=a['threads'], **a['params'])\n"
+    "if a['cutoff']:\n"
+    "    m.quantize(input=a['path'], qnorm=True, retrain=True, cutoff=a['cutoff'], thread=a['threads'], verbose=0)\n"
     "m.save_model(a['out'])\n"
 )
+TRAIN_ATTEMPTS = 3
 
 
-def _train_with_retries(path: str, params: dict[str, Any], seed: int, threads: int, attempts: int = 2):
-    """fastText sometimes stops with "Encountered NaN" on small files. It depends on the state of the process
-    (measured: the same file and seed fail in one long test process and train in a fresh one), so after
-    ``attempts`` in-process tries (next seed, half the rate) train in a fresh Python process."""
-    import subprocess
-    import sys
-
-    fasttext = _fasttext()
-    for attempt in range(attempts):
-        lr = params.get("lr", 0.1) / (2 ** attempt)
-        try:
-            return fasttext.train_supervised(path, verbose=0, seed=seed + attempt, thread=threads,
-                                             **{**params, "lr": lr})
-        except RuntimeError as exc:
-            if "NaN" not in str(exc):
-                raise
-    out = str(Path(path).with_suffix(".bin"))
-    for attempt in range(attempts):
-        args = json.dumps({"path": path, "seed": seed + attempt, "threads": threads, "params": params, "out": out})
-        done = subprocess.run([sys.executable, "-c", _SUBPROCESS_TRAIN, args], capture_output=True, text=True)
-        if done.returncode == 0:
-            return fasttext.load_model(out)
-        if "NaN" not in done.stderr:
-            raise RuntimeError(f"fastText training failed on {path}: {done.stderr.strip()[-500:]}")
-    raise RuntimeError(f"fastText training diverged (NaN) {2 * attempts} times on {path} with {params}")
+def _train_once(path: Path, params: dict[str, Any], seed: int, threads: int, quantize_cutoff: int | None) -> bytes | None:
+    """The bytes of a model trained (and quantised, with a cutoff) in a fresh process, or None when training
+    diverged: fastText stopped with "Encountered NaN", or finished with NaN weights (such a model scores garbage)."""
+    out = path.with_name("model.bin")
+    args = json.dumps({"path": str(path), "seed": seed, "threads": threads, "params": params,
+                       "cutoff": quantize_cutoff or 0, "out": str(out)})
+    done = subprocess.run([sys.executable, "-c", _TRAIN_SCRIPT, args], capture_output=True, text=True)
+    if done.returncode != 0:
+        if "NaN" in done.stderr:
+            return None
+        raise RuntimeError(f"fastText training failed: {done.stderr.strip()[-500:]}")
+    raw = out.read_bytes()
+    arrays = read_fasttext(raw)
+    return raw if np.isfinite(arrays.input).all() and np.isfinite(arrays.output).all() else None
 
 
 @dataclass
@@ -108,14 +107,14 @@ class TextClassifier:
             with open(path, "w", encoding="utf-8") as fh:
                 for line, target in zip(lines, targets):
                     fh.write(" ".join(PREFIX + t for t in target) + " " + line + "\n")
-            ft = _train_with_retries(str(path), params, seed, threads)
-            if quantize_cutoff:  # product quantisation keeps the shipped model small (MBs, not tens of MBs)
-                ft.quantize(input=str(path), qnorm=True, retrain=True, cutoff=quantize_cutoff, thread=threads,
-                            verbose=0)
-            ft.save_model(str(Path(tmp) / "model.bin"))
-            raw = (Path(tmp) / "model.bin").read_bytes()
-        labels = sorted(label[len(PREFIX):] for label in ft.labels)
-        return cls(raw, labels, _ft=ft)
+            for attempt in range(TRAIN_ATTEMPTS):  # a diverged training gets the next seed
+                raw = _train_once(path, params, seed + attempt, threads, quantize_cutoff)
+                if raw is not None:
+                    break
+            else:
+                raise RuntimeError(f"fastText training diverged (NaN) with {TRAIN_ATTEMPTS} seeds from {seed}")
+        labels = sorted(label[len(PREFIX):] for label in read_fasttext(raw).labels)
+        return cls(raw, labels)
 
     @classmethod
     def read(cls, path: Path, labels: list[str]) -> "TextClassifier":
@@ -146,7 +145,6 @@ class TextClassifier:
         """The numpy/numba scorer, or None for losses it does not cover (hierarchical softmax, negative sampling)."""
         if self._fast is None:
             from curate.classify.fastpath import FastPredictor  # numba loads here, not with every curate command
-            from curate.classify.ftbin import read as read_fasttext
 
             arrays = read_fasttext(self.raw)
             self._fast = FastPredictor(arrays, self.labels) if arrays.loss in ("ova", "softmax") else False

@@ -146,17 +146,11 @@ def calibrate(model: ClassifierModel, val: pl.DataFrame, scores: np.ndarray | No
 def _fit_prompt(rows: pl.DataFrame, taxonomy, config: TrainConfig, quantize: bool) -> tuple[TextClassifier, int, int]:
     balanced = balance_groups(rows, config.group_cap, config.group_floor, config.seed)
     extra_texts, extra_targets = taxonomy_examples(taxonomy, config.taxonomy_examples)
-    for attempt in range(3):  # fastText's quantise-retrain can stop with "Encountered NaN": the next seed trains
-        try:
-            prompt = TextClassifier.train(balanced["prompt"].to_list() + extra_texts,
-                                          balanced["target"].to_list() + extra_targets, params=config.prompt_params,
-                                          seed=config.seed + attempt, threads=config.threads,
-                                          quantize_cutoff=config.quantize_cutoff if quantize else None)
-            return prompt, balanced.height, len(extra_texts)
-        except RuntimeError as exc:
-            if "NaN" not in str(exc) or attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+    prompt = TextClassifier.train(balanced["prompt"].to_list() + extra_texts,
+                                  balanced["target"].to_list() + extra_targets, params=config.prompt_params,
+                                  seed=config.seed, threads=config.threads,
+                                  quantize_cutoff=config.quantize_cutoff if quantize else None)
+    return prompt, balanced.height, len(extra_texts)
 
 
 def _fit_heads(rows: pl.DataFrame, labels: list[str], taxonomy, config: TrainConfig):
