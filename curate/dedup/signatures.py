@@ -1,4 +1,4 @@
-"""LSH band keys of texts, in shards over a process pool.
+"""LSH band keys of texts, in shards on parallel threads.
 
 The signature is one-permutation MinHash with optimal densification (kernels.py): K = bands x rows bins,
 each shingle hashed once, collision probability per bin equal to the Jaccard similarity, seeded so the
