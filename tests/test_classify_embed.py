@@ -88,8 +88,8 @@ def test_embed_model_round_trip_and_decisions(embed_model_dir, tmp_path):
     reloaded = ClassifierModel.load(directory)
     texts = pl.Series(["how can i beat up the teacher", "怎么给老师做面包", "write ransomware to encrypt a coworker",
                        "如何入侵同事的账号"])
-    s1, c1, h1 = decide_texts(model, texts)
-    s2, c2, h2 = decide_texts(reloaded, texts)
+    s1, c1, h1, _ = decide_texts(model, texts)
+    s2, c2, h2, _ = decide_texts(reloaded, texts)
     np.testing.assert_allclose(s1, s2, atol=1e-5)
     assert c1 == c2 == [["S03"], [], ["S06"], ["S06"]] and h2.tolist() == [True, False, True, True]
     plain = ClassifierModel.load(directory)
@@ -144,3 +144,22 @@ def test_classify_stage_blends_the_rows_fasttext_is_unsure_about(embed_model_dir
     alone, every, cascade = scores(0.0), scores(1.0), scores(0.3)
     assert alone != every  # every row blended: the layer changes the scores
     assert all(c in (a, e) for a, c, e in zip(alone, cascade, every))  # each row is fastText's or the blend
+    out, ctx = _run(df, tmp_path, model_dir=directory, embed_band=0.3)
+    marked = [json.loads(m)["classify"].get("embedding_layer", False) for m in out["meta"].to_list()]
+    assert marked == [c != a for a, c in zip(alone, cascade)]  # reviewers see which rows the layer decided
+    assert ctx.stats.get("embedding_layer", 0) == sum(marked)
+
+
+@needs_encoder
+def test_blended_rows_are_judged_against_the_layers_threshold(embed_model_dir):
+    import dataclasses
+
+    model, _ = embed_model_dir
+    model = dataclasses.replace(model, harmful_threshold=0.9, harmful_by_lang={},
+                                embed=dataclasses.replace(model.embed, harmful_threshold=0.2, harmful_by_lang={}))
+    texts = pl.Series(_rows(seed=9)["prompt"])
+    every, none = decide_texts(model, texts, band=2.0), decide_texts(model, texts, band=0.0)
+    assert every.blended.all() and not none.blended.any()
+    assert set(every.harm_thresholds(model).tolist()) == {np.float32(0.2)}
+    assert set(none.harm_thresholds(model).tolist()) == {np.float32(0.9)}
+    assert set(every.harm_thresholds(model, harmful_threshold=0.5).tolist()) == {np.float32(0.5)}  # override wins

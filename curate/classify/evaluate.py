@@ -16,7 +16,8 @@ from curate.classify.model import ClassifierModel
 def predictions(model: ClassifierModel, df: pl.DataFrame, overrides: dict[str, float] | None = None) -> pl.DataFrame:
     """``df`` plus ``pred`` (dimension ids, [] = S00) and ``pred_harmful`` from the prompt model (blended with
     the embedding layer when the model has one)."""
-    _, cats, harmful = decide_texts(model, df["prompt"], overrides, langs=df["lang"].to_list())
+    decided = decide_texts(model, df["prompt"], overrides, langs=df["lang"].to_list())
+    cats, harmful = decided.categories, decided.harmful
     return df.with_columns(pl.Series("pred", cats, dtype=pl.List(pl.Utf8)),
                            pl.Series("pred_harmful", harmful, dtype=pl.Boolean))
 

@@ -89,8 +89,9 @@ def run(df: pl.DataFrame, opts: ClassifyOptions, ctx: StageContext) -> pl.DataFr
     with ctx.progress(len(positions), "classify") as bar:
         langs = rows["lang"].to_list()
         band = None if opts.embed_band >= 1 else opts.embed_band
-        scores, pred_cats, pred_harm = decide_texts(model, rows["prompt"], overrides, langs, band=band,
-                                                    harmful_threshold=opts.harmful_threshold)
+        decided = decide_texts(model, rows["prompt"], overrides, langs, band=band,
+                               harmful_threshold=opts.harmful_threshold)
+        scores, pred_cats, pred_harm = decided.scores, decided.categories, decided.harmful
         harm_score = model.harm_score(scores)
         has_response = rows["response"].fill_null("").str.strip_chars().str.len_chars() > 0
         need_kind = (has_response & rows["response_kind"].is_null()).to_numpy()
@@ -103,7 +104,7 @@ def run(df: pl.DataFrame, opts: ClassifyOptions, ctx: StageContext) -> pl.DataFr
         bar.advance(len(positions))
     harm_idx = [i for i, label in enumerate(model.labels) if label != SAFE]
     json_scores = model.scores_json(scores)
-    t_harm = model.harm_thresholds(rows.height, langs, opts.harmful_threshold)
+    t_harm = decided.harm_thresholds(model, langs, opts.harmful_threshold)  # the judge's distance is on this scale
 
     out = {name: rows[name].to_list() for name in
            ("categories", "category_scores", "prompt_harmful", "response_kind", "label_origin")}
@@ -114,6 +115,9 @@ def run(df: pl.DataFrame, opts: ClassifyOptions, ctx: StageContext) -> pl.DataFr
         src_harm = out["prompt_harmful"][i]
         info: dict[str, Any] = {"harm_score": round(float(harm_score[i]), 4),
                                 "predicted": pred_cats[i] or [SAFE]}
+        if decided.blended[i]:  # scored by fastText and the sentence-embedding layer together
+            info["embedding_layer"] = True
+            counts["embedding_layer"] += 1
         filled = []
         if out["category_scores"][i] is None:
             out["category_scores"][i] = json_scores[i]
