@@ -163,19 +163,3 @@ def test_blended_rows_are_judged_against_the_layers_threshold(embed_model_dir):
     assert set(every.harm_thresholds(model).tolist()) == {np.float32(0.2)}
     assert set(none.harm_thresholds(model).tolist()) == {np.float32(0.9)}
     assert set(every.harm_thresholds(model, harmful_threshold=0.5).tolist()) == {np.float32(0.5)}  # override wins
-
-
-def test_sample_weights_lift_small_groups_and_mixed_groups():
-    from curate.classify.embed_layer import sample_weights
-
-    rows = pl.DataFrame({
-        "source": ["small"] * 2 + ["mixed"] * 10 + ["harmful_only"] * 20,
-        "lang": ["en"] * 32,
-        "prompt_harmful": [True] * 2 + [True] * 5 + [False] * 5 + [None] * 20,  # null: harmful if it has a dimension
-        "target": [["S03"]] * 12 + [["S05"]] * 20,
-    })
-    harm, dim = sample_weights(rows, floor=4, mixed_weight=3.0)
-    assert dim.tolist() == [2.0] * 2 + [1.0] * 30  # a group under the floor weighs as `floor` rows
-    assert harm.tolist() == [2.0] * 2 + [3.0] * 10 + [1.0] * 20  # only the mixed group is lifted, only for harm
-    plain, _ = sample_weights(rows, floor=4)
-    assert plain.tolist() == dim.tolist()

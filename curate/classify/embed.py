@@ -54,6 +54,9 @@ class Encoder:
             self._use = USE(threads=self.threads)
         return self._use
 
+    def clear_cache(self) -> None:
+        self._cache.clear()
+
     def encode(self, texts: Sequence[str | None]) -> np.ndarray:
         texts = [(t or " ")[:MAX_CHARS] for t in texts]
         out = np.zeros((len(texts), DIM), dtype=np.float32)
@@ -130,16 +133,13 @@ class EmbeddingHeads:
 
     @classmethod
     def fit(cls, x: np.ndarray, harmful: np.ndarray, harm_weight: np.ndarray, dims: Sequence[Sequence[str]],
-            dim_mask: np.ndarray, labels: Sequence[str], l2: float = 1.0, balance: float = 0.0,
-            dim_weight: np.ndarray | None = None) -> "EmbeddingHeads":
+            dim_mask: np.ndarray, labels: Sequence[str], l2: float = 1.0, balance: float = 0.0) -> "EmbeddingHeads":
         """``harmful``/``harm_weight`` over all rows of ``x``; the dimension head learns from rows in ``dim_mask``
-        (their ``dims`` non-empty), weighted by ``dim_weight`` (default ``harm_weight``) times
-        (mean / class weight) ** ``balance``, so a large dimension (S05 in most sources) does not become the
-        default answer."""
+        (their ``dims`` non-empty), weighted by ``harm_weight`` times (mean / class weight) ** ``balance``, so a
+        large dimension (S05 in most sources) does not become the default answer."""
         harm_labels = [label for label in labels if label != SAFE]
         col = {label: j for j, label in enumerate(harm_labels)}
         harm_w = fit_logistic(x, harmful.astype(np.float64), harm_weight, l2)
-        dim_weight = harm_weight if dim_weight is None else dim_weight
         rows = np.flatnonzero(dim_mask)
         t = np.zeros((len(rows), len(harm_labels)))
         for i, r in enumerate(rows):
@@ -147,7 +147,7 @@ class EmbeddingHeads:
             if known:
                 t[i, known] = 1.0 / len(known)
         keep = t.sum(axis=1) > 0
-        t, w = t[keep], dim_weight[rows[keep]]
+        t, w = t[keep], harm_weight[rows[keep]]
         if balance > 0:
             mass = (w[:, None] * t).sum(axis=0)
             factor = np.where(mass > 0, (mass[mass > 0].mean() / np.maximum(mass, 1e-9)) ** balance, 0.0)

@@ -22,7 +22,6 @@ from curate.classify.labels import SAFE
 
 HEADS_FILE = "embed.npz"
 INFO_FILE = "embed.json"
-MIXED_SHARE = 0.05  # a (source, lang) group with 5-95% harmful rows counts as mixed (see fit_heads)
 
 
 @dataclass
@@ -77,43 +76,30 @@ def harm_flags(rows: pl.DataFrame) -> np.ndarray:
     return rows["prompt_harmful"].fill_null(has_dim).to_numpy()
 
 
-def sample_weights(rows: pl.DataFrame, floor: int, mixed_weight: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Per-row weights of the harm head and of the dimension head: a (source, lang) group smaller than ``floor``
-    weighs as ``floor`` rows; in the harm head a *mixed* group (``MIXED_SHARE`` to 1 - ``MIXED_SHARE`` of its
-    rows harmful) weighs ``mixed_weight`` times more."""
-    per_row = rows.select("source", "lang").with_columns(pl.Series("_harmful", harm_flags(rows))).with_columns(
-        pl.len().over("source", "lang").alias("_n"), pl.col("_harmful").mean().over("source", "lang").alias("_share"))
-    size = per_row["_n"].to_numpy().astype(np.float64)
-    share = per_row["_share"].to_numpy()
-    weight = np.maximum(size, floor) / size
-    mixed = (share > MIXED_SHARE) & (share < 1 - MIXED_SHARE)
-    return weight * np.where(mixed, mixed_weight, 1.0), weight
-
-
 def fit_heads(rows: pl.DataFrame, labels: Sequence[str], extra_texts: Sequence[str] = (),
               extra_targets: Sequence[Sequence[str]] = (), extra_weight: float = 10.0, cap: int = 2500,
-              floor: int = 400, l2: float = 1.0, seed: int = 0, balance: float = 0.5, mixed_weight: float = 1.0,
+              floor: int = 400, l2: float = 1.0, seed: int = 0, balance: float = 0.5,
               encoder: Encoder | None = None) -> EmbeddingHeads:
     """Heads from ``rows`` (a ``target`` column: dimensions, [S00], or null where only harm is known).
 
-    Every (source, lang) group is sampled down to ``cap`` rows, then weighted by ``sample_weights``: groups with
-    both harmful and safe rows (COLD, XSTest, OpenAI moderation) are the ones that separate harm from a source's
-    wording and style, which all-harmful and all-safe sources confound. The extra lines (the taxonomy's
-    definitions and examples) weigh ``extra_weight`` rows each."""
+    Every (source, lang) group is sampled down to ``cap`` rows and weighted up to ``floor`` rows; the extra lines
+    (the taxonomy's definitions and examples) weigh ``extra_weight`` rows each."""
     encoder = encoder or shared_encoder()
     parts = [g.sample(min(g.height, cap), seed=seed) for _, g in rows.group_by(["source", "lang"], maintain_order=True)]
     rows = pl.concat(parts)
-    harm_weight, dim_weight = sample_weights(rows, floor, mixed_weight)
+    n = rows.group_by("source", "lang").len()
+    size = rows.join(n, on=["source", "lang"], how="left")["len"].to_numpy().astype(np.float64)
+    weight = np.maximum(size, floor) / size
+    harmful = harm_flags(rows)
     dims = [[d for d in (t or []) if d != SAFE] for t in rows["target"].to_list()]
     texts = rows["prompt"].to_list() + list(extra_texts)
     extra = [[d for d in t if d != SAFE] for t in extra_targets]
-    extra_w = np.full(len(extra), extra_weight)
-    harmful = np.concatenate([harm_flags(rows), np.array([bool(t) for t in extra], dtype=bool)])
+    weight = np.concatenate([weight, np.full(len(extra), extra_weight)])
+    harmful = np.concatenate([harmful, np.array([bool(t) for t in extra], dtype=bool)])
     dims += extra
     x = encoder.encode(texts)
-    return EmbeddingHeads.fit(x, harmful, np.concatenate([harm_weight, extra_w]), dims,
-                              np.array([bool(d) for d in dims]), labels, l2=l2, balance=balance,
-                              dim_weight=np.concatenate([dim_weight, extra_w]))
+    return EmbeddingHeads.fit(x, harmful, weight, dims, np.array([bool(d) for d in dims]), labels, l2=l2,
+                              balance=balance)
 
 
 def uncertain_rows(model, scores: np.ndarray, band: float, langs: Sequence[str | None] | None = None) -> np.ndarray:

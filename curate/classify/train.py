@@ -43,7 +43,6 @@ class TrainConfig:
     embed_weight: float = 0.0
     embed_example_weight: float = 10.0  # weight of each taxonomy line in the heads (a source row weighs <= 1)
     embed_balance: float = 0.5  # dimension head: class weights (mean / class mass) ** this (0 = none)
-    embed_mixed_weight: float = 1.0  # harm head: weight of sources with both harmful and safe rows (fit_heads)
 
 
 def split_validation(df: pl.DataFrame, fraction: float, seed: int = 0) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -159,8 +158,7 @@ def _fit_heads(rows: pl.DataFrame, labels: list[str], taxonomy, config: TrainCon
 
     texts, targets = taxonomy_examples(taxonomy, 1)
     return fit_heads(rows, labels, texts, targets, extra_weight=config.embed_example_weight,
-                     cap=config.group_cap, floor=config.group_floor, seed=config.seed, balance=config.embed_balance,
-                     mixed_weight=config.embed_mixed_weight)
+                     cap=config.group_cap, floor=config.group_floor, seed=config.seed, balance=config.embed_balance)
 
 
 def _head_scores(heads, texts: pl.Series, labels: list[str]) -> np.ndarray:
