@@ -1,7 +1,8 @@
 """classify benchmark: quality on a random split and leave-one-source-out (LOSO), zh and en separately,
 for curate's training recipe against the plain fastText baseline trained in the same run; and speed.
 
-    python benchmarks/classify_bench.py [--permissive] [--skip-loso] [--skip-speed] [--speed-only] [--out results.json]
+    python benchmarks/classify_bench.py [--permissive] [--skip-loso] [--skip-speed] [--speed-only]
+        [--judge none|oracle|endpoint [--judge-margin 0.15]] [--out results.json]
 
 Speed (``--speed-only``: only this, a few minutes): 100k records sampled from the corpus through the
 shipped model (curate/models/default) and, for each trained config, an unquantised model: records/s of the
@@ -12,6 +13,9 @@ embedding cascade (encoder cache emptied first); the load average is printed wit
 
 LOSO: for every source (family) with enough labelled rows, train on all the others and predict the held-out
 one; per-language macro-F1 is computed over the pooled held-out predictions (labels with >= 5 gold rows).
+With ``--judge``, LOSO is also scored after the classify stage's judge step (rows whose harm score is within
+the margin of their threshold take the judge's labels): ``oracle`` gives them their gold labels, the most any
+judge can add at that margin, and ``endpoint`` asks a real LLM (``$OPENAI_BASE_URL``, ``$OPENAI_MODEL``).
 Needs ../shared/data (the developers' copy of the public datasets).
 """
 from __future__ import annotations
@@ -30,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import shared_corpus  # noqa: E402
 
 from curate.classify.evaluate import kind_report, predictions, score_frame  # noqa: E402
-from curate.classify.labels import prompt_targets  # noqa: E402
+from curate.classify.labels import SAFE, prompt_targets  # noqa: E402
 from curate.classify.model import PROMPT_PARAMS, ClassifierModel, default_model_dir  # noqa: E402
 from curate.classify.train import TrainConfig, split_validation, train_model  # noqa: E402
 from curate.taxonomy import Taxonomy  # noqa: E402
@@ -73,27 +77,71 @@ def random_split(df: pl.DataFrame, tax, config: TrainConfig) -> dict:
     return result
 
 
-def loso(df: pl.DataFrame, tax, config: TrainConfig, log) -> dict:
+def judged(pred: pl.DataFrame, judge: dict, tax) -> tuple[pl.DataFrame, int]:
+    """``pred`` after the classify stage's judge step: rows within ``judge['margin']`` of their harmful threshold
+    (the stage's own rule, ``pick_candidates``) take the judge's labels. ``judge['mode']``: "oracle" answers with
+    the gold labels (an upper bound: what a perfect judge on those rows would give), "endpoint" asks the LLM at
+    ``judge['config']`` over HTTP, as the stage does. Returns the frame and how many rows were judged."""
+    from curate.classify.judge import ask_judge, pick_candidates
+
+    rows = pick_candidates(pred["harm_score"].to_numpy(), pred["harm_threshold"].to_numpy(), judge["margin"],
+                           [True] * pred.height)
+    cats, harmful = pred["pred"].to_list(), pred["pred_harmful"].to_list()
+    if judge["mode"] == "oracle":
+        gold_cats, gold_harm = pred["target"].to_list(), pred["prompt_harmful"].to_list()
+        for i in rows:
+            if gold_cats[i] is not None:
+                cats[i] = [c for c in gold_cats[i] if c != SAFE]
+            harmful[i] = bool(cats[i]) if gold_harm[i] is None else bool(gold_harm[i])
+    else:
+        prompts = pred["prompt"].to_list()
+        answers = ask_judge(judge["config"], tax, [prompts[i] for i in rows], [None] * len(rows), mode="json_object")
+        for i, (verdict, _problem, _status) in zip(rows, answers):
+            if verdict is not None:  # a failed answer keeps the classifier's labels, as in the stage
+                cats[i], harmful[i] = (verdict.categories if verdict.harmful else []), verdict.harmful
+    return pred.with_columns(pl.Series("pred", cats, dtype=pl.List(pl.Utf8)),
+                             pl.Series("pred_harmful", harmful, dtype=pl.Boolean)), len(rows)
+
+
+def loso(df: pl.DataFrame, tax, config: TrainConfig, log, judge: dict | None = None) -> dict:
     family = df["source"].replace(shared_corpus.FAMILY)
     df = df.with_columns(family.alias("_family"))
     counts = eval_rows(df).group_by("_family").len()
     held = [f for f, n in counts.sort("_family").iter_rows() if n >= MIN_LOSO_ROWS]
-    pooled, per_source = [], {}
+    columns = ["lang", "target", "prompt_harmful", "pred", "pred_harmful"]
+    pooled, per_source, pooled_judged, per_source_judged, n_judged = [], {}, [], {}, 0
     config = TrainConfig(**{**config.__dict__, "train_kind": False})  # LOSO scores the prompt model only
     for fam in held:
         t0 = time.perf_counter()
         model = train_model(df.filter(pl.col("_family") != fam).drop("_family"), tax, config)
         rows = eval_rows(df.filter(pl.col("_family") == fam).drop("_family"))
         pred = predictions(model, rows)
-        pooled.append(pred.select("lang", "target", "prompt_harmful", "pred", "pred_harmful"))
+        pooled.append(pred.select(columns))
         per_source[fam] = summary(score_frame(pred, model.labels))
         log(f"  LOSO {fam}: {per_source[fam]} ({time.perf_counter() - t0:.0f}s)")
-    all_pred = pl.concat(pooled)
+        if judge:
+            after, n = judged(pred, judge, tax)
+            n_judged += n
+            pooled_judged.append(after.select(columns))
+            per_source_judged[fam] = summary(score_frame(after, model.labels))
+            log(f"    with the {judge['mode']} judge on {n} of {pred.height} rows: {per_source_judged[fam]}")
+    result = {"pooled": score_frame(pl.concat(pooled), model.labels), "per_source": per_source,
+              "mean": _mean(per_source)}
+    if judge:
+        result["judge"] = {"mode": judge["mode"], "margin": judge["margin"],
+                           "share_judged": round(n_judged / sum(p.height for p in pooled), 4),
+                           "pooled": score_frame(pl.concat(pooled_judged), model.labels),
+                           "per_source": per_source_judged, "mean": _mean(per_source_judged)}
+    return result
+
+
+def _mean(per_source: dict) -> dict:
+    """Mean over held-out sources of the per-source macro-F1, per language."""
     mean = {}
     for lang in ("zh", "en"):
         values = [v[lang]["macro_f1"] for v in per_source.values() if lang in v and v[lang]["macro_f1"] is not None]
         mean[lang] = round(sum(values) / len(values), 4) if values else None
-    return {"pooled": score_frame(all_pred, model.labels), "per_source": per_source, "mean": mean}
+    return mean
 
 
 def speed(df: pl.DataFrame, model: ClassifierModel, n: int = 100_000, log=lambda m: None) -> dict:
@@ -174,6 +222,17 @@ def shipped_speed(df: pl.DataFrame, log) -> dict:
     return {"model_dir": str(directory), "model_bytes": size, **speed(df, model, log=log)}
 
 
+def judge_spec(args) -> dict | None:
+    if args.judge == "none":
+        return None
+    spec = {"mode": args.judge, "margin": args.judge_margin}
+    if args.judge == "endpoint":
+        from curate.classify import ClassifyOptions
+
+        spec["config"] = ClassifyOptions().llm_config(None)  # endpoint, model and key from the environment
+    return spec
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--permissive", action="store_true", help="only permissively licensed sources (no S-Eval)")
@@ -184,6 +243,11 @@ def main() -> None:
     ap.add_argument("--configs", default="baseline,curate,curate_embed")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--corpus", type=Path, default=shared_corpus.REPO / ".cache" / "bench_corpus.parquet")
+    ap.add_argument("--judge", choices=["none", "oracle", "endpoint"], default="none",
+                    help="LOSO also with the stage's LLM-judge step on rows near the threshold: 'oracle' gives those "
+                    "rows their gold labels (the most a judge can add at that margin), 'endpoint' asks the LLM at "
+                    "$OPENAI_BASE_URL / $OPENAI_MODEL")
+    ap.add_argument("--judge-margin", type=float, default=0.15, help="as the stage's --judge-margin")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
@@ -199,8 +263,12 @@ def main() -> None:
         res: dict = {"random_split": random_split(df, tax, config)}
         log(f"  random split: {summary(res['random_split'])}")
         if not args.skip_loso:
-            res["loso"] = loso(df, tax, config, log)
+            res["loso"] = loso(df, tax, config, log, judge_spec(args))
             log(f"  LOSO pooled: {summary(res['loso']['pooled'])}; mean of per-source macro-F1: {res['loso']['mean']}")
+            if "judge" in res["loso"]:
+                j = res["loso"]["judge"]
+                log(f"  LOSO with the {j['mode']} judge ({j['share_judged']:.1%} of rows judged): pooled "
+                    f"{summary(j['pooled'])}; mean {j['mean']}")
         if not args.skip_speed:
             trained = train_model(df.sample(min(df.height, 20_000), seed=1), tax,
                                   TrainConfig(**{**config.__dict__, "train_kind": False}))

@@ -320,3 +320,43 @@ def test_kind_seeds_cover_every_kind_in_both_languages():
         assert any(any("\u4e00" <= ch <= "\u9fff" for ch in t) for t in mine), kind
         assert any(t.isascii() for t in mine), kind
     assert kind_seeds(0) == ([], [])
+
+
+def test_benchmark_judge_step_oracle_and_endpoint(openai_server):
+    """classify_bench's --judge: rows near their threshold take the judge's labels (the stage's own rule)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from classify_bench import judged
+
+    from curate.taxonomy import Taxonomy
+
+    pred = pl.DataFrame({
+        "prompt": ["how do i hurt him", "write a keylogger", "how do i kill a python process"],
+        "target": [["S03"], ["S05"], ["S00"]], "prompt_harmful": [True, True, False],
+        "pred": [[], ["S06"], ["S03"]], "pred_harmful": [False, True, True],
+        "harm_score": [0.5, 0.95, 0.4], "harm_threshold": [0.5, 0.5, 0.45]})  # rows 0 and 2 within 0.15
+    tax = Taxonomy.load()
+    oracle, n = judged(pred, {"mode": "oracle", "margin": 0.15}, tax)
+    assert n == 2 and oracle["pred"].to_list() == [["S03"], ["S06"], []]
+    assert oracle["pred_harmful"].to_list() == [True, True, False]
+
+    openai_server.add_rule(Reply(content=_verdict(True, ["S10"])), match="how do i hurt him")
+    openai_server.add_rule(Reply(content="not json"))  # the other row: malformed, so its labels stay
+    config = ClassifyOptions(base_url=openai_server.base_url, model="test-model", max_retries=0, backoff_base=0.0,
+                             cache=False).llm_config(None)
+    asked, n = judged(pred, {"mode": "endpoint", "margin": 0.15, "config": config}, tax)
+    assert n == 2 and asked["pred"].to_list() == [["S10"], ["S06"], ["S03"]]
+    assert asked["pred_harmful"].to_list() == [True, True, True]
+    assert any("how do i hurt him" in str(r["messages"]) for r in openai_server.requests)
+    assert not any("write a keylogger" in str(r["messages"]) for r in openai_server.requests)  # far from threshold
+
+
+def test_pick_candidates_takes_the_least_confident_eligible_rows():
+    from curate.classify.judge import pick_candidates
+
+    harm = np.array([0.50, 0.90, 0.58, 0.45, 0.52])
+    thresholds = np.array([0.5, 0.5, 0.5, 0.5, 0.4])
+    assert pick_candidates(harm, thresholds, 0.15, [True] * 5) == [0, 3, 2, 4]  # by distance; row 1 too far
+    assert pick_candidates(harm, thresholds, 0.15, [True, True, True, False, True], max_rows=2) == [0, 2]

@@ -15,11 +15,13 @@ from curate.classify.model import ClassifierModel
 
 def predictions(model: ClassifierModel, df: pl.DataFrame, overrides: dict[str, float] | None = None) -> pl.DataFrame:
     """``df`` plus ``pred`` (dimension ids, [] = S00) and ``pred_harmful`` from the prompt model (blended with
-    the embedding layer when the model has one)."""
-    decided = decide_texts(model, df["prompt"], overrides, langs=df["lang"].to_list())
-    cats, harmful = decided.categories, decided.harmful
-    return df.with_columns(pl.Series("pred", cats, dtype=pl.List(pl.Utf8)),
-                           pl.Series("pred_harmful", harmful, dtype=pl.Boolean))
+    the embedding layer when the model has one), with the ``harm_score`` and ``harm_threshold`` they came from."""
+    langs = df["lang"].to_list()
+    decided = decide_texts(model, df["prompt"], overrides, langs=langs)
+    return df.with_columns(pl.Series("pred", decided.categories, dtype=pl.List(pl.Utf8)),
+                           pl.Series("pred_harmful", decided.harmful, dtype=pl.Boolean),
+                           pl.Series("harm_score", model.harm_score(decided.scores), dtype=pl.Float32),
+                           pl.Series("harm_threshold", decided.harm_thresholds(model, langs), dtype=pl.Float32))
 
 
 def score_frame(pred: pl.DataFrame, labels: list[str]) -> dict[str, Any]:

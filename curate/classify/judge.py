@@ -4,11 +4,12 @@ the classifier's labels are kept). Cache, budget, retries and rate limits come f
 """
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Callable, Literal, Sequence
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from curate.llm import Request, json_request
+from curate.llm import LLMConfig, LLMStats, Request, json_request, run_requests
 from curate.llm.structured import JsonMode
 
 SYSTEM = """You label prompts for a safety training corpus with the harm dimensions of this taxonomy.
@@ -58,3 +59,28 @@ def check_verdict(verdict: JudgeVerdict, known_ids: set[str]) -> str | None:
     if verdict.harmful and not verdict.categories:
         return "judge said harmful but gave no dimension"
     return None
+
+
+def pick_candidates(harm_score: np.ndarray, thresholds: np.ndarray, margin: float, eligible: Sequence[bool],
+                    max_rows: int | None = None) -> list[int]:
+    """Rows for the judge: eligible rows whose harm score is within ``margin`` of their own threshold, the least
+    confident (nearest the threshold) first, at most ``max_rows``."""
+    distance = np.abs(np.asarray(harm_score) - np.asarray(thresholds))
+    rows = sorted((i for i in range(len(distance)) if eligible[i] and distance[i] < margin), key=lambda i: distance[i])
+    return rows if max_rows is None else rows[:max_rows]
+
+
+def ask_judge(config: LLMConfig, taxonomy, prompts: Sequence[str], responses: Sequence[str | None], *,
+              mode: JsonMode, stats: LLMStats | None = None,
+              on_done: Callable[[int, Any], None] | None = None) -> list[tuple[JudgeVerdict | None, str | None, str]]:
+    """One judge request per prompt; per row (verdict, problem, status): a checked verdict and None, or None and
+    what went wrong (an error, a malformed answer, an unknown dimension), with the client's status."""
+    system = system_prompt(taxonomy)
+    requests = [judge_request(system, p, r, mode=mode, model=None) for p, r in zip(prompts, responses)]
+    outcomes, _ = run_requests(config, requests, on_done=on_done, stats=stats)
+    known = set(taxonomy.harm_ids)
+    out = []
+    for outcome in outcomes:
+        problem = outcome.error if not outcome.ok else check_verdict(outcome.parsed, known)
+        out.append((None if problem is not None else outcome.parsed, problem, outcome.status))
+    return out

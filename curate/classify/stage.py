@@ -15,11 +15,11 @@ from pydantic import Field, field_validator
 
 from curate import records
 from curate.classify.embed_layer import decide_texts
-from curate.classify.judge import check_verdict, judge_request, system_prompt
+from curate.classify.judge import ask_judge, pick_candidates
 from curate.classify.labels import SAFE
 from curate.classify.model import ClassifierModel, default_model_dir
 from curate.config import ConfigError
-from curate.llm import LLMOptions, LLMStats, run_requests
+from curate.llm import LLMOptions, LLMStats
 from curate.llm.config import BASE_URL_ENV, MODEL_ENV
 from curate.stage import StageContext
 
@@ -190,31 +190,22 @@ def _judge(rows: pl.DataFrame, out: dict[str, list], meta: list[dict[str, Any]],
         ctx.log(f"[classify] judge skipped: no endpoint (set {BASE_URL_ENV} and {MODEL_ENV} or --base-url/--model)")
         counts["judge_skipped_no_endpoint"] = 1
         return
-    distance = np.abs(harm_score - t_harm)
-    candidates = [i for i in range(rows.height)
-                  if meta[i]["filled"] and out["label_origin"][i] == "classifier" and distance[i] < opts.judge_margin]
-    candidates.sort(key=lambda i: distance[i])
-    if opts.judge_max_rows is not None:
-        candidates = candidates[:opts.judge_max_rows]
+    eligible = [bool(meta[i]["filled"]) and out["label_origin"][i] == "classifier" for i in range(rows.height)]
+    candidates = pick_candidates(harm_score, t_harm, opts.judge_margin, eligible, opts.judge_max_rows)
     counts["judge_candidates"] = len(candidates)
     if not candidates:
         return
-    taxonomy = Taxonomy.load(ctx.taxonomy_path)
-    known = set(taxonomy.harm_ids)
-    system = system_prompt(taxonomy)
-    config = opts.llm_config(ctx.work_dir)
     prompts, responses = rows["prompt"].to_list(), rows["response"].to_list()
-    requests = [judge_request(system, prompts[i], responses[i], mode=opts.json_mode, model=None) for i in candidates]
     stats = LLMStats()
-    with ctx.progress(len(requests), "classify judge") as bar:
-        outcomes, _ = run_requests(config, requests, on_done=lambda _i, _o: bar.advance(1), stats=stats)
-    for i, outcome in zip(candidates, outcomes):
-        problem = outcome.error if not outcome.ok else check_verdict(outcome.parsed, known)
-        if problem is not None:
-            meta[i]["judge_error"] = problem[:300]
-            counts["judge_failed" if outcome.status != "budget" else "judge_budget_stopped"] += 1
+    with ctx.progress(len(candidates), "classify judge") as bar:
+        answers = ask_judge(opts.llm_config(ctx.work_dir), Taxonomy.load(ctx.taxonomy_path),
+                            [prompts[i] for i in candidates], [responses[i] for i in candidates],
+                            mode=opts.json_mode, stats=stats, on_done=lambda _i, _o: bar.advance(1))
+    for i, (verdict, problem, status) in zip(candidates, answers):
+        if verdict is None:
+            meta[i]["judge_error"] = (problem or "")[:300]
+            counts["judge_failed" if status != "budget" else "judge_budget_stopped"] += 1
             continue
-        verdict = outcome.parsed
         out["prompt_harmful"][i] = verdict.harmful
         out["categories"][i] = verdict.categories if verdict.harmful else []
         out["label_origin"][i] = "judge"
