@@ -159,6 +159,13 @@ def write_card(out: Path, metrics: dict, bench_json: Path | None) -> None:
                 mean = loso.get("mean", {})
                 lines.append(f"| leave-one-source-out, mean of per-source macro-F1 ({label}) | {mean.get('zh', '-')} "
                              f"| {mean.get('en', '-')} | | |")
+                judge = loso.get("judge")
+                if judge and judge["mode"] == "oracle":  # classify_bench --judge oracle: the most a judge can add
+                    what = (f"{label}, then a perfect judge on the {judge['share_judged']:.1%} of rows within "
+                            f"{judge['margin']} of the threshold")
+                    lines.append(_row(f"leave-one-source-out, pooled ({what})", summary(judge["pooled"])))
+                    lines.append(f"| leave-one-source-out, mean of per-source macro-F1 ({what}) | "
+                                 f"{judge['mean'].get('zh', '-')} | {judge['mean'].get('en', '-')} | | |")
         best = next((name for name in RECIPES if "loso" in bench.get(name, {})), None)
         if best is not None:
             lines += ["", f"Leave-one-source-out per held-out source ({RECIPES[best]}, not quantised):", "",
@@ -172,6 +179,8 @@ def write_card(out: Path, metrics: dict, bench_json: Path | None) -> None:
     lines += ["", "## Limits", "",
               "- Scores on sources the model never saw are far below the random split: fastText learns each source's",
               "  wording. Use the LLM judge (`curate classify --judge`) for low-confidence rows, or retrain on your data.",
+              "  The 'perfect judge' rows above are an upper bound (the judged rows get their gold labels); a real",
+              "  LLM judge was not measured (`classify_bench.py --judge endpoint` does, given an endpoint).",
               "- No permissively licensed Chinese data covers S01 (political/national security); S08 and S13 are thin",
               "  in Chinese. Those dimensions rest mostly on the taxonomy's seed examples.",
               "- Binary F1 on a source with only safe rows is 0 by definition; read its macro-F1 (S00) instead.",
