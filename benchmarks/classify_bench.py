@@ -4,7 +4,7 @@ for curate's training recipe against the plain fastText baseline trained in the 
     python benchmarks/classify_bench.py [--permissive] [--skip-loso] [--skip-speed] [--speed-only]
         [--judge none|oracle|endpoint [--judge-margin 0.15]] [--out results.json]
 
-Speed (``--speed-only``: only this, a few minutes): 100k records sampled from the corpus through the
+Speed (``--speed-only``: only this, about 20 s): 100k records sampled from the corpus through the
 shipped model (curate/models/default) and, for each trained config, an unquantised model: records/s of the
 fastText layer (tokenise + score + decide, best of 3) against fastText's own predict on the same lines in
 the same run (the ratio is what compares across machines), how far the two agree, records/s of the whole
@@ -239,7 +239,7 @@ def main() -> None:
     ap.add_argument("--skip-loso", action="store_true")
     ap.add_argument("--skip-speed", action="store_true", help="no speed figures (shipped model and trained configs)")
     ap.add_argument("--speed-only", action="store_true", help="only the speed of the shipped default model "
-                    "(about a minute)")
+                    "(about 20 s)")
     ap.add_argument("--configs", default="baseline,curate,curate_embed")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--corpus", type=Path, default=shared_corpus.REPO / ".cache" / "bench_corpus.parquet")
