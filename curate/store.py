@@ -157,22 +157,20 @@ class FinishedStage:
 class RunStore:
     """One run directory: the only code that knows its layout."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, *, read_only: bool = False):
         self.root = Path(root)
+        if read_only:  # a run may be in progress in it: create nothing, clean up nothing
+            if not self.root.is_dir():
+                raise FileNotFoundError(f"{self.root}: no such run directory")
+            return
         self.root.mkdir(parents=True, exist_ok=True)
         self.cache_dir.mkdir(exist_ok=True)
         self._remove_stale_temp()
 
     @classmethod
     def existing(cls, root: Path) -> "RunStore":
-        """An existing run directory, opened to read: nothing is created or cleaned up (a run may be in
-        progress in it)."""
-        root = Path(root)
-        if not root.is_dir():
-            raise FileNotFoundError(f"{root}: no such run directory")
-        store = cls.__new__(cls)
-        store.root = root
-        return store
+        """An existing run directory, opened to read."""
+        return cls(root, read_only=True)
 
     @property
     def recipe_path(self) -> Path:
