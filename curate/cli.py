@@ -17,9 +17,7 @@ import click
 from pydantic import BaseModel, ValidationError
 
 from curate import __version__
-
-EXIT_USAGE = 2
-EXIT_FAILED = 1
+from curate.errors import EXIT_FAILED, EXIT_USAGE, CurateError
 
 
 class UserError(click.ClickException):
@@ -39,28 +37,14 @@ def _handle_errors(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from curate.config import ConfigError
-        from curate.io import InputError
-        from curate.pipeline import StageFailed
-        from curate.records import SchemaError
-        from curate.taxonomy import TaxonomyError
-
         try:
             return fn(*args, **kwargs)
-        except (ConfigError, InputError, TaxonomyError) as exc:
-            raise UserError(str(exc), EXIT_USAGE) from None
-        except (SchemaError, StageFailed) as exc:
-            raise UserError(str(exc), EXIT_FAILED) from None
+        except CurateError as exc:
+            raise UserError(str(exc), exc.exit_code) from None
         except OSError as exc:  # disk full, read-only folder, permission: say which path
             if os.environ.get("CURATE_DEBUG"):
                 raise
             raise UserError(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "), EXIT_FAILED) from None
-        except Exception as exc:
-            from curate.review.client import ReviewError
-
-            if isinstance(exc, ReviewError):  # Label Studio down, wrong token, missing project: one line
-                raise UserError(str(exc), EXIT_FAILED) from None
-            raise
     return wrapper
 
 

@@ -17,10 +17,11 @@ from typing import Annotated, Any
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo
 
+from curate.errors import UsageError
 from curate.stage import Stage, StageOptions, available_stages
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError):
     """A one-line, user-facing configuration error."""
 
 

@@ -15,12 +15,13 @@ import polars as pl
 import xxhash
 
 from curate import __version__, funnel, records
+from curate.errors import RunFailed
 from curate.config import StageSpec, load_pipeline
 from curate.stage import Stage, StageContext
 from curate.store import QuarantineBuffer, RunStore, config_hash, fingerprint_files
 
 
-class StageFailed(RuntimeError):
+class StageFailed(RunFailed):
     """A stage broke the contract (lost rows, broke the schema) or raised; the run stops, earlier outputs stay."""
 
 

@@ -34,6 +34,8 @@ from typing import Any, Iterable
 
 import yaml
 
+from curate.errors import UsageError
+
 RESPONSE_MODES = ("refuse", "safe_complete", "resources")
 SAFE_ID = "S00"
 _TEXT_FIELDS = ("name_en", "name_zh", "definition_en", "definition_zh", "policy_en", "policy_zh")
@@ -41,7 +43,7 @@ _CJK = re.compile(r"[\u3400-\u9fff]")
 _ABSENT = object()  # a label entry without a 'harmful' key: neutral
 
 
-class TaxonomyError(ValueError):
+class TaxonomyError(UsageError):
     """A taxonomy directory or mapping file cannot be read; the message names the file."""
 
 

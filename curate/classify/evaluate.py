@@ -10,6 +10,7 @@ from curate import records
 from curate.classify import metrics
 from curate.classify.labels import prompt_targets
 from curate.classify.model import ClassifierModel
+from curate.errors import UsageError
 
 
 def predictions(model: ClassifierModel, df: pl.DataFrame, overrides: dict[str, float] | None = None) -> pl.DataFrame:
@@ -46,7 +47,7 @@ def evaluate_frame(model: ClassifierModel, df: pl.DataFrame, overrides: dict[str
     rows = kept.join(targets, on="id", how="left").filter(
         pl.col("target").is_not_null() | pl.col("prompt_harmful").is_not_null())
     if rows.height == 0:
-        raise ValueError("nothing to evaluate: no row has categories or a prompt_harmful flag")
+        raise UsageError("nothing to evaluate: no row has categories or a prompt_harmful flag")
     result = score_frame(predictions(model, rows, overrides), model.labels)
     result["rows"] = rows.height
     return result

@@ -18,6 +18,7 @@ import polars as pl
 from curate.classify.labels import kind_targets, prompt_targets
 from curate.classify.metrics import best_threshold
 from curate.classify.model import ClassifierModel, TextClassifier
+from curate.errors import UsageError
 
 
 # fastText settings that held up best on leave-one-source-out runs (see benchmarks/classify_bench.py).
@@ -250,10 +251,10 @@ def train_model(df: pl.DataFrame, taxonomy=None, config: TrainConfig | None = No
     """Train the prompt model (and the response-kind model when ``df`` has labelled responses)."""
     config = config or TrainConfig()
     if config.calibration not in CALIBRATIONS:
-        raise ValueError(f"calibration must be cross_source, holdout or none, not {config.calibration!r}")
+        raise UsageError(f"calibration must be cross_source, holdout or none, not {config.calibration!r}")
     labelled = prompt_targets(df)
     if labelled.height == 0:
-        raise ValueError("no labelled rows: records need categories, or prompt_harmful=false for safe ones")
+        raise UsageError("no labelled rows: records need categories, or prompt_harmful=false for safe ones")
     # rows with harm known but no dimension still calibrate the harmful threshold
     harm_only = df.filter(pl.col("drop_reason").is_null() & pl.col("prompt_harmful").is_not_null()
                           & ~pl.col("id").is_in(labelled["id"].implode()))
