@@ -48,9 +48,9 @@ class TaxonomyError(UsageError):
 
 
 def default_path() -> Path:
-    import curate
+    from curate.resources import shipped
 
-    return Path(curate.__file__).resolve().parents[1] / "taxonomy" / "default"
+    return shipped("taxonomy") / "default"
 
 
 @dataclass(frozen=True)

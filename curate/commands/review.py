@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from curate.commands.common import handle_errors, with_taxonomy
+from curate.commands.common import UserError, handle_errors, with_taxonomy
 
 
 @click.group("review")
@@ -64,3 +64,23 @@ def review_status(project, taxonomy) -> None:
 
     result = status(project, taxonomy_path=taxonomy)
     click.echo(json.dumps(result, ensure_ascii=False, indent=1, default=str))
+
+
+@review_group.command("label-config")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the XML here (a new file) instead of printing it.")
+@with_taxonomy()
+@handle_errors
+def review_label_config(out_path, taxonomy) -> None:
+    """The Label Studio labeling config (XML) for the taxonomy: what `review push` gives new projects."""
+    from curate.review.label_config import label_config
+    from curate.taxonomy import Taxonomy
+
+    xml = label_config(Taxonomy.load(taxonomy))
+    if out_path is None:
+        click.echo(xml, nl=False)
+        return
+    if out_path.exists():  # curate never overwrites a file it did not write
+        raise UserError(f"{out_path}: exists; give a new file")
+    out_path.write_text(xml, encoding="utf-8")
+    click.echo(f"label config: {out_path}", err=True)
