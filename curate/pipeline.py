@@ -192,9 +192,7 @@ def _new_drops(before: pl.DataFrame | None, after: pl.DataFrame) -> dict[str, in
 
 
 def _write_report(run_dir: Path, log) -> None:
-    try:
-        from curate.report import write_report
-    except ModuleNotFoundError:
-        return
+    from curate.report import write_report
+
     path = write_report(run_dir)
     log(f"report: {path}")

@@ -37,7 +37,7 @@ import yaml
 from curate.errors import UsageError
 
 RESPONSE_MODES = ("refuse", "safe_complete", "resources")
-SAFE_ID = "S00"
+SAFE = "S00"  # the taxonomy's safe dimension: benign, or a benign look-alike; the one definition
 _TEXT_FIELDS = ("name_en", "name_zh", "definition_en", "definition_zh", "policy_en", "policy_zh")
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _ABSENT = object()  # a label entry without a 'harmful' key: neutral
@@ -215,7 +215,7 @@ class LabelMapping:
             prompt_harmful = False
         else:
             prompt_harmful = None
-        categories.discard(SAFE_ID)
+        categories.discard(SAFE)
         return MappedLabels(sorted(categories), prompt_harmful, attack, unknown)
 
     def validate(self, known_ids: set[str]) -> list[str]:

@@ -1,5 +1,5 @@
-"""The CLI parses: `curate collect` on one source from flags (derived from SourceSpec and its FieldMap), a bad value is one line naming the key,
-and boolean stage flags."""
+"""The CLI parses: `curate collect` on one source from flags (derived from SourceSpec and its FieldMap), a bad
+value is one line naming the key, and boolean stage flags reach the Options model."""
 from __future__ import annotations
 
 import json

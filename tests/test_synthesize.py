@@ -13,7 +13,7 @@ from curate.synthesize.refusal import is_refusal
 from tests.fixtures.openai_server import _openai_server_session, openai_server  # noqa: F401
 from tests.servers.openai_compat import Reply
 
-taxonomy = pytest.importorskip("curate.taxonomy", reason="curate.taxonomy (the taxonomy issue) is not in this tree")
+import curate.taxonomy as taxonomy
 
 
 @pytest.fixture(scope="module")

@@ -33,9 +33,8 @@ FORMAT_VERSION = 1
 
 @contextmanager
 def _no_cyclic_gc():
-    """Pause the cyclic garbage collector while building one list per row: each 700 new containers trigger a
-    collection that rescans the survivors, which made 100k empty lists cost 0.14 s instead of 0.01 s (lists
-    of strings cannot form cycles, so nothing is missed)."""
+    """Pause the cyclic garbage collector while building one list per row: its rescans made this 10x slower
+    (docs/benchmarks-notes.md), and lists of strings cannot form cycles."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -168,7 +167,7 @@ class ClassifierModel:
     def scores_json(self, scores: np.ndarray) -> list[str]:
         """Per row, the JSON the stage stores in ``category_scores``: exactly
         ``json.dumps({label: round(float(v), 4) ...}, sort_keys=True)``, built column-wise by polars (the
-        per-row ``json.dumps`` took a third of the classify stage). Float32 scores in [0, 1] times 10^4 never
+        per-row ``json.dumps`` was a third of the stage's time). Float32 scores in [0, 1] times 10^4 never
         land within a double's rounding error of .5 unless exactly on it (then both round half to even), so
         ``rint`` gives Python's ``round``; other rows (out of range, not finite) take the per-row path."""
         order = sorted(range(len(self.labels)), key=lambda i: self.labels[i])

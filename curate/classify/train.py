@@ -26,8 +26,7 @@ PROMPT_PARAMS: dict[str, Any] = {"loss": "ova", "epoch": 25, "lr": 0.5, "wordNgr
                                  "minn": 3, "maxn": 5, "bucket": 200_000, "minCount": 1}
 KIND_PARAMS: dict[str, Any] = {"loss": "softmax", "epoch": 20, "lr": 0.2, "wordNgrams": 2, "dim": 32,
                                "minn": 0, "maxn": 0, "bucket": 200_000, "minCount": 1}
-# fastText 0.9/0.10 intermittently stops with "Encountered NaN" on small files when the hash bucket is small
-# (measured: 4-9 failures in 30 runs with bucket=20k, none with 200k); keep bucket >= 200k.
+# keep bucket >= 200k: smaller ones make fastText stop with "Encountered NaN" (docs/benchmarks-notes.md)
 
 CALIBRATIONS = ("cross_source", "holdout", "none")
 
@@ -267,8 +266,7 @@ def train_model(df: pl.DataFrame, taxonomy=None, config: TrainConfig | None = No
         train, val = labelled, labelled.head(0)
     prompt, balanced_rows, taxonomy_lines = _fit_prompt(train, taxonomy, config, quantize=True)
     model = ClassifierModel(prompt, {label: 0.5 for label in prompt.labels})
-    # the response-kind model next, before the embedding layer: fastText's training was measured to depend on
-    # what the process did before (the same data and seed gave a worse kind model after the encoder had run)
+    # the response-kind model next, before the embedding layer has run (docs/benchmarks-notes.md)
     model.kind, kind_info = _fit_kind(df, config)
     calibration: dict[str, Any] = {"mode": mode}
     layer = None

@@ -38,10 +38,8 @@ def load_detector(choice: str = "auto", model_dir: Path | None = None) -> tuple[
 
 
 def _kind_model(model_dir: Path | None):
-    try:
-        from curate.classify.model import ModelError, load_model
-    except ImportError:
-        return None
+    from curate.classify.model import ModelError, load_model
+
     try:
         model = load_model(model_dir)
     except (ModelError, OSError):

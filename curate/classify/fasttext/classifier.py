@@ -35,10 +35,8 @@ def _fasttext():
     return fasttext
 
 
-# fastText's training depends on the state of the process it runs in (measured: the same file and seed gave
-# another model, worse or with NaN weights, in a long test process or after the sentence encoder had run,
-# and the same model every time in a fresh one). Each training therefore runs in a fresh Python process:
-# ~0.1 s more, and `make model` is reproducible whatever ran before.
+# Each training runs in a fresh Python process: fastText's result depends on what the process did before
+# (docs/benchmarks-notes.md), and `make model` must be reproducible.
 _TRAIN_SCRIPT = (
     "import json, sys, fasttext\n"
     "a = json.loads(sys.argv[1])\n"
