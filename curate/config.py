@@ -17,10 +17,11 @@ from typing import Annotated, Any
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo
 
+from curate.errors import UsageError
 from curate.stage import Stage, StageOptions, available_stages
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError):
     """A one-line, user-facing configuration error."""
 
 
@@ -58,17 +59,21 @@ class PipelineConfig(BaseModel):
     stages: list[dict[str, Any]] = Field(description="Ordered stages, each a one-key mapping: - <stage>: {options}.")
 
 
-def _format_error(exc: ValidationError, file: Path, prefix: str = "") -> str:
+def validation_message(exc: ValidationError, prefix: str = "", *, as_flag: bool = False) -> str:
+    """The first pydantic error as one line, ``where: what`` (the one formatter for pipeline keys, CLI flags and
+    collect sources). ``where`` is the dotted key path after ``prefix``, or with ``as_flag`` the CLI flag."""
     err = exc.errors()[0]
-    loc = ".".join(str(p) for p in (prefix.split(".") if prefix else []) + [str(p) for p in err["loc"]])
-    msg = err["msg"]
+    parts = (prefix.split(".") if prefix else []) + [str(p) for p in err["loc"]]
+    if as_flag:
+        where = "--" + parts[0].replace("_", "-") if parts else "options"
+    else:
+        where = ".".join(parts) or "(top level)"
+    msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
-        msg = "unknown key"
-    elif err["type"] == "missing":
+        msg = "unknown option" if as_flag else "unknown key"
+    elif err["type"] == "missing" and not as_flag:
         msg = "required key is missing"
-    elif msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
-    return f"{file}: {loc or '(top level)'}: {msg}"
+    return f"{where}: {msg}"
 
 
 def load_pipeline(path: str | Path) -> tuple[PipelineConfig, list[StageSpec], dict[str, Any]]:
@@ -90,7 +95,7 @@ def load_pipeline(path: str | Path) -> tuple[PipelineConfig, list[StageSpec], di
     try:
         config = PipelineConfig.model_validate(raw, context=context)
     except ValidationError as exc:
-        raise ConfigError(_format_error(exc, path)) from None
+        raise ConfigError(f"{path}: {validation_message(exc)}") from None
     registry = available_stages()
     specs: list[StageSpec] = []
     seen: set[str] = set()
@@ -109,7 +114,7 @@ def load_pipeline(path: str | Path) -> tuple[PipelineConfig, list[StageSpec], di
         try:
             opts = stage.Options.model_validate(options or {}, context=context)
         except ValidationError as exc:
-            raise ConfigError(_format_error(exc, path, f"stages.{i}.{name}")) from None
+            raise ConfigError(f"{path}: {validation_message(exc, f'stages.{i}.{name}')}") from None
         specs.append(StageSpec(name=name, options=opts, stage=stage))
     if not specs:
         raise ConfigError(f"{path}: stages: the pipeline has no stages")

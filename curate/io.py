@@ -12,6 +12,7 @@ from pathlib import Path
 import polars as pl
 
 from curate import records
+from curate.errors import UsageError
 from curate.store import atomic_path
 
 SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".csv", ".parquet")
@@ -19,7 +20,7 @@ JSON_COLUMNS = ("meta", "category_scores")
 LIST_COLUMNS = ("source_labels", "categories")
 
 
-class InputError(ValueError):
+class InputError(UsageError):
     """A path cannot be read as records; the message says which path and why."""
 
 

@@ -15,12 +15,13 @@ import polars as pl
 import xxhash
 
 from curate import __version__, funnel, records
+from curate.errors import RunFailed
 from curate.config import StageSpec, load_pipeline
 from curate.stage import Stage, StageContext
 from curate.store import QuarantineBuffer, RunStore, config_hash, fingerprint_files
 
 
-class StageFailed(RuntimeError):
+class StageFailed(RunFailed):
     """A stage broke the contract (lost rows, broke the schema) or raised; the run stops, earlier outputs stay."""
 
 
@@ -68,6 +69,43 @@ def run_stage(stage: Stage, df: pl.DataFrame, options: Any, ctx: StageContext) -
             raise StageFailed(f"stage {stage.name} lost {missing.height} rows (e.g. id {missing['id'][0]}); "
                               "stages must keep every row and set drop_reason instead")
     return out
+
+
+@dataclass
+class FilesResult:
+    """What a single-stage run on files produced: the records, and where its side files went."""
+
+    out: pl.DataFrame
+    quarantined: int
+    quarantine_path: Path | None
+    funnel: funnel.Funnel
+
+
+def run_on_files(stage: Stage, in_paths: list[Path], out_path: Path | None, options: Any, *,
+                 taxonomy: Path | None = None, cache_dir: Path | None = None, log=print) -> FilesResult:
+    """The runner on one stage: read records from files, run the stage under its contract (``run_stage``), write
+    the records to ``out_path`` and, beside it, ``<name>.quarantine.jsonl`` and ``<name>.stats.json``."""
+    from curate.io import read_records, write_records
+    from curate.store import write_json, write_quarantine
+
+    df = records.empty() if stage.creates_rows else pl.concat([read_records(p) for p in in_paths], how="vertical")
+    anchor = out_path if out_path is not None else (in_paths[0] if in_paths else Path("."))
+    work_dir = cache_dir or anchor.parent / ".curate-cache"
+    work_dir.mkdir(parents=True, exist_ok=True)
+    quarantine = QuarantineBuffer(stage.name)
+    ctx = StageContext(stage=stage.name, work_dir=work_dir, taxonomy_path=taxonomy, quarantine=quarantine, log=log)
+    out = run_stage(stage, df, options, ctx)
+    if out_path is not None:
+        write_records(out, out_path)
+        log(f"wrote {out.height:,} records to {out_path}")
+    stem = anchor.with_name(anchor.name.split(".")[0])
+    qpath = write_quarantine(stem.with_name(stem.name + ".quarantine.jsonl"), quarantine.rows) \
+        if quarantine.rows else None
+    if qpath is not None:
+        log(f"quarantined {len(quarantine.rows):,} input lines: {qpath}")
+    if ctx.stats and out_path is not None:
+        write_json(stem.with_name(stem.name + ".stats.json"), ctx.stats)
+    return FilesResult(out, len(quarantine.rows), qpath, funnel.compute(out, quarantined=len(quarantine.rows)))
 
 
 def run_pipeline(path: str | Path, *, run_dir: str | Path | None = None, from_stage: str | None = None,
@@ -154,9 +192,7 @@ def _new_drops(before: pl.DataFrame | None, after: pl.DataFrame) -> dict[str, in
 
 
 def _write_report(run_dir: Path, log) -> None:
-    try:
-        from curate.report import write_report
-    except ModuleNotFoundError:
-        return
+    from curate.report import write_report
+
     path = write_report(run_dir)
     log(f"report: {path}")

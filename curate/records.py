@@ -15,6 +15,8 @@ from typing import Any, Iterable
 import polars as pl
 import xxhash
 
+from curate.errors import RunFailed
+
 SCHEMA: dict[str, pl.DataType] = {
     "id": pl.Utf8,
     "source": pl.Utf8,
@@ -47,7 +49,7 @@ ALLOWED_VALUES: dict[str, frozenset[str]] = {
 }
 
 
-class SchemaError(ValueError):
+class SchemaError(RunFailed, ValueError):
     """A frame does not follow the record schema; the message names the column and the row."""
 
 

@@ -66,13 +66,5 @@ class Stage:
 def available_stages() -> dict[str, Stage]:
     stages: dict[str, Stage] = {}
     for name, module in STAGE_MODULES.items():
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name and (exc.name == module or module.startswith(exc.name + ".") or exc.name.startswith(module)):
-                continue  # stage not built yet
-            raise
-        stage = getattr(mod, "STAGE", None)
-        if stage is not None:
-            stages[name] = stage
+        stages[name] = importlib.import_module(module).STAGE
     return stages

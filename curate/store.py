@@ -243,11 +243,16 @@ class RunStore:
             path.unlink(missing_ok=True)
             return None
         self.quarantine_dir.mkdir(exist_ok=True)
-        with atomic_path(path) as tmp:
-            with open(tmp, "w", encoding="utf-8") as fh:
-                for row in rows:
-                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        return path
+        return write_quarantine(path, rows)
+
+
+def write_quarantine(path: Path, rows: list[dict[str, Any]]) -> Path:
+    """Quarantined input lines as JSON lines, written atomically (a run folder's and a single-stage run's alike)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for row in rows:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return path
 
 
 class QuarantineBuffer:

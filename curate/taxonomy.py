@@ -34,21 +34,23 @@ from typing import Any, Iterable
 
 import yaml
 
+from curate.errors import UsageError
+
 RESPONSE_MODES = ("refuse", "safe_complete", "resources")
-SAFE_ID = "S00"
+SAFE = "S00"  # the taxonomy's safe dimension: benign, or a benign look-alike; the one definition
 _TEXT_FIELDS = ("name_en", "name_zh", "definition_en", "definition_zh", "policy_en", "policy_zh")
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _ABSENT = object()  # a label entry without a 'harmful' key: neutral
 
 
-class TaxonomyError(ValueError):
+class TaxonomyError(UsageError):
     """A taxonomy directory or mapping file cannot be read; the message names the file."""
 
 
 def default_path() -> Path:
-    import curate
+    from curate.resources import shipped
 
-    return Path(curate.__file__).resolve().parents[1] / "taxonomy" / "default"
+    return shipped("taxonomy") / "default"
 
 
 @dataclass(frozen=True)
@@ -213,7 +215,7 @@ class LabelMapping:
             prompt_harmful = False
         else:
             prompt_harmful = None
-        categories.discard(SAFE_ID)
+        categories.discard(SAFE)
         return MappedLabels(sorted(categories), prompt_harmful, attack, unknown)
 
     def validate(self, known_ids: set[str]) -> list[str]:

@@ -65,6 +65,7 @@ def _rows(n_per_template: int = 6, seed: int = 0) -> pl.DataFrame:
 def _config(**kw) -> TrainConfig:
     kw.setdefault("calibration", "holdout")
     kw.setdefault("kind_seed_copies", 0)
+    kw.setdefault("embed_weight", 0.0)  # fastText alone unless a test asks for the embedding layer
     return TrainConfig(prompt_params=dict(TINY), kind_params=dict(TINY_KIND), group_cap=10_000, group_floor=0,
                        taxonomy_examples=0, val_fraction=0.25, **kw)
 

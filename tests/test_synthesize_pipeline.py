@@ -3,13 +3,11 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
 from curate.pipeline import run_pipeline
 from tests.fixtures.openai_server import _openai_server_session, openai_server  # noqa: F401
 from tests.servers.openai_compat import Reply
 
-pytest.importorskip("curate.taxonomy", reason="curate.taxonomy (the taxonomy issue) is not in this tree")
 
 SECRET = "sk-pipeline-1f2e3d4c5b6a7980"
 

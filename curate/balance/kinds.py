@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from curate.records import load_meta
+from curate.taxonomy import SAFE
 
 KINDS = ("refusal", "safe_completion", "helpful", "general")
-SAFE_DIMENSION = "S00"  # a safety-source row with no harm category (benign look-alike)
 GENERAL_DIMENSION = "general"  # general reasoning data (math, code...), outside the taxonomy
 
 
@@ -43,7 +43,7 @@ def row_dimension(row: Mapping[str, Any], kind: str | None) -> str:
     if kind == "general":
         return GENERAL_DIMENSION
     categories = row.get("categories") or []
-    return categories[0] if categories else SAFE_DIMENSION
+    return categories[0] if categories else SAFE  # a safety row with no harm category
 
 
 def row_template(row: Mapping[str, Any]) -> str | None:

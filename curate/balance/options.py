@@ -88,10 +88,11 @@ class BalanceOptions(StageOptions):
 
     def bounds(self, dimension: str) -> tuple[int, int | None]:
         """(min, max) rows of a dimension; S00 and general only get bounds named for them."""
-        from curate.balance.kinds import GENERAL_DIMENSION, SAFE_DIMENSION
+        from curate.balance.kinds import GENERAL_DIMENSION
+        from curate.taxonomy import SAFE
 
         named = self.dimensions.get(dimension)
-        default = (0, None) if dimension in (SAFE_DIMENSION, GENERAL_DIMENSION) else (
+        default = (0, None) if dimension in (SAFE, GENERAL_DIMENSION) else (
             self.min_per_dimension, self.max_per_dimension)
         if named is None:
             return default

@@ -22,10 +22,8 @@ COLUMNS = ("id", "lang", "categories", "prompt_harmful", "response_kind", "respo
 
 def harm_dimensions(ctx: StageContext) -> list[str]:
     """The taxonomy's harm dimension ids, so a dimension with no rows at all still shows its shortfall."""
-    try:
-        from curate.taxonomy import Taxonomy
-    except ModuleNotFoundError:
-        return []
+    from curate.taxonomy import Taxonomy
+
     return list(Taxonomy.load(ctx.taxonomy_path).harm_ids)
 
 

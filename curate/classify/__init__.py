@@ -3,7 +3,8 @@
 A fastText prompt model (multi-label, one-vs-all, per-dimension thresholds calibrated on validation data)
 and a response-kind model, trained by ``curate classifier train``; low-confidence rows can go to an LLM judge.
 """
-from curate.classify.stage import ClassifyOptions, run
+from curate.classify.options import ClassifyOptions
+from curate.classify.stage import run
 from curate.stage import Stage
 
 STAGE = Stage(name="classify", Options=ClassifyOptions, run=run,

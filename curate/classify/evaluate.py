@@ -8,16 +8,16 @@ import polars as pl
 
 from curate import records
 from curate.classify import metrics
-from curate.classify.embedding.layer import decide_texts
-from curate.classify.labels import SAFE, prompt_targets
+from curate.classify.labels import prompt_targets
 from curate.classify.model import ClassifierModel
+from curate.errors import UsageError
 
 
 def predictions(model: ClassifierModel, df: pl.DataFrame, overrides: dict[str, float] | None = None) -> pl.DataFrame:
     """``df`` plus ``pred`` (dimension ids, [] = S00) and ``pred_harmful`` from the prompt model (blended with
     the embedding layer when the model has one), with the ``harm_score`` and ``harm_threshold`` they came from."""
     langs = df["lang"].to_list()
-    decided = decide_texts(model, df["prompt"], overrides, langs=langs)
+    decided = model.predict(df["prompt"], langs, overrides=overrides)
     return df.with_columns(pl.Series("pred", decided.categories, dtype=pl.List(pl.Utf8)),
                            pl.Series("pred_harmful", decided.harmful, dtype=pl.Boolean),
                            pl.Series("harm_score", model.harm_score(decided.scores), dtype=pl.Float32),
@@ -47,7 +47,7 @@ def evaluate_frame(model: ClassifierModel, df: pl.DataFrame, overrides: dict[str
     rows = kept.join(targets, on="id", how="left").filter(
         pl.col("target").is_not_null() | pl.col("prompt_harmful").is_not_null())
     if rows.height == 0:
-        raise ValueError("nothing to evaluate: no row has categories or a prompt_harmful flag")
+        raise UsageError("nothing to evaluate: no row has categories or a prompt_harmful flag")
     result = score_frame(predictions(model, rows, overrides), model.labels)
     result["rows"] = rows.height
     return result

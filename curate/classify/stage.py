@@ -5,77 +5,23 @@ the classifier is unsure about to an LLM judge.
 from __future__ import annotations
 
 from collections import Counter
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
-from pydantic import Field, field_validator
 
 from curate import records
-from curate.classify.embedding.layer import decide_texts
 from curate.classify.label_judge import ask_judge, pick_candidates
 from curate.classify.labels import SAFE
-from curate.classify.model import ClassifierModel, default_model_dir
+from curate.classify.model import ClassifierModel, default_model_dir, load_model
+from curate.classify.options import ClassifyOptions
 from curate.config import ConfigError
-from curate.llm import LLMOptions, LLMStats
+from curate.llm import LLMStats
 from curate.llm.config import BASE_URL_ENV, MODEL_ENV
 from curate.stage import StageContext
 
 NAME = "classify"
-
-
-class ClassifyOptions(LLMOptions):
-    model_dir: Path | None = Field(None, description="Classifier model directory (default: the model shipped "
-                                   "with curate, curate/models/default).")
-    threshold: list[str] = Field(default_factory=list, description="Override a dimension's threshold, as ID=VALUE "
-                                 "(e.g. S03=0.4); repeatable.")
-    harmful_threshold: float | None = Field(None, ge=0, le=1, description="Override the harmful-vs-safe threshold "
-                                            "on the highest harm-dimension score.")
-    embed_band: float = Field(0.3, ge=0, le=1, description="Rows fastText is unsure about (harm score within this "
-                              "of its threshold, or the two best dimensions within it) are also scored by the "
-                              "model's sentence-embedding layer, if it has one (about 250 rows/s per core): 0 = "
-                              "fastText alone, 1 = every row.")
-    judge: bool = Field(False, description="Send low-confidence rows to an LLM judge (needs base_url and model).")
-    judge_margin: float = Field(0.15, ge=0, le=1, description="A row is low-confidence when its harm score is "
-                                "within this distance of the harmful threshold.")
-    judge_max_rows: int | None = Field(None, ge=0, description="Judge at most this many rows (the least "
-                                       "confident first).")
-    json_mode: str = Field("json_object", description="How the judge is asked for JSON: json_schema, "
-                           "json_object or none.")
-
-    @field_validator("threshold")
-    @classmethod
-    def _thresholds(cls, value: list[str]) -> list[str]:
-        for item in value:
-            key, sep, num = item.partition("=")
-            try:
-                ok = sep and key.strip() and 0.0 <= float(num) <= 1.0
-            except ValueError:
-                ok = False
-            if not ok:
-                raise ValueError(f"threshold {item!r}: expected ID=VALUE with VALUE in [0, 1], e.g. S03=0.4")
-        return value
-
-    @field_validator("json_mode")
-    @classmethod
-    def _mode(cls, value: str) -> str:
-        if value not in ("json_schema", "json_object", "none"):
-            raise ValueError("json_mode must be json_schema, json_object or none")
-        return value
-
-    def overrides(self) -> dict[str, float]:
-        return {k.strip(): float(v) for k, _, v in (t.partition("=") for t in self.threshold)}
-
-
-@lru_cache(maxsize=4)
-def _load_model(path: str) -> ClassifierModel:
-    return ClassifierModel.load(path)
-
-
-def load_model(model_dir: Path | None) -> ClassifierModel:
-    return _load_model(str(Path(model_dir or default_model_dir()).resolve()))
 
 
 def run(df: pl.DataFrame, opts: ClassifyOptions, ctx: StageContext) -> pl.DataFrame:
@@ -89,8 +35,8 @@ def run(df: pl.DataFrame, opts: ClassifyOptions, ctx: StageContext) -> pl.DataFr
     with ctx.progress(len(positions), "classify") as bar:
         langs = rows["lang"].to_list()
         band = None if opts.embed_band >= 1 else opts.embed_band
-        decided = decide_texts(model, rows["prompt"], overrides, langs, band=band,
-                               harmful_threshold=opts.harmful_threshold)
+        decided = model.predict(rows["prompt"], langs, overrides=overrides, band=band,
+                                harmful_threshold=opts.harmful_threshold)
         scores, pred_cats, pred_harm = decided.scores, decided.categories, decided.harmful
         harm_score = model.harm_score(scores)
         has_response = rows["response"].fill_null("").str.strip_chars().str.len_chars() > 0

@@ -21,11 +21,9 @@ RECIPE = "recipe.yaml"
 
 
 def taxonomy_names(ctx: StageContext) -> dict[str, tuple[str, str]]:
-    """Dimension id -> (English name, Chinese name); empty when no taxonomy module is installed."""
-    try:
-        from curate.taxonomy import Taxonomy
-    except ModuleNotFoundError:
-        return {}
+    """Dimension id -> (English name, Chinese name)."""
+    from curate.taxonomy import Taxonomy
+
     return {d.id: (d.name_en, d.name_zh) for d in Taxonomy.load(ctx.taxonomy_path).dimensions}
 
 

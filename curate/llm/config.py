@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from curate.errors import UsageError
 from curate.stage import StageOptions
 
 BASE_URL_ENV = "OPENAI_BASE_URL"
@@ -81,9 +82,9 @@ class LLMOptions(StageOptions):
         base_url = self.endpoint()
         model = self.resolved_model()
         if not base_url:
-            raise ValueError(f"no endpoint: set base_url or ${BASE_URL_ENV}")
+            raise UsageError(f"no endpoint: set base_url or ${BASE_URL_ENV}")
         if not model:
-            raise ValueError(f"no model: set model or ${MODEL_ENV}")
+            raise UsageError(f"no model: set model or ${MODEL_ENV}")
         values = dict(
             base_url=base_url, model=model, api_key_env=self.api_key_env, concurrency=self.concurrency,
             requests_per_minute=self.requests_per_minute, tokens_per_minute=self.tokens_per_minute,

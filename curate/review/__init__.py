@@ -1,5 +1,6 @@
 """review: human review in Label Studio (push samples, pull and merge decisions, agreement, status)."""
-from curate.review.stage import ReviewOptions, run
+from curate.review.options import ReviewOptions
+from curate.review.stage import run
 from curate.stage import Stage
 
 STAGE = Stage(

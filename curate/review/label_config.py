@@ -25,9 +25,9 @@ _HOTKEYS = {"accept": "a", "edit": "e", "reject": "r", "yes": "y", "no": "n"}
 
 
 def default_config_path() -> Path:
-    import curate
+    from curate.resources import shipped
 
-    return Path(curate.__file__).resolve().parents[1] / "annotations" / "label_config.xml"
+    return shipped("annotations") / "label_config.xml"
 
 
 def label_config(taxonomy: Taxonomy | None = None) -> str:

@@ -18,9 +18,9 @@ from typing import Any
 import polars as pl
 
 from curate import records
+from curate.taxonomy import SAFE
 
 STRATEGIES = ("stratified", "uncertain", "disagreement", "all")
-SAFE = "S00"
 
 
 def stratum(categories: list[str] | None, lang: str | None) -> str:

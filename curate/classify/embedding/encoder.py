@@ -22,13 +22,14 @@ from typing import Sequence
 import numpy as np
 
 from curate.classify.labels import SAFE
+from curate.errors import UsageError
 
 MAX_CHARS = 1000  # the encoder's cost grows with length; the opening carries the request
 DIM = 512
 
 
-class EncoderMissing(RuntimeError):
-    """The sentence encoder package is not installed."""
+class EncoderMissing(UsageError):
+    """The sentence encoder package is not installed (the model has an embedding layer that needs it)."""
 
 
 class Encoder:
