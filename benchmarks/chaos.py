@@ -109,6 +109,8 @@ def _run_measured(cmd: list[str]) -> tuple[int, float, str]:
 def hostile_section(tmp: Path, fast: bool) -> dict:
     import polars as pl
 
+    from curate.io import sidecar_path
+
     inputs = hostile_inputs(tmp / "hostile", fast)
     crashes, peak, lost, results = 0, 0.0, 0, {}
     for desc, path in inputs.items():
@@ -122,7 +124,7 @@ def hostile_section(tmp: Path, fast: bool) -> dict:
             results[desc] = f"CRASH exit {code}: {stderr[-300:]}"
             continue
         rows = pl.read_parquet(out).height
-        qfile = out.with_name(out.name.split(".")[0] + ".quarantine.jsonl")
+        qfile = sidecar_path(out, "quarantine.jsonl")
         quarantined = sum(1 for _ in open(qfile, encoding="utf-8")) if qfile.exists() else 0
         if path.is_file() and path.suffix == ".jsonl":
             lines = sum(1 for line in path.read_bytes().split(b"\n") if line.strip())

@@ -41,6 +41,7 @@ def _handle_errors(fn: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         from curate.config import ConfigError
         from curate.io import InputError
+        from curate.llm.breaker import EndpointUnreachable
         from curate.pipeline import StageFailed
         from curate.records import SchemaError
         from curate.taxonomy import TaxonomyError
@@ -49,7 +50,7 @@ def _handle_errors(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except (ConfigError, InputError, TaxonomyError) as exc:
             raise UserError(str(exc), EXIT_USAGE) from None
-        except (SchemaError, StageFailed) as exc:
+        except (SchemaError, StageFailed, EndpointUnreachable) as exc:
             raise UserError(str(exc), EXIT_FAILED) from None
         except OSError as exc:  # disk full, read-only folder, permission: say which path
             if os.environ.get("CURATE_DEBUG"):
@@ -176,10 +177,10 @@ def run_stage_on_files(stage_name: str, in_paths: list[Path], out_path: Path | N
     import polars as pl
 
     from curate import funnel, records
-    from curate.io import read_records, write_records
+    from curate.io import read_records, sidecar_path, write_records
     from curate.pipeline import run_stage
     from curate.stage import StageContext, available_stages
-    from curate.store import QuarantineBuffer, write_json
+    from curate.store import QuarantineBuffer, atomic_path, write_json
 
     stage = available_stages()[stage_name]
     df = records.empty() if stage.creates_rows else pl.concat([read_records(p) for p in in_paths], how="vertical")
@@ -194,13 +195,13 @@ def run_stage_on_files(stage_name: str, in_paths: list[Path], out_path: Path | N
         write_records(out, out_path)
         click.echo(f"wrote {out.height:,} records to {out_path}", err=True)
     if quarantine.rows:
-        qpath = anchor.with_name(anchor.name.split(".")[0] + ".quarantine.jsonl")
-        with open(qpath, "w", encoding="utf-8") as fh:
-            for row in quarantine.rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        qpath = sidecar_path(anchor, "quarantine.jsonl")
+        with atomic_path(qpath) as tmp:
+            tmp.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in quarantine.rows),
+                           encoding="utf-8")
         click.echo(f"quarantined {len(quarantine.rows):,} input lines: {qpath}", err=True)
     if ctx.stats and out_path is not None:
-        write_json(anchor.with_name(anchor.name.split(".")[0] + ".stats.json"), ctx.stats)
+        write_json(sidecar_path(anchor, "stats.json"), ctx.stats)
     funnel.render(funnel.compute(out, quarantined=len(quarantine.rows)), title=f"{stage_name}: records")
 
 

@@ -11,17 +11,28 @@ Relative paths inside the file are resolved against the file's own folder.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from curate.stage import Stage, StageOptions, available_stages
 
 
 class ConfigError(ValueError):
     """A one-line, user-facing configuration error."""
+
+
+# Names (of runs, of sources) become folder and file names: no separators, no "..", no leading dot or dash.
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def check_name(name: str, what: str) -> str:
+    if not SAFE_NAME.match(name) or ".." in name:
+        raise ValueError(f"{what} {name!r} must be a plain name matching {SAFE_NAME.pattern} (no '..', no path)")
+    return name
 
 
 def _resolve(path: Path, info: ValidationInfo) -> Path:
@@ -56,6 +67,11 @@ class PipelineConfig(BaseModel):
     taxonomy: InputPath | None = Field(None, description="Taxonomy folder (default: the one shipped with curate).")
     report: bool = Field(True, description="Write the HTML/Markdown run report at the end of the run.")
     stages: list[dict[str, Any]] = Field(description="Ordered stages, each a one-key mapping: - <stage>: {options}.")
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        return check_name(value, "run name")
 
 
 def _format_error(exc: ValidationError, file: Path, prefix: str = "") -> str:

@@ -14,6 +14,7 @@ from curate.export.options import ExportOptions
 from curate.export.plots import write_plots
 from curate.export.summary import exportable, load_manifests, prepare, summarize_run
 from curate.stage import StageContext
+from curate.text import strip_invisible_expr
 
 RECIPE = "recipe.yaml"
 
@@ -46,8 +47,9 @@ def run(df: pl.DataFrame, opts: ExportOptions, ctx: StageContext) -> pl.DataFram
     manifests = load_manifests(ctx.run_dir)
     summary = summarize_run(df, rows, kinds, manifests)
     # The same rows prepare() returned, in the same order, with their kinds; no split = train.
-    exported = exportable(df).with_columns(pl.Series("kind", kinds, dtype=pl.Utf8),
-                                           pl.col("split").fill_null("train"))
+    # Invisible characters are stripped again at the door: answers written by a model never went through collect.
+    exported = exportable(df).with_columns(pl.Series("kind", kinds, dtype=pl.Utf8), pl.col("split").fill_null("train"),
+                                           *(strip_invisible_expr(c) for c in ("prompt", "response", "reasoning")))
     recipe = Path(ctx.run_dir) / "config.resolved.yaml" if ctx.run_dir else None
     with staged_folder(target) as folder:
         data_files = {}

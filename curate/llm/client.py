@@ -17,10 +17,15 @@ import openai
 from aiolimiter import AsyncLimiter
 from openai.types.chat import ChatCompletion
 
+from curate.llm.breaker import CircuitBreaker, is_connection_failure
 from curate.llm.cache import ResponseCache, cache_key
 from curate.llm.config import LLMConfig
 from curate.llm.reasoning import split_reasoning
 from curate.llm.retry import backoff_delay, describe, is_transient, retry_after
+
+
+# Waits between connection retries stop growing after this many doublings: the breaker, not the wait, bounds them.
+CONNECTION_BACKOFF_STEPS = 3
 
 
 class MalformedAnswer(ValueError):
@@ -62,7 +67,7 @@ class Completion:
 
 @dataclass
 class Outcome:
-    status: str  # "ok" | "failed" | "budget"
+    status: str  # "ok" | "failed" | "budget" | "unreachable" (the breaker opened: not tried, not the row's fault)
     completion: Completion | None = None
     parsed: Any = None
     error: str | None = None
@@ -84,6 +89,7 @@ class LLMStats:
     malformed: int = 0  # answers that failed to parse (re-asked or failed)
     truncated: int = 0  # answers cut off at max_tokens
     budget_stopped: int = 0  # outcomes not attempted because the budget ran out
+    unreachable: int = 0  # outcomes given up because the endpoint stopped answering (the breaker opened)
 
     @property
     def total_tokens(self) -> int:
@@ -106,11 +112,12 @@ class LLMClient:
         self._rpm = _per_minute(config.requests_per_minute, burst_seconds=1)
         self._tpm = _per_minute(config.tokens_per_minute, burst_seconds=10)
         self._pause_until = 0.0  # loop time before which nobody sends (set by Retry-After)
+        self.breaker = CircuitBreaker(config.breaker_failures)
 
     async def __aenter__(self) -> "LLMClient":
         cfg = self.config
         self._client = openai.AsyncOpenAI(base_url=cfg.base_url, api_key=cfg.api_key(), max_retries=0,
-                                          timeout=cfg.timeout, http_client=_http_client(cfg.concurrency))
+                                          timeout=self._timeout({}), http_client=_http_client(cfg.concurrency))
         if cfg.cache_path is not None:
             self._cache = ResponseCache(cfg.cache_path)
         return self
@@ -147,6 +154,9 @@ class LLMClient:
                     return Outcome("ok", comp, parsed)
         attempts = transient = malformed = 0
         while True:
+            if self.breaker.open:
+                self.stats.unreachable += 1
+                return Outcome("unreachable", error=self.breaker.last_error, attempts=attempts)
             if self.budget_left():
                 await self._wait_turn(req)
             # Checked again right before counting (no await in between), so concurrent workers cannot overshoot
@@ -161,9 +171,21 @@ class LLMClient:
                     # The SDK's post() skips create()'s per-field TypedDict transform of our already plain-JSON
                     # body (~1 ms of CPU per request at high concurrency); errors and parsing are the same.
                     resp = await self._client.post("/chat/completions", cast_to=ChatCompletion,
-                                                   body={"model": model, "messages": req.messages, **req.params})
+                                                   body={"model": model, "messages": req.messages, **req.params},
+                                                   options={"timeout": self._timeout(req.params)})
+                self.breaker.success()
                 comp = _completion(resp, model)
             except Exception as exc:  # noqa: BLE001 - classified below; never propagates for a bad answer
+                if is_connection_failure(exc):
+                    # The endpoint's fault, not the row's: retried until it answers or the breaker opens (then
+                    # the top of the loop gives up), never turned into a failed row.
+                    if not self.breaker.failure(describe(exc)):
+                        await self._backoff(min(transient, CONNECTION_BACKOFF_STEPS), exc)
+                        transient += 1
+                        self.stats.retries += 1
+                    continue
+                if isinstance(exc, openai.APIStatusError):
+                    self.breaker.success()  # an HTTP answer, even an error, means the endpoint is there
                 if (is_transient(exc) or isinstance(exc, _MalformedResponse)) and transient < self.config.max_retries:
                     await self._backoff(transient, exc)
                     transient += 1
@@ -187,6 +209,10 @@ class LLMClient:
             if self._cache is not None and not comp.truncated and comp.content.strip():
                 self._cache.put(key, model, comp.to_cache())
             return Outcome("ok", comp, parsed, attempts=attempts)
+
+    def _timeout(self, params: dict[str, Any]):
+        """Connect fast (a down endpoint shows in seconds), read as long as ``max_tokens`` may take."""
+        return _http_lib().Timeout(self.config.read_timeout(params), connect=self.config.connect_timeout)
 
     async def _wait_turn(self, req: Request) -> None:
         loop = asyncio.get_running_loop()
@@ -255,9 +281,13 @@ def _http_client(concurrency: int):
     The Limits class comes from the HTTP library the installed SDK is built on (httpx, or its successor in
     newer SDKs), so this works across openai versions.
     """
-    base = openai.DefaultAsyncHttpxClient
-    http_lib = importlib.import_module(base.__mro__[1].__module__.split(".")[0])
-    return base(limits=http_lib.Limits(max_connections=concurrency, max_keepalive_connections=concurrency))
+    return openai.DefaultAsyncHttpxClient(limits=_http_lib().Limits(max_connections=concurrency,
+                                                                    max_keepalive_connections=concurrency))
+
+
+def _http_lib():
+    """The HTTP library the installed SDK is built on (its Limits and Timeout classes)."""
+    return importlib.import_module(openai.DefaultAsyncHttpxClient.__mro__[1].__module__.split(".")[0])
 
 
 def _per_minute(rate: float | None, *, burst_seconds: float) -> AsyncLimiter | None:
