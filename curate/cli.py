@@ -26,7 +26,9 @@ class UserError(click.ClickException):
     """A one-line error for the user: no traceback."""
 
     def __init__(self, message: str, code: int = EXIT_USAGE):
-        super().__init__(message)
+        from curate.store import redact_text
+
+        super().__init__(redact_text(message))  # an error may quote a URL with credentials in it
         self.exit_code = code
 
     def show(self, file=None) -> None:
@@ -91,8 +93,10 @@ def run_command(pipeline: Path, run_dir: Path | None, from_stage: str | None, to
     from curate import funnel
     from curate.pipeline import run_pipeline
 
+    from curate.store import redact_text
+
     result = run_pipeline(pipeline, run_dir=run_dir, from_stage=from_stage, to_stage=to_stage, force=force,
-                          log=lambda m: click.echo(m, err=True))
+                          log=lambda m: click.echo(redact_text(m), err=True))
     funnel.render(result.funnel, title=f"Funnel of {result.run_dir}")
     if not result.funnel.balanced:
         raise UserError("funnel totals do not add up: some records are unaccounted for", EXIT_FAILED)
@@ -180,7 +184,7 @@ def run_stage_on_files(stage_name: str, in_paths: list[Path], out_path: Path | N
     from curate.io import read_records, sidecar_path, write_records
     from curate.pipeline import run_stage
     from curate.stage import StageContext, available_stages
-    from curate.store import QuarantineBuffer, atomic_path, write_json
+    from curate.store import QuarantineBuffer, atomic_path, redact_text, write_json
 
     stage = available_stages()[stage_name]
     df = records.empty() if stage.creates_rows else pl.concat([read_records(p) for p in in_paths], how="vertical")
@@ -189,7 +193,7 @@ def run_stage_on_files(stage_name: str, in_paths: list[Path], out_path: Path | N
     work_dir.mkdir(parents=True, exist_ok=True)
     quarantine = QuarantineBuffer(stage_name)
     ctx = StageContext(stage=stage_name, work_dir=work_dir, taxonomy_path=taxonomy, quarantine=quarantine,
-                       log=lambda m: click.echo(m, err=True))
+                       log=lambda m: click.echo(redact_text(m), err=True))
     out = run_stage(stage, df, options, ctx)
     if out_path is not None:
         write_records(out, out_path)
@@ -275,13 +279,14 @@ def collect_command(in_paths, out, preset, name, license_, fmt, hf_name, split, 
                     label_fields, label_set, role, harmful, limit, sources_file, taxonomy) -> None:
     """Read sources into records: normalise text, detect language, map source labels to the taxonomy.
     Malformed lines go to <out>.quarantine.jsonl with file, line and reason; the run goes on."""
-    import yaml
-
     from curate.collect import CollectOptions
+    from curate.config import load_yaml
 
     if sources_file:
-        raw = yaml.safe_load(sources_file.read_text(encoding="utf-8"))
+        raw = load_yaml(sources_file)
         sources = raw.get("sources", raw) if isinstance(raw, dict) else raw
+        if not isinstance(sources, list) or not sources:
+            raise UserError(f"{sources_file}: expected a list of sources (or a mapping with 'sources: [...]')")
         base = sources_file.parent
     else:
         if not in_paths and not hf_name:

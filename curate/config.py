@@ -87,19 +87,27 @@ def _format_error(exc: ValidationError, file: Path, prefix: str = "") -> str:
     return f"{file}: {loc or '(top level)'}: {msg}"
 
 
+def load_yaml(path: Path) -> Any:
+    """A YAML file's content; a file that is not UTF-8 YAML is a one-line ConfigError naming the line."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())  # one line, whatever the parser says
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem[:200]}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: YAML nested too deeply") from None
+
+
 def load_pipeline(path: str | Path) -> tuple[PipelineConfig, list[StageSpec], dict[str, Any]]:
     """Load and validate a pipeline file. Returns the config, the validated stages and the raw mapping."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: pipeline file not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
+    raw = load_yaml(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping with 'name' and 'stages' at the top level")
     context = {"base_dir": path.parent}

@@ -15,6 +15,7 @@ from curate.collect.presets import PRESETS, Item
 from curate.collect.readers import BadLine
 from curate.collect.sources import SourceSpec, iter_items
 from curate.collect.values import BadValue, id_value, label_values, lang_value, text_value
+from curate.config import ConfigError
 from curate.llm.reasoning import split_reasoning
 from curate.stage import Stage, StageContext, StageOptions
 from curate.text import detect_lang
@@ -110,7 +111,7 @@ def run(df: pl.DataFrame, options: CollectOptions, ctx: StageContext) -> pl.Data
     names = [s.source_name for s in options.sources]
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:
-        raise ValueError(f"collect: source name {sorted(duplicates)[0]!r} is used twice; give each source a unique 'name'")
+        raise ConfigError(f"collect: source name {sorted(duplicates)[0]!r} is used twice; give each source a unique 'name'")
     for spec in options.sources:
         reader = _SourceReader(spec, ctx, options, taxonomy)
         kept_langs = 0

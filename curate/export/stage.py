@@ -14,6 +14,7 @@ from curate.export.options import ExportOptions
 from curate.export.plots import write_plots
 from curate.export.summary import exportable, load_manifests, prepare, summarize_run
 from curate.stage import StageContext
+from curate.store import redact_text
 from curate.text import strip_invisible_expr
 
 RECIPE = "recipe.yaml"
@@ -64,9 +65,9 @@ def run(df: pl.DataFrame, opts: ExportOptions, ctx: StageContext) -> pl.DataFram
         has_recipe = bool(recipe and recipe.is_file())
         if has_recipe:
             shutil.copyfile(recipe, folder / RECIPE)  # already redacted by the run store
-        card = build_card(summary, pretty_name=opts.pretty_name or target.name, data_files=data_files,
+        card = build_card(summary, pretty_name=redact_text(opts.pretty_name or target.name), data_files=data_files,
                           fmt=opts.format, reasoning=opts.reasoning, names=taxonomy_names(ctx), plots=plots,
-                          description=opts.description, has_recipe=has_recipe)
+                          description=opts.description and redact_text(opts.description), has_recipe=has_recipe)
         card.save(str(folder / "README.md"))
     ctx.stats.update({"out": str(target), "exported": summary.exported, "splits": summary.splits,
                       "pending_left_out": pending, "license": summary.licenses.license,
