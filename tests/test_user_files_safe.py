@@ -92,6 +92,27 @@ def test_export_replaces_its_own_earlier_export_and_an_empty_folder(tmp_path, re
     assert not any(p.name.startswith(TMP_PREFIX) for p in tmp_path.iterdir())
 
 
+def test_an_export_from_before_the_marker_is_replaced_only_in_its_run_folder_and_only_if_all_export_files(tmp_path):
+    from curate.export import STAGE as EXPORT
+    from curate.export.folder import ExportError
+    from curate.stage import StageContext
+
+    run_dir = tmp_path / "run"
+    legacy = run_dir / "export"
+    (legacy / "data").mkdir(parents=True)
+    for name in ("README.md", "recipe.yaml", "kinds.png", "data/train-00000-of-00001.parquet"):
+        (legacy / name).write_text("old export\n")
+    ctx = StageContext(stage="export", work_dir=tmp_path, run_dir=run_dir, log=lambda m: None)
+    df = frame(base_rows())
+    EXPORT.run(df, EXPORT.Options(plots=False), ctx)
+    assert (legacy / ".curate-export").is_file() and not (legacy / "kinds.png").exists()
+    (legacy / ".curate-export").unlink()
+    (legacy / "notes.txt").write_text("mine\n")
+    with pytest.raises(ExportError, match="not an earlier export"):
+        EXPORT.run(df, EXPORT.Options(plots=False), ctx)
+    assert (legacy / "notes.txt").read_text() == "mine\n"
+
+
 def test_records_output_folder_with_user_files_is_refused(tmp_path, records_file):
     folder = tmp_path / "mine"
     folder.mkdir()

@@ -24,15 +24,25 @@ class ExportError(ConfigError):
     """The export folder cannot be written; the message says why."""
 
 
-def _written_by_export(folder: Path) -> bool:
-    return (folder / EXPORT_MARKER).is_file() or not any(folder.iterdir())
+def _written_by_export(folder: Path, in_run_folder: bool) -> bool:
+    if (folder / EXPORT_MARKER).is_file() or not any(folder.iterdir()):
+        return True
+    # An export made before the marker existed, in its default place inside a run folder (curate's own):
+    # accepted only if every file in it is one that export writes.
+    return in_run_folder and all(_export_file(p.relative_to(folder)) for p in folder.rglob("*") if not p.is_dir())
 
 
-def check_replaceable(target: Path) -> None:
+def _export_file(rel: Path) -> bool:
+    return (rel.name in ("README.md", "recipe.yaml") or rel.suffix == ".png") if len(rel.parts) == 1 else \
+        (len(rel.parts) == 2 and rel.parts[0] == "data" and rel.suffix == ".parquet")
+
+
+def check_replaceable(target: Path, run_dir: Path | None = None) -> None:
     """Refuse (one line) unless ``target`` is missing, empty, or an earlier export of curate's."""
     if target.is_symlink() or (target.exists() and not target.is_dir()):
         raise ExportError(f"{target}: exists and is not a folder curate exported; choose a new or empty folder")
-    if target.exists() and not _written_by_export(target):
+    in_run_folder = run_dir is not None and Path(os.path.abspath(target)) == Path(os.path.abspath(run_dir)) / "export"
+    if target.exists() and not _written_by_export(target, in_run_folder):
         raise ExportError(f"{target}: exists and is not an earlier export (no {EXPORT_MARKER} marker); "
                           "curate only replaces folders it exported; choose a new or empty folder")
     here = Path(os.path.abspath(Path.cwd()))
@@ -41,9 +51,9 @@ def check_replaceable(target: Path) -> None:
 
 
 @contextlib.contextmanager
-def staged_folder(target: Path) -> Iterator[Path]:
+def staged_folder(target: Path, run_dir: Path | None = None) -> Iterator[Path]:
     """Yield a fresh temporary folder; on success it replaces ``target`` (only an earlier export or nothing)."""
-    check_replaceable(target)
+    check_replaceable(target, run_dir)
     with store_staged_folder(target) as tmp:
         yield tmp
         (tmp / EXPORT_MARKER).write_text("written by curate export; the folder is replaced by the next export\n",

@@ -8,7 +8,7 @@ import polars as pl
 
 from curate.export import hub
 from curate.export.card import build_card
-from curate.export.folder import ExportError, staged_folder, write_split
+from curate.export.folder import ExportError, check_replaceable, staged_folder, write_split
 from curate.export.formats import to_table
 from curate.export.options import ExportOptions
 from curate.export.plots import write_plots
@@ -39,6 +39,7 @@ def output_folder(opts: ExportOptions, ctx: StageContext) -> Path:
 
 def run(df: pl.DataFrame, opts: ExportOptions, ctx: StageContext) -> pl.DataFrame:
     target = output_folder(opts, ctx)
+    check_replaceable(target, ctx.run_dir)  # before the work: a folder that is not ours is refused at once
     if opts.push_to_hub:
         hub.require_token()  # fail before the work, not after it
     rows, kinds, pending = prepare(df)
@@ -52,7 +53,7 @@ def run(df: pl.DataFrame, opts: ExportOptions, ctx: StageContext) -> pl.DataFram
     exported = exportable(df).with_columns(pl.Series("kind", kinds, dtype=pl.Utf8), pl.col("split").fill_null("train"),
                                            *(strip_invisible_expr(c) for c in ("prompt", "response", "reasoning")))
     recipe = Path(ctx.run_dir) / "config.resolved.yaml" if ctx.run_dir else None
-    with staged_folder(target) as folder:
+    with staged_folder(target, ctx.run_dir) as folder:
         data_files = {}
         with ctx.progress(len(summary.splits), "writing splits") as bar:
             for split in summary.splits:
