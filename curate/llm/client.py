@@ -4,6 +4,8 @@ Built on ``openai.AsyncOpenAI`` with the library's own retries off (``max_retrie
 that every retry is counted, ``Retry-After`` pauses all workers (not just the one that got the 429),
 and a budget can stop the run between attempts. One ``Request`` in, one ``Outcome`` out, never an
 exception for a bad answer: the caller decides what a failed or budget-stopped outcome means.
+A circuit breaker (breaker.py) turns an endpoint that stopped answering into "unreachable" outcomes at once,
+so callers stop instead of failing every row; connecting times out in seconds, reading per max_tokens.
 """
 from __future__ import annotations
 
@@ -24,8 +26,10 @@ from curate.llm.reasoning import split_reasoning
 from curate.llm.retry import backoff_delay, describe, is_transient, retry_after
 
 
-# Waits between connection retries stop growing after this many doublings: the breaker, not the wait, bounds them.
+# Refused or dropped connections are retried apart from a row's own retries: waits stop growing after this
+# many doublings (the breaker, not the wait, stops a dead endpoint), and one row gets at most this many.
 CONNECTION_BACKOFF_STEPS = 3
+CONNECTION_RETRY_CAP = 20
 
 
 class MalformedAnswer(ValueError):
@@ -152,7 +156,7 @@ class LLMClient:
                 else:
                     self.stats.cache_hits += 1
                     return Outcome("ok", comp, parsed)
-        attempts = transient = malformed = 0
+        attempts = transient = malformed = connection_retries = 0
         while True:
             if self.breaker.open:
                 self.stats.unreachable += 1
@@ -177,13 +181,16 @@ class LLMClient:
                 comp = _completion(resp, model)
             except Exception as exc:  # noqa: BLE001 - classified below; never propagates for a bad answer
                 if is_connection_failure(exc):
-                    # The endpoint's fault, not the row's: retried until it answers or the breaker opens (then
-                    # the top of the loop gives up), never turned into a failed row.
-                    if not self.breaker.failure(describe(exc)):
-                        await self._backoff(min(transient, CONNECTION_BACKOFF_STEPS), exc)
-                        transient += 1
+                    if self.breaker.failure(describe(exc)):
+                        continue  # the endpoint is down: the top of the loop gives up on this request
+                    # A refused or dropped connection is the endpoint's fault, not the row's: retried without using
+                    # the row's retries (the breaker or the cap bounds it). A timeout may be the row's own (a very
+                    # long answer), so it uses them like any transient failure.
+                    if not isinstance(exc, openai.APITimeoutError) and connection_retries < CONNECTION_RETRY_CAP:
+                        await self._backoff(min(connection_retries, CONNECTION_BACKOFF_STEPS), exc)
+                        connection_retries += 1
                         self.stats.retries += 1
-                    continue
+                        continue
                 if isinstance(exc, openai.APIStatusError):
                     self.breaker.success()  # an HTTP answer, even an error, means the endpoint is there
                 if (is_transient(exc) or isinstance(exc, _MalformedResponse)) and transient < self.config.max_retries:
