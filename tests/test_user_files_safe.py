@@ -100,12 +100,13 @@ def test_an_export_from_before_the_marker_is_replaced_only_in_its_run_folder_and
     run_dir = tmp_path / "run"
     legacy = run_dir / "export"
     (legacy / "data").mkdir(parents=True)
-    for name in ("README.md", "recipe.yaml", "kinds.png", "data/train-00000-of-00001.parquet"):
+    (legacy / "images").mkdir()
+    for name in ("README.md", "recipe.yaml", "images/kinds.png", "data/train-00000-of-00001.parquet"):
         (legacy / name).write_text("old export\n")
     ctx = StageContext(stage="export", work_dir=tmp_path, run_dir=run_dir, log=lambda m: None)
     df = frame(base_rows())
     EXPORT.run(df, EXPORT.Options(plots=False), ctx)
-    assert (legacy / ".curate-export").is_file() and not (legacy / "kinds.png").exists()
+    assert (legacy / ".curate-export").is_file() and not (legacy / "images" / "kinds.png").exists()
     (legacy / ".curate-export").unlink()
     (legacy / "notes.txt").write_text("mine\n")
     with pytest.raises(ExportError, match="not an earlier export"):

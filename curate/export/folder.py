@@ -33,8 +33,10 @@ def _written_by_export(folder: Path, in_run_folder: bool) -> bool:
 
 
 def _export_file(rel: Path) -> bool:
-    return (rel.name in ("README.md", "recipe.yaml") or rel.suffix == ".png") if len(rel.parts) == 1 else \
-        (len(rel.parts) == 2 and rel.parts[0] == "data" and rel.suffix == ".parquet")
+    """README.md, recipe.yaml, data/*.parquet, images/*.png: the files an export writes."""
+    if len(rel.parts) == 1:
+        return rel.name in ("README.md", "recipe.yaml")
+    return len(rel.parts) == 2 and (rel.parts[0], rel.suffix) in (("data", ".parquet"), ("images", ".png"))
 
 
 def check_replaceable(target: Path, run_dir: Path | None = None) -> None:
