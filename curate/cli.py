@@ -92,7 +92,6 @@ def run_command(pipeline: Path, run_dir: Path | None, from_stage: str | None, to
     exported, pending, or dropped with a reason."""
     from curate import funnel
     from curate.pipeline import run_pipeline
-
     from curate.store import redact_text
 
     result = run_pipeline(pipeline, run_dir=run_dir, from_stage=from_stage, to_stage=to_stage, force=force,

@@ -83,70 +83,76 @@ def run_pipeline(path: str | Path, *, run_dir: str | Path | None = None, from_st
 
             raise ConfigError(f"{path}: {opt} {value!r} is not a stage of this pipeline ({', '.join(names)})")
     store = RunStore(Path(run_dir) if run_dir else (config.run_dir or Path("runs") / config.name))
-    with store.locked():
-        store.write_config(raw)
-        result = RunResult(run_dir=store.root)
-        tax_fp = taxonomy_fingerprint(config.taxonomy)
-        from_index = names.index(from_stage) if from_stage else None
-        to_index = names.index(to_stage) if to_stage else len(specs) - 1
-        previous: dict[str, Any] | None = None
-        df: pl.DataFrame | None = None
-        upstream: dict[str, Path] = {}
-        quarantined = 0
-        for i, spec in enumerate(specs[: to_index + 1]):
-            index = i + 1
-            chash = stage_config_hash(spec, tax_fp)
-            in_fp = input_fingerprint(spec, previous)
-            manifest = store.manifest(index, spec.name)
-            forced = force or spec.stage.always_run or (from_index is not None and i >= from_index)
-            if not forced and manifest and manifest.get("config_hash") == chash and manifest.get("input_fingerprint") == in_fp:
-                log(f"[{spec.name}] unchanged: skipped ({manifest['rows_out']:,} rows)")
-                result.skipped.append(spec.name)
-                previous, df = manifest, None
-                upstream[spec.name] = store.stage_dir(index, spec.name)
-                quarantined += manifest.get("quarantined", 0)
-                continue
-            if df is None and not spec.stage.creates_rows:
-                df = store.read_stage(index - 1, specs[i - 1].name)
-            quarantine = QuarantineBuffer(spec.name)
-            ctx = StageContext(stage=spec.name, work_dir=store.cache_dir, run_dir=store.root,
-                               taxonomy_path=config.taxonomy, quarantine=quarantine, log=log, upstream=dict(upstream))
-            started = time.time()
-            log(f"[{spec.name}] running")
-            try:
-                out = run_stage(spec.stage, df if df is not None else records.empty(), spec.options, ctx)
-            except (records.SchemaError, StageFailed):
-                raise
-            except Exception as exc:
-                raise StageFailed(f"stage {spec.name} failed: {type(exc).__name__}: {exc}") from exc
-            seconds = time.time() - started
-            new_manifest = {
-                "stage": spec.name, "index": index, "curate": __version__,
-                "config_hash": chash, "input_fingerprint": in_fp,
-                "rows_in": 0 if spec.stage.creates_rows else df.height, "rows_out": out.height,
-                "drop_reasons": funnel.drop_counts(out),
-                "new_drops": _new_drops(df, out),
-                "quarantined": len(quarantine.rows), "quarantine_reasons": quarantine.counts(),
-                "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), "seconds": round(seconds, 3),
-                "stats": ctx.stats,
-            }
-            store.write_quarantine(spec.name, quarantine.rows)
-            new_manifest["output_fingerprint"] = store.write_stage(index, spec.name, out, new_manifest)
-            quarantined += len(quarantine.rows)
-            log(f"[{spec.name}] done: {out.height:,} rows in {seconds:.1f}s" +
-                (f", {len(quarantine.rows):,} lines quarantined" if quarantine.rows else ""))
-            result.ran.append(spec.name)
-            previous, df = new_manifest, out
+    with store.locked():  # held for the whole run: a second run into this folder refuses, naming our PID
+        return _run_locked(store, config, specs, raw, from_stage, to_stage, force, log)
+
+
+def _run_locked(store: RunStore, config, specs: list[StageSpec], raw: dict[str, Any], from_stage: str | None,
+                to_stage: str | None, force: bool, log) -> RunResult:
+    names = [s.name for s in specs]
+    store.write_config(raw)
+    result = RunResult(run_dir=store.root)
+    tax_fp = taxonomy_fingerprint(config.taxonomy)
+    from_index = names.index(from_stage) if from_stage else None
+    to_index = names.index(to_stage) if to_stage else len(specs) - 1
+    previous: dict[str, Any] | None = None
+    df: pl.DataFrame | None = None
+    upstream: dict[str, Path] = {}
+    quarantined = 0
+    for i, spec in enumerate(specs[: to_index + 1]):
+        index = i + 1
+        chash = stage_config_hash(spec, tax_fp)
+        in_fp = input_fingerprint(spec, previous)
+        manifest = store.manifest(index, spec.name)
+        forced = force or spec.stage.always_run or (from_index is not None and i >= from_index)
+        if not forced and manifest and manifest.get("config_hash") == chash and manifest.get("input_fingerprint") == in_fp:
+            log(f"[{spec.name}] unchanged: skipped ({manifest['rows_out']:,} rows)")
+            result.skipped.append(spec.name)
+            previous, df = manifest, None
             upstream[spec.name] = store.stage_dir(index, spec.name)
-            # A re-run stage invalidates everything after it through the chained input fingerprint.
-        last = specs[to_index]
-        final = df if df is not None else store.read_stage(to_index + 1, last.name)
-        collected = store.manifest(1, specs[0].name)["rows_out"]
-        result.final = final
-        result.funnel = funnel.compute(final, quarantined=quarantined, collected=collected)
-        if config.report and to_index == len(specs) - 1:
-            _write_report(store.root, log)
-        return result
+            quarantined += manifest.get("quarantined", 0)
+            continue
+        if df is None and not spec.stage.creates_rows:
+            df = store.read_stage(index - 1, specs[i - 1].name)
+        quarantine = QuarantineBuffer(spec.name)
+        ctx = StageContext(stage=spec.name, work_dir=store.cache_dir, run_dir=store.root,
+                           taxonomy_path=config.taxonomy, quarantine=quarantine, log=log, upstream=dict(upstream))
+        started = time.time()
+        log(f"[{spec.name}] running")
+        try:
+            out = run_stage(spec.stage, df if df is not None else records.empty(), spec.options, ctx)
+        except (records.SchemaError, StageFailed):
+            raise
+        except Exception as exc:
+            raise StageFailed(f"stage {spec.name} failed: {type(exc).__name__}: {exc}") from exc
+        seconds = time.time() - started
+        new_manifest = {
+            "stage": spec.name, "index": index, "curate": __version__,
+            "config_hash": chash, "input_fingerprint": in_fp,
+            "rows_in": 0 if spec.stage.creates_rows else df.height, "rows_out": out.height,
+            "drop_reasons": funnel.drop_counts(out),
+            "new_drops": _new_drops(df, out),
+            "quarantined": len(quarantine.rows), "quarantine_reasons": quarantine.counts(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), "seconds": round(seconds, 3),
+            "stats": ctx.stats,
+        }
+        store.write_quarantine(spec.name, quarantine.rows)
+        new_manifest["output_fingerprint"] = store.write_stage(index, spec.name, out, new_manifest)
+        quarantined += len(quarantine.rows)
+        log(f"[{spec.name}] done: {out.height:,} rows in {seconds:.1f}s" +
+            (f", {len(quarantine.rows):,} lines quarantined" if quarantine.rows else ""))
+        result.ran.append(spec.name)
+        previous, df = new_manifest, out
+        upstream[spec.name] = store.stage_dir(index, spec.name)
+        # A re-run stage invalidates everything after it through the chained input fingerprint.
+    last = specs[to_index]
+    final = df if df is not None else store.read_stage(to_index + 1, last.name)
+    collected = store.manifest(1, specs[0].name)["rows_out"]
+    result.final = final
+    result.funnel = funnel.compute(final, quarantined=quarantined, collected=collected)
+    if config.report and to_index == len(specs) - 1:
+        _write_report(store.root, log)
+    return result
 
 
 def _new_drops(before: pl.DataFrame | None, after: pl.DataFrame) -> dict[str, int]:

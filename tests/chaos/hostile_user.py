@@ -43,11 +43,13 @@ class Case:
         self.user = root / "user"
         self.user.mkdir(parents=True)
         self.outputs: list[str] = []
+        self.planted: dict[str, bytes] = {}  # the user's files as they were planted, to compare with at the end
 
     def plant(self, files: dict[str, str]) -> None:
         for name, text in files.items():
             (self.user / name).parent.mkdir(parents=True, exist_ok=True)
             (self.user / name).write_text(text)
+        self.planted = self.snapshot()
 
     def snapshot(self, folder: Path | None = None) -> dict[str, bytes]:
         folder = folder or self.user
@@ -241,38 +243,18 @@ def run_cases(tmp: Path, base_url: str) -> Figures:
     for i, (name, fn) in enumerate(CASES.items()):
         case = Case(tmp / f"case{i:02d}", base_url)
         figures.tried += 1
-        before: dict[str, bytes] | None = None
         try:
-            fn_with_snapshot = _snapshotting(fn, case)
-            before = fn_with_snapshot()
-            figures.passed += 1
+            fn(case)
         except Exception as exc:  # noqa: BLE001 - a case that breaks (a missing file, a timeout) has failed
             figures.failures[name] = f"{type(exc).__name__}: {str(exc)[:300]}"
-        finally:
-            after = case.snapshot()
-            lost = [k for k, v in (before or {}).items() if after.get(k) != v]
-            figures.user_files_lost += len(lost)
-            figures.secrets_written += _secrets_in(case)
-            if lost and name not in figures.failures:
-                figures.passed -= 1
-                figures.failures[name] = f"user files lost or changed: {lost}"
+        after = case.snapshot()
+        lost = [k for k, v in case.planted.items() if after.get(k) != v]
+        figures.user_files_lost += len(lost)
+        figures.secrets_written += _secrets_in(case)
+        if lost:
+            figures.failures[name] = f"user files lost or changed: {lost}; " + figures.failures.get(name, "")
+        figures.passed += name not in figures.failures
     return figures
-
-
-def _snapshotting(fn: Callable[[Case], None], case: Case) -> Callable[[], dict[str, bytes]]:
-    """Run the case, taking the snapshot of the user's files right after the case planted them."""
-    def go() -> dict[str, bytes]:
-        planted: dict[str, bytes] = {}
-        original = case.plant
-
-        def plant(files: dict[str, str]) -> None:
-            original(files)
-            planted.update(case.snapshot())
-
-        case.plant = plant  # type: ignore[method-assign]
-        fn(case)
-        return planted
-    return go
 
 
 def _secrets_in(case: Case) -> int:
