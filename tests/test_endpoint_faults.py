@@ -17,7 +17,7 @@ import yaml
 
 from curate import records
 from curate.llm import LLMConfig, Request, run_requests
-from curate.llm.breaker import DEFAULT_FAILURES
+from curate.llm.breaker import DEFAULT_FAILURES, CircuitBreaker
 from curate.llm.client import LLMClient
 from curate.pipeline import run_pipeline
 from curate.progress import Progress
@@ -122,6 +122,15 @@ def test_http_errors_are_answers_and_do_not_count_towards_the_breaker(openai_ser
                        max_retries=4 * DEFAULT_FAILURES)
     (outcome,), stats = run_requests(config, [Request(messages=[{"role": "user", "content": "q"}])])
     assert outcome.status == "ok" and stats.unreachable == 0
+
+
+def test_a_failure_while_others_are_answered_is_the_requests_own():
+    breaker = CircuitBreaker(failures_to_open=2)
+    sent = breaker.answers
+    breaker.success()  # another request was answered after this one was sent
+    assert breaker.failure("connection error", sent) is False and breaker.consecutive == 0
+    assert breaker.failure("connection error", breaker.answers) is True and not breaker.open
+    assert breaker.failure("timeout", breaker.answers) is True and breaker.open
 
 
 # -- 6. an endpoint that accepts connections but never answers -----------------------------------------------

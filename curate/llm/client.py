@@ -26,10 +26,9 @@ from curate.llm.reasoning import split_reasoning
 from curate.llm.retry import backoff_delay, describe, is_transient, retry_after
 
 
-# Refused or dropped connections are retried apart from a row's own retries: waits stop growing after this
-# many doublings (the breaker, not the wait, stops a dead endpoint), and one row gets at most this many.
+# Failures of the endpoint itself are retried apart from a row's own retries, with waits that stop growing
+# after this many doublings: the breaker, not the wait, stops a dead endpoint.
 CONNECTION_BACKOFF_STEPS = 3
-CONNECTION_RETRY_CAP = 20
 
 
 class MalformedAnswer(ValueError):
@@ -156,7 +155,7 @@ class LLMClient:
                 else:
                     self.stats.cache_hits += 1
                     return Outcome("ok", comp, parsed)
-        attempts = transient = malformed = connection_retries = 0
+        attempts = transient = malformed = endpoint_retries = 0
         while True:
             if self.breaker.open:
                 self.stats.unreachable += 1
@@ -170,8 +169,10 @@ class LLMClient:
                 return Outcome("budget", error="budget exhausted", attempts=attempts)
             attempts += 1
             self.stats.requests += 1
+            answers_when_sent = self.breaker.answers
             try:
                 async with self._sem:
+                    answers_when_sent = self.breaker.answers  # now, not before waiting for a free slot
                     # The SDK's post() skips create()'s per-field TypedDict transform of our already plain-JSON
                     # body (~1 ms of CPU per request at high concurrency); errors and parsing are the same.
                     resp = await self._client.post("/chat/completions", cast_to=ChatCompletion,
@@ -180,17 +181,14 @@ class LLMClient:
                 self.breaker.success()
                 comp = _completion(resp, model)
             except Exception as exc:  # noqa: BLE001 - classified below; never propagates for a bad answer
-                if is_connection_failure(exc):
-                    if self.breaker.failure(describe(exc)):
-                        continue  # the endpoint is down: the top of the loop gives up on this request
-                    # A refused or dropped connection is the endpoint's fault, not the row's: retried without using
-                    # the row's retries (the breaker or the cap bounds it). A timeout may be the row's own (a very
-                    # long answer), so it uses them like any transient failure.
-                    if not isinstance(exc, openai.APITimeoutError) and connection_retries < CONNECTION_RETRY_CAP:
-                        await self._backoff(min(connection_retries, CONNECTION_BACKOFF_STEPS), exc)
-                        connection_retries += 1
+                if is_connection_failure(exc) and self.breaker.failure(describe(exc), answers_when_sent):
+                    # The endpoint's fault, not the row's: retried without using the row's retries until it
+                    # answers or the breaker opens (then the top of the loop gives up on this request).
+                    if not self.breaker.open:
+                        await self._backoff(min(endpoint_retries, CONNECTION_BACKOFF_STEPS), exc)
+                        endpoint_retries += 1
                         self.stats.retries += 1
-                        continue
+                    continue
                 if isinstance(exc, openai.APIStatusError):
                     self.breaker.success()  # an HTTP answer, even an error, means the endpoint is there
                 if (is_transient(exc) or isinstance(exc, _MalformedResponse)) and transient < self.config.max_retries:
