@@ -13,7 +13,7 @@ import click
 
 from curate import __version__
 from curate.commands import classifier, review, stages, taxonomy
-from curate.commands.common import UserError, handle_errors
+from curate.commands.common import UserError, handle_errors, log
 from curate.errors import EXIT_FAILED
 
 
@@ -44,7 +44,7 @@ def run_command(pipeline: Path, run_dir: Path | None, from_stage: str | None, to
     from curate.pipeline import run_pipeline
 
     result = run_pipeline(pipeline, run_dir=run_dir, from_stage=from_stage, to_stage=to_stage, force=force,
-                          log=lambda m: click.echo(m, err=True))
+                          log=log)
     funnel.render(result.funnel, title=f"Funnel of {result.run_dir}")
     if not result.funnel.balanced:
         raise UserError("funnel totals do not add up: some records are unaccounted for", EXIT_FAILED)

@@ -11,11 +11,12 @@ Relative paths inside the file are resolved against the file's own folder.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from curate.errors import UsageError
 from curate.stage import Stage, StageOptions, available_stages
@@ -23,6 +24,16 @@ from curate.stage import Stage, StageOptions, available_stages
 
 class ConfigError(UsageError):
     """A one-line, user-facing configuration error."""
+
+
+# Names (of runs, of sources) become folder and file names: no separators, no "..", no leading dot or dash.
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def check_name(name: str, what: str) -> str:
+    if not SAFE_NAME.match(name) or ".." in name:
+        raise ValueError(f"{what} {name!r} must be a plain name matching {SAFE_NAME.pattern} (no '..', no path)")
+    return name
 
 
 def _resolve(path: Path, info: ValidationInfo) -> Path:
@@ -58,6 +69,11 @@ class PipelineConfig(BaseModel):
     report: bool = Field(True, description="Write the HTML/Markdown run report at the end of the run.")
     stages: list[dict[str, Any]] = Field(description="Ordered stages, each a one-key mapping: - <stage>: {options}.")
 
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        return check_name(value, "run name")
+
 
 def validation_message(exc: ValidationError, prefix: str = "", *, as_flag: bool = False) -> str:
     """The first pydantic error as one line, ``where: what`` (the one formatter for pipeline keys, CLI flags and
@@ -76,19 +92,27 @@ def validation_message(exc: ValidationError, prefix: str = "", *, as_flag: bool 
     return f"{where}: {msg}"
 
 
+def load_yaml(path: Path) -> Any:
+    """A YAML file's content; a file that is not UTF-8 YAML is a one-line ConfigError naming the line."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())  # one line, whatever the parser says
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem[:200]}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: YAML nested too deeply") from None
+
+
 def load_pipeline(path: str | Path) -> tuple[PipelineConfig, list[StageSpec], dict[str, Any]]:
     """Load and validate a pipeline file. Returns the config, the validated stages and the raw mapping."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: pipeline file not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
+    raw = load_yaml(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping with 'name' and 'stages' at the top level")
     context = {"base_dir": path.parent}

@@ -18,7 +18,7 @@ from curate import __version__, funnel, records
 from curate.errors import RunFailed
 from curate.config import StageSpec, load_pipeline
 from curate.stage import Stage, StageContext
-from curate.store import QuarantineBuffer, RunStore, config_hash, fingerprint_files
+from curate.store import QuarantineBuffer, RunStore, config_hash, fingerprint_files, redact
 
 
 class StageFailed(RunFailed):
@@ -42,8 +42,11 @@ def taxonomy_fingerprint(path: Path | None) -> str:
 
 
 def stage_config_hash(spec: StageSpec, taxonomy_fp: str) -> str:
-    return config_hash({"stage": spec.name, "options": spec.options.model_dump(mode="json"),
-                        "taxonomy": taxonomy_fp, "curate": __version__})
+    """Everything that decides a stage's output besides its input: its options (secrets redacted: a new key
+    re-runs nothing) and what they resolve to at run time (an endpoint and model from the environment)."""
+    resolved = spec.options.run_fingerprint() if hasattr(spec.options, "run_fingerprint") else {}
+    return config_hash({"stage": spec.name, "options": redact(spec.options.model_dump(mode="json")),
+                        **({"resolved": resolved} if resolved else {}), "taxonomy": taxonomy_fp, "curate": __version__})
 
 
 def input_fingerprint(spec: StageSpec, previous: dict[str, Any] | None) -> str:
@@ -85,7 +88,7 @@ def run_on_files(stage: Stage, in_paths: list[Path], out_path: Path | None, opti
                  taxonomy: Path | None = None, cache_dir: Path | None = None, log=print) -> FilesResult:
     """The runner on one stage: read records from files, run the stage under its contract (``run_stage``), write
     the records to ``out_path`` and, beside it, ``<name>.quarantine.jsonl`` and ``<name>.stats.json``."""
-    from curate.io import read_records, write_records
+    from curate.io import read_records, sidecar_path, write_records
     from curate.store import write_json, write_quarantine
 
     df = records.empty() if stage.creates_rows else pl.concat([read_records(p) for p in in_paths], how="vertical")
@@ -98,13 +101,11 @@ def run_on_files(stage: Stage, in_paths: list[Path], out_path: Path | None, opti
     if out_path is not None:
         write_records(out, out_path)
         log(f"wrote {out.height:,} records to {out_path}")
-    stem = anchor.with_name(anchor.name.split(".")[0])
-    qpath = write_quarantine(stem.with_name(stem.name + ".quarantine.jsonl"), quarantine.rows) \
-        if quarantine.rows else None
+    qpath = write_quarantine(sidecar_path(anchor, "quarantine.jsonl"), quarantine.rows) if quarantine.rows else None
     if qpath is not None:
         log(f"quarantined {len(quarantine.rows):,} input lines: {qpath}")
     if ctx.stats and out_path is not None:
-        write_json(stem.with_name(stem.name + ".stats.json"), ctx.stats)
+        write_json(sidecar_path(anchor, "stats.json"), ctx.stats)
     return FilesResult(out, len(quarantine.rows), qpath, funnel.compute(out, quarantined=len(quarantine.rows)))
 
 
@@ -118,6 +119,13 @@ def run_pipeline(path: str | Path, *, run_dir: str | Path | None = None, from_st
 
             raise ConfigError(f"{path}: {opt} {value!r} is not a stage of this pipeline ({', '.join(names)})")
     store = RunStore(Path(run_dir) if run_dir else (config.run_dir or Path("runs") / config.name))
+    with store.locked():  # held for the whole run: a second run into this folder refuses, naming our PID
+        return _run_locked(store, config, specs, raw, from_stage, to_stage, force, log)
+
+
+def _run_locked(store: RunStore, config, specs: list[StageSpec], raw: dict[str, Any], from_stage: str | None,
+                to_stage: str | None, force: bool, log) -> RunResult:
+    names = [s.name for s in specs]
     store.write_config(raw)
     result = RunResult(run_dir=store.root)
     tax_fp = taxonomy_fingerprint(config.taxonomy)

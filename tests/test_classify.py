@@ -233,12 +233,15 @@ def test_judge_unknown_dimension_is_flagged(tiny_model_dir, tmp_path, openai_ser
 
 
 def test_judge_timeout_keeps_classifier_labels(tiny_model_dir, tmp_path, openai_server):
-    openai_server.add_rule(Reply(hang=3.0))
+    # Only row b's request hangs; the endpoint answers the other, so the timeout is b's own (an endpoint that
+    # answers nothing at all opens the client's breaker instead: tests/test_endpoint_faults.py).
+    openai_server.add_rule(Reply(hang=3.0), match="怎样殴打陌生人")
+    openai_server.add_rule(Reply(content=_verdict(True, ["S06"])))
     out, ctx = _run(_stage_input(), tmp_path, **_judge_opts(tiny_model_dir, openai_server, timeout=0.3))
     b = next(r for r in out.iter_rows(named=True) if r["id"] == "b")
     assert b["label_origin"] == "classifier" and b["categories"] == ["S03"]
     assert json.loads(b["meta"])["classify"]["judge_error"]
-    assert ctx.stats["judge_failed"] == 2
+    assert ctx.stats["judge_failed"] == 1
 
 
 def test_judge_budget_and_cache(tiny_model_dir, tmp_path, openai_server):

@@ -10,6 +10,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from curate.llm import LLMConfig, LLMStats, Request, json_request, run_requests
+from curate.llm.breaker import raise_if_unreachable
 from curate.llm.structured import JsonMode
 
 SYSTEM = """You label prompts for a safety training corpus with the harm dimensions of this taxonomy.
@@ -78,6 +79,7 @@ def ask_judge(config: LLMConfig, taxonomy, prompts: Sequence[str], responses: Se
     system = system_prompt(taxonomy)
     requests = [judge_request(system, p, r, mode=mode, model=None) for p, r in zip(prompts, responses)]
     outcomes, _ = run_requests(config, requests, on_done=on_done, stats=stats)
+    raise_if_unreachable(outcomes, config.base_url, f"{len(requests):,} rows to judge")  # not judged: not failed
     known = set(taxonomy.harm_ids)
     out = []
     for outcome in outcomes:

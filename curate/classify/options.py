@@ -47,5 +47,8 @@ class ClassifyOptions(LLMOptions):
             raise ValueError("json_mode must be json_schema, json_object or none")
         return value
 
+    def run_fingerprint(self) -> dict[str, str | None]:
+        return super().run_fingerprint() if self.judge else {}  # without the judge no endpoint is asked
+
     def overrides(self) -> dict[str, float]:
         return {k.strip(): float(v) for k, _, v in (t.partition("=") for t in self.threshold)}

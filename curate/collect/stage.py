@@ -11,18 +11,11 @@ from curate.collect.options import CollectOptions
 from curate.collect.presets import Item
 from curate.collect.readers import BadLine
 from curate.collect.sources import SourceSpec, iter_items
+from curate.collect.values import BadValue, id_value, label_values, lang_value, text_value
 from curate.errors import UsageError
 from curate.llm.reasoning import split_reasoning
 from curate.stage import StageContext
-from curate.text import detect_lang, normalize
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        value = str(value)
-    return normalize(value)
+from curate.text import detect_lang
 
 
 class _SourceReader:
@@ -44,21 +37,28 @@ class _SourceReader:
         self.ctx.quarantine(source=self.name, location=location, reason=reason, raw=raw)
 
     def record(self, location: str, item: Item, encoding: str) -> dict[str, Any] | None:
-        prompt = _text(item.prompt)
+        try:
+            return self._record(location, item, encoding)
+        except BadValue as exc:
+            self.quarantine(location, str(exc), _preview(item))
+            return None
+
+    def _record(self, location: str, item: Item, encoding: str) -> dict[str, Any] | None:
+        prompt = text_value(item.prompt, "prompt")
         if not prompt or len(prompt) < self.options.min_prompt_chars:
             self.quarantine(location, "empty prompt", repr(item.prompt)[:300])
             return None
-        source_id = str(item.source_id)
+        source_id = id_value(item.source_id)
+        reasoning = text_value(item.extra.pop("reasoning", None), "reasoning")
+        answer = text_value(item.response, "response")
+        lang = lang_value(item.lang) if item.lang else detect_lang(prompt)
+        labels = label_values(item.labels, "labels")
         if source_id in self.seen:
             self.quarantine(location, f"duplicate source id {source_id!r} within source {self.name}")
             return None
         self.seen.add(source_id)
-        reasoning = _text(item.extra.pop("reasoning", None))
-        answer = _text(item.response)
         think, response = split_reasoning(answer) if answer is not None else (None, None)
         reasoning, response = reasoning or think, response or None
-        lang = (item.lang or detect_lang(prompt)).lower()
-        labels = [str(label).strip() for label in item.labels if str(label).strip()]
         categories: list[str] = []
         harmful = self.spec.harmful
         attack = item.attack
@@ -128,3 +128,7 @@ def run(df: pl.DataFrame, options: CollectOptions, ctx: StageContext) -> pl.Data
         return records.empty()
     return records.conform(pl.DataFrame(rows, schema={k: records.SCHEMA[k] for k in rows[0]} | {
         "drop_reason": pl.Utf8}, strict=False))
+
+
+def _preview(item: Item) -> str:
+    return repr({"id": item.source_id, "prompt": item.prompt, "lang": item.lang, "labels": item.labels})[:300]

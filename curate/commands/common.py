@@ -19,11 +19,20 @@ class UserError(click.ClickException):
     """A one-line error for the user: no traceback."""
 
     def __init__(self, message: str, code: int = EXIT_USAGE):
-        super().__init__(message)
+        from curate.store import redact_text
+
+        super().__init__(redact_text(message))  # an error may quote a URL with credentials in it
         self.exit_code = code
 
     def show(self, file=None) -> None:
         click.secho(f"error: {self.format_message()}", fg="red", err=True)
+
+
+def log(message: str) -> None:
+    """Progress and stage messages on stderr, with credentials in URLs redacted."""
+    from curate.store import redact_text
+
+    click.echo(redact_text(message), err=True)
 
 
 def handle_errors(fn: Callable) -> Callable:

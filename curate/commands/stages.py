@@ -8,7 +8,7 @@ from typing import Any
 import click
 from pydantic import BaseModel, ValidationError
 
-from curate.commands.common import (UserError, given_values, handle_errors, options_from_model, parse_options,
+from curate.commands.common import (UserError, given_values, handle_errors, log, options_from_model, parse_options,
                                     taxonomy_option)
 
 
@@ -19,7 +19,7 @@ def run_on_files(stage_name: str, in_paths: list[Path], out_path: Path | None, o
     from curate.stage import available_stages
 
     result = run(available_stages()[stage_name], in_paths, out_path, options, taxonomy=taxonomy, cache_dir=cache_dir,
-                 log=lambda m: click.echo(m, err=True))
+                 log=log)
     funnel.render(result.funnel, title=f"{stage_name}: records")
 
 
@@ -81,14 +81,14 @@ def collect_command() -> click.Command:
     def callback(in_paths, out, sources_file, taxonomy, hf_name, split, **given) -> None:
         """Read sources into records: normalise text, detect language, map source labels to the taxonomy.
         Malformed lines go to <out>.quarantine.jsonl with file, line and reason; the run goes on."""
-        import yaml
-
         from curate.collect import CollectOptions
-        from curate.config import validation_message
+        from curate.config import load_yaml, validation_message
 
         if sources_file:
-            raw = yaml.safe_load(sources_file.read_text(encoding="utf-8"))
+            raw = load_yaml(sources_file)
             sources = raw.get("sources", raw) if isinstance(raw, dict) else raw
+            if not isinstance(sources, list) or not sources:
+                raise UserError(f"{sources_file}: expected a list of sources (or a mapping with 'sources: [...]')")
             base = sources_file.parent
         else:
             if not in_paths and not hf_name:

@@ -9,13 +9,14 @@ import polars as pl
 from curate import records
 from curate.export import hub
 from curate.export.card import build_card
-from curate.export.folder import ExportError, staged_folder, write_split
+from curate.export.folder import ExportError, check_replaceable, staged_folder, write_split
 from curate.export.formats import to_table
 from curate.export.options import ExportOptions
 from curate.export.plots import write_plots
 from curate.stage import StageContext
-from curate.store import RunStore
+from curate.store import RunStore, redact_text
 from curate.summary import dataset_rows, summarize
+from curate.text import strip_invisible_expr
 
 RECIPE = "recipe.yaml"
 
@@ -37,6 +38,7 @@ def output_folder(opts: ExportOptions, ctx: StageContext) -> Path:
 
 def run(df: pl.DataFrame, opts: ExportOptions, ctx: StageContext) -> pl.DataFrame:
     target = output_folder(opts, ctx)
+    check_replaceable(target, ctx.run_dir)  # before the work: a folder that is not ours is refused at once
     if opts.push_to_hub:
         hub.require_token()  # fail before the work, not after it
     exported = dataset_rows(df)
@@ -48,7 +50,9 @@ def run(df: pl.DataFrame, opts: ExportOptions, ctx: StageContext) -> pl.DataFram
     summary = summarize(df, run.manifests() if run else [], exported=exported)
     dataset = summary.dataset
     recipe = run.recipe_path if run else None
-    with staged_folder(target) as folder:
+    # Invisible characters are stripped again at the door: answers written by a model never went through collect.
+    exported = exported.with_columns(*(strip_invisible_expr(c) for c in ("prompt", "response", "reasoning")))
+    with staged_folder(target, ctx.run_dir) as folder:
         data_files = {}
         with ctx.progress(len(dataset.splits), "writing splits") as bar:
             for split in dataset.splits:
@@ -61,9 +65,9 @@ def run(df: pl.DataFrame, opts: ExportOptions, ctx: StageContext) -> pl.DataFram
         has_recipe = bool(recipe and recipe.is_file())
         if has_recipe:
             shutil.copyfile(recipe, folder / RECIPE)  # already redacted by the run store
-        card = build_card(summary, pretty_name=opts.pretty_name or target.name, data_files=data_files,
+        card = build_card(summary, pretty_name=redact_text(opts.pretty_name or target.name), data_files=data_files,
                           fmt=opts.format, reasoning=opts.reasoning, names=taxonomy_names(ctx), plots=plots,
-                          description=opts.description, has_recipe=has_recipe)
+                          description=opts.description and redact_text(opts.description), has_recipe=has_recipe)
         card.save(str(folder / "README.md"))
     ctx.stats.update({"out": str(target), "exported": dataset.total, "splits": dataset.splits,
                       "pending_left_out": pending, "license": dataset.licenses.license,

@@ -14,13 +14,20 @@ from pathlib import Path
 from pydantic import Field
 
 from curate.errors import UsageError
+from curate.llm.breaker import DEFAULT_FAILURES
 from curate.stage import StageOptions
+from curate.store import redact_url
 
 BASE_URL_ENV = "OPENAI_BASE_URL"
 MODEL_ENV = "OPENAI_MODEL"
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 # Local servers (vLLM, llama.cpp) accept any key; the openai client refuses to start without one.
 PLACEHOLDER_KEY = "EMPTY"
+# Read timeout without an explicit one: this base plus max_tokens at this pace (a 2-core CPU server serving
+# four requests writes ~8 tokens/s each); max_tokens=4096 waits ~9 minutes, max_tokens=512 ~94 s.
+READ_TIMEOUT_BASE = 30.0
+MIN_TOKENS_PER_SECOND = 8.0
+DEFAULT_MAX_TOKENS = 1024
 
 
 @dataclass(frozen=True)
@@ -31,7 +38,9 @@ class LLMConfig:
     concurrency: int = 16
     requests_per_minute: float | None = None
     tokens_per_minute: float | None = None
-    timeout: float = 300.0
+    timeout: float | None = None  # read timeout in seconds; None: from each request's max_tokens (read_timeout)
+    connect_timeout: float = 10.0  # an endpoint that does not accept a connection in this long is down
+    breaker_failures: int = DEFAULT_FAILURES  # consecutive connection-level failures that stop the client
     max_retries: int = 5
     backoff_base: float = 1.0  # seconds; attempt n waits up to base * 2**n (full jitter)
     backoff_max: float = 60.0
@@ -42,6 +51,14 @@ class LLMConfig:
 
     def api_key(self) -> str:
         return os.environ.get(self.api_key_env) or PLACEHOLDER_KEY
+
+    def read_timeout(self, params: dict) -> float:
+        """Seconds to wait for an answer: the configured timeout, else long enough for ``max_tokens`` at a
+        slow CPU server's pace (a non-streamed answer sends nothing until it is complete)."""
+        if self.timeout:
+            return self.timeout
+        max_tokens = params.get("max_tokens") or params.get("max_completion_tokens") or DEFAULT_MAX_TOKENS
+        return READ_TIMEOUT_BASE + int(max_tokens) / MIN_TOKENS_PER_SECOND
 
     def __repr__(self) -> str:  # the key is not a field, but say so for anyone printing a config
         return f"LLMConfig(base_url={self.base_url!r}, model={self.model!r}, key from ${self.api_key_env})"
@@ -64,7 +81,8 @@ class LLMOptions(StageOptions):
     requests_per_minute: float | None = Field(None, gt=0, description="Rate limit: requests per minute.")
     tokens_per_minute: float | None = Field(None, gt=0, description="Rate limit: tokens per minute (estimated "
                                             "before sending: prompt + max_tokens).")
-    timeout: float = Field(300.0, gt=0, description="Seconds before a request times out (then it is retried).")
+    timeout: float | None = Field(None, gt=0, description="Seconds to wait for an answer before it is retried "
+                                  "(default: 30 s plus max_tokens at 8 tokens/s). Connecting times out after 10 s.")
     max_retries: int = Field(5, ge=0, description="Retries on 429/5xx/timeouts/dropped connections.")
     backoff_base: float = Field(1.0, ge=0, description="First retry waits up to this many seconds; doubles each time.")
     max_requests: int | None = Field(None, ge=0, description="Budget: stop after this many requests "
@@ -74,6 +92,12 @@ class LLMOptions(StageOptions):
 
     def endpoint(self) -> str | None:
         return resolve_endpoint(self.base_url)
+
+    def run_fingerprint(self) -> dict[str, str | None]:
+        """What decides the output besides the options: the endpoint (credentials redacted) and the model,
+        also when they come from the environment. The key never: a new key gives the same answers."""
+        endpoint = self.endpoint()
+        return {"endpoint": redact_url(endpoint) if endpoint else None, "model": self.resolved_model()}
 
     def resolved_model(self) -> str | None:
         return self.model or os.environ.get(MODEL_ENV) or None

@@ -7,7 +7,9 @@
 
 Rows are never deleted: a row whose candidates all fail gets the reason of its best candidate, a row
 whose requests all failed gets ``synthesis_failed`` with the last error, and a row the budget did not
-reach stays pending (``meta.synthesize.status == "pending"``) for a resumed run.
+reach stays pending (``meta.synthesize.status == "pending"``) for a resumed run. An endpoint that stops
+answering altogether (the client's circuit breaker) stops the stage with one line and writes nothing: its
+rows stay pending, and the next run sends them again (cached answers are not paid twice).
 """
 from __future__ import annotations
 
@@ -16,14 +18,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import polars as pl
 
 from curate import records
 from curate.llm import Completion, LLMStats, Outcome, Request, run_requests
+from curate.llm.breaker import raise_if_unreachable
 from curate.llm.config import BASE_URL_ENV, MODEL_ENV
 from curate.stage import StageContext
+from curate.store import redact_url
 from curate.synthesize.filters import DEFAULT_BOILERPLATE, Bounds, check_candidate
 from curate.synthesize.goals import DimensionPolicy, goal_for, load_policies, render_policies
 from curate.synthesize.answer_judge import JudgeScores, judge_request
@@ -81,7 +84,7 @@ def run(df: pl.DataFrame, opts: SynthesizeOptions, ctx: StageContext) -> pl.Data
     ctx.stats.update(llm_stats.as_dict())
     ctx.stats.update({
         "rows": dict(Counter(m["status"] for m in meta if m)),
-        "endpoint": _public_url(config.base_url), "model": config.model,
+        "endpoint": redact_url(config.base_url), "model": config.model,
         "response_kind_detector": detector,
         "templates": {j.template.id: j.template.sha for j in jobs},
     })
@@ -144,6 +147,7 @@ def generate(jobs: list[Job], opts: SynthesizeOptions, config, ctx: StageContext
                 for job in jobs for c in range(k)]
     with ctx.progress(len(requests), "synthesize") as bar:
         outcomes, _ = run_requests(config, requests, on_done=lambda i, o: bar.advance(1), stats=stats)
+    raise_if_unreachable(outcomes, config.base_url, f"{len(jobs):,} rows")
     for i, out in enumerate(outcomes):
         _collect(jobs[i // k], i % k, out)
 
@@ -189,6 +193,7 @@ def _judge(jobs: list[Job], opts: SynthesizeOptions, ctx: StageContext, config, 
                                       mode=opts.json_mode, model=opts.judge_model))
     with ctx.progress(len(requests), "synthesize: judge") as bar:
         outcomes, _ = run_requests(config, requests, on_done=lambda i, o: bar.advance(1), stats=stats)
+    raise_if_unreachable(outcomes, config.base_url, f"{len(jobs):,} rows")
     for (job, cand), out in zip(todo, outcomes):
         if out.status == "budget":
             job.budget_hit = True
@@ -274,10 +279,3 @@ def apply(df: pl.DataFrame, updates: list[Update], meta: list) -> pl.DataFrame:
 
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
-def _public_url(url: str) -> str:
-    """The endpoint without user:password or query string (which may carry credentials)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    return f"{parts.scheme}://{host}{':' + str(parts.port) if parts.port else ''}{parts.path}"
