@@ -14,6 +14,7 @@ import polars as pl
 
 from curate.review import label_config as lc
 from curate.review.client import Client, ReviewError
+from curate.review.guidelines import instructions_html
 from curate.review.sampling import select
 from curate.review.tasks import model_version, task
 from curate.taxonomy import Taxonomy
@@ -25,22 +26,13 @@ def find_project(client: Client, title: str) -> Any | None:
     return min(found, key=lambda p: p.id) if found else None
 
 
-def _instructions() -> str:
-    root = lc.default_config_path().parent
-    parts = []
-    for name in ("GUIDELINES.en.md", "GUIDELINES.zh.md"):
-        path = root / name
-        if path.exists():
-            parts.append(path.read_text(encoding="utf-8"))
-    body = "\n\n".join(parts).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return f'<div style="white-space: pre-wrap">{body}</div>' if body else ""
-
-
 def ensure_project(client: Client, title: str, taxonomy: Taxonomy, *, overlap: int = 1,
-                   version: str | None = None) -> tuple[Any, bool]:
-    """(project, created). An existing project keeps its labeling config (annotations depend on it)."""
+                   version: str | None = None, reviewer_lang: str = "en") -> tuple[Any, bool]:
+    """(project, created). An existing project keeps its labeling config (annotations depend on it); its
+    guidelines page is rendered again, so edited guidelines reach reviewers on the next push."""
     if len(title) < 3:
         raise ReviewError(f"project name {title!r} is too short: Label Studio needs at least 3 characters")
+    instructions = instructions_html(reviewer_lang, taxonomy)
     project = find_project(client, title)
     if project is not None:
         changes: dict[str, Any] = {}
@@ -48,13 +40,19 @@ def ensure_project(client: Client, title: str, taxonomy: Taxonomy, *, overlap: i
             changes["model_version"] = version
         if overlap and project.maximum_annotations != overlap:
             changes["maximum_annotations"] = overlap
+        if project.expert_instruction != instructions:
+            changes["expert_instruction"] = instructions
+        config = lc.label_config(taxonomy)
+        if lc.GENERATED_MARK in (project.label_config or "") and project.label_config != config:
+            # a config curate generated earlier: the new one keeps every control name, so annotations still fit
+            changes["label_config"] = config
         if changes:
             project = client.call(lambda: client.ls.projects.update(id=project.id, **changes))
         return project, False
     project = client.call(lambda: client.ls.projects.create(
         title=title, label_config=lc.label_config(taxonomy),
         description="Safety corpus review prepared by curate (see annotations/GUIDELINES.*.md).",
-        expert_instruction=_instructions(), show_instruction=True, maximum_annotations=overlap,
+        expert_instruction=instructions, show_instruction=True, maximum_annotations=overlap,
         model_version=version or "", show_collab_predictions=True, show_skip_button=True,
     ))
     return project, True
@@ -72,17 +70,18 @@ def existing_record_ids(client: Client, project_id: int) -> dict[str, int]:
 
 def push(client: Client, df: pl.DataFrame, title: str, *, taxonomy: Taxonomy, sample: int | None = 200,
          strategy: str = "stratified", seed: int = 0, overlap: int = 1, batch_size: int = 100,
-         on_batch: Callable[[int, int], None] | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+         reviewer_lang: str = "en", on_batch: Callable[[int, int], None] | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Import the sample's missing tasks; returns figures (sampled, already present, imported, per stratum)."""
     chosen = select(df, sample, strategy, seed)
     rows = chosen.to_dicts()
     version = model_version(rows)
-    project, created = ensure_project(client, title, taxonomy, overlap=overlap, version=version)
+    project, created = ensure_project(client, title, taxonomy, overlap=overlap, version=version,
+                                      reviewer_lang=reviewer_lang)
     present = existing_record_ids(client, project.id)
     todo = [r for r in rows if r["id"] not in present]
     imported = 0
     for start in range(0, len(todo), batch_size):
-        batch = [task(r, r["_stratum"], r["_priority"], version) for r in todo[start:start + batch_size]]
+        batch = [task(r, r["_stratum"], r["_priority"], version, taxonomy) for r in todo[start:start + batch_size]]
         client.call(lambda: client.ls.projects.import_tasks(id=project.id, request=batch, return_task_ids=True))
         imported += len(batch)
         if on_batch is not None:

@@ -35,6 +35,8 @@ class ReviewOptions(StageOptions):
     poll_interval: float = Field(30.0, gt=0, description="Seconds between polls when waiting.")
     timeout: float = Field(3600.0, gt=0, description="Seconds to wait at most when waiting.")
     batch_size: int = Field(100, ge=1, le=5000, description="Tasks per import request.")
+    reviewer_lang: Literal["en", "zh"] = Field("en", description="The reviewers' language: its guidelines come "
+                                                                 "first in Label Studio's Instructions page.")
 
 
 def run(df: pl.DataFrame, opts: ReviewOptions, ctx: StageContext) -> pl.DataFrame:
@@ -55,7 +57,8 @@ def run(df: pl.DataFrame, opts: ReviewOptions, ctx: StageContext) -> pl.DataFram
     if find_project(client, title) is not None:
         out = _pull_merge(client, df, title, path, taxonomy, opts, ctx)
     ctx.stats["push"] = push(client, df, title, taxonomy=taxonomy, sample=opts.sample, strategy=opts.strategy,
-                             seed=opts.seed, overlap=opts.overlap, batch_size=opts.batch_size, log=ctx.log)
+                             seed=opts.seed, overlap=opts.overlap, batch_size=opts.batch_size,
+                             reviewer_lang=opts.reviewer_lang, log=ctx.log)
     if opts.wait:
         deadline = time.monotonic() + opts.timeout
         while True:
