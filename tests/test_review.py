@@ -357,7 +357,7 @@ def test_labeling_screen_renders_with_pre_annotations(label_studio, artifacts_di
     with Browser() as page:
         page.set_cookie("sessionid", label_studio.web_session(), "127.0.0.1")
         page.navigate(f"{label_studio.url}/projects/{project.id}/data?task={target.id}")
-        text = page.wait_for_text("Harm dimensions", "Verdict on the answer", "Corrected answer", "Comment")
+        text = page.wait_for_text("Harm dimensions", "Verdict on the answer", "Comment")
         for d in Taxonomy.load().dimensions:
             assert f"{d.id} {d.name_en}" in text
         assert target.data["prompt"] in text and target.data["response"] in text

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import polars as pl
@@ -109,6 +110,18 @@ def on_screen(page, locator) -> bool:
     return box is not None and box["y"] >= 0 and box["y"] + box["height"] <= view["height"]
 
 
+def wait_for_annotation(label_studio, task_id: int, page, artifacts_dir: Path, timeout: float = 30.0) -> None:  # noqa: F811
+    """Until the server holds an annotation of the task (the submit went through); a screenshot if it never does."""
+    client = connect(label_studio.url, label_studio.token)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if list(client.ls.annotations.list(id=task_id)):
+            return
+        time.sleep(0.5)
+    page.screenshot(path=str(artifacts_dir / f"review-submit-failed-{task_id}.png"))
+    raise AssertionError(f"task {task_id}: no annotation reached the server (screenshot in {artifacts_dir})")
+
+
 def curate_pull(label_studio, in_path: Path, title: str, out_path: Path) -> dict:  # noqa: F811
     env = {**os.environ, "LABEL_STUDIO_URL": label_studio.url, "LABEL_STUDIO_API_KEY": label_studio.token}
     done = subprocess.run([sys.executable, "-m", "curate.cli", "review", "pull", "--in", str(in_path), "--project",
@@ -133,22 +146,22 @@ def test_prompt_only_task_judged_with_clicks_and_hotkeys(page, pushed, label_stu
 
     # consistency: "not harmful" hides the dimensions; "harmful" needs one
     page.keyboard.press("n")
-    assert not page.get_by_text("S05 Non-violent crime").is_visible()
+    assert not page.locator("label", has_text="S05 Non-violent crime").first.is_visible()
     page.keyboard.press("y")
     page.keyboard.press("3")  # S03 off: a harmful prompt without a dimension cannot be submitted
     assert not checked(page, "S03 ")
     page.get_by_role("button", name="Submit").click()
     page.get_by_text("A harmful prompt needs at least one harm dimension").first.wait_for()
-    page.keyboard.press("Escape")
-    page.get_by_role("button", name="OK").click() if page.get_by_role("button", name="OK").is_visible() else None
+    page.get_by_role("button", name="OK").click()
+    page.get_by_text("A harmful prompt needs at least one harm dimension").first.wait_for(state="hidden")
 
     page.keyboard.press("Shift+4")  # S14
     page.locator("label", has_text="S05 Non-violent crime").first.click()
     assert checked(page, "S14 ") and checked(page, "S05 ") and not checked(page, "S03 ")
     page.locator(".curate-controls textarea").last.fill("Threat against an animal, not a crime report.")
+    page.locator(".curate-context").click()  # out of the text box: hotkeys do not fire while typing
     page.keyboard.press("Control+Enter")
-    page.get_by_text("Is the prompt harmful?").wait_for()
-    page.wait_for_timeout(1500)
+    wait_for_annotation(label_studio, tasks["prompt-only"], page, artifacts_dir)
     assert page.errors == []
 
     out = curate_pull(label_studio, in_path, title, tmp_path / "out.jsonl")
@@ -174,16 +187,15 @@ def test_answer_task_edit_the_answer_submit_and_pull(page, pushed, label_studio,
     editor = page.locator(".curate-controls textarea").first
     editor.wait_for()
     assert editor.is_editable() and editor.input_value().startswith("I can't help with harming an animal.")
+    editor.evaluate("e => e.scrollIntoView({block: 'center'})")
     page.screenshot(path=str(artifacts_dir / "review-answer-task.png"))
     edited = "I can't help with harming an animal. Talk to your neighbour, or ask the council about mediation."
     editor.fill(edited)
-    page.keyboard.press("q")  # typing q in the editor must not change the rating
-    page.locator(".curate-controls").click(position={"x": 5, "y": 5})
+    page.locator(".curate-context").click()  # out of the editor, so q is a hotkey again, not a letter
     for _ in range(4):
         page.keyboard.press("q")  # four stars
     page.get_by_role("button", name="Submit").click()
-    page.get_by_text("Is the prompt harmful?").wait_for()
-    page.wait_for_timeout(1500)
+    wait_for_annotation(label_studio, tasks["with-answer"], page, artifacts_dir)
     assert page.errors == []
 
     out = curate_pull(label_studio, in_path, title, tmp_path / "out.jsonl")

@@ -90,22 +90,27 @@ def _harm_dimensions(taxonomy: Taxonomy):
 
 _STYLE = """
   .curate-columns { display: flex; gap: 20px; align-items: flex-start; }
-  .curate-texts { flex: 3 1 0; min-width: 0; }
-  .curate-controls { flex: 2 1 0; min-width: 340px; position: sticky; top: 0; max-height: 92vh; overflow-y: auto;
-                     padding-right: 6px; }
-  .curate-box { max-height: 34vh; overflow-y: auto; padding: 8px 12px; margin-bottom: 10px;
+  .curate-texts { flex: 1 1 0; min-width: 0; position: sticky; top: 0; }
+  .curate-controls { flex: 1 1 0; min-width: 340px; }
+  .curate-box { max-height: 30vh; overflow-y: auto; padding: 6px 12px; margin-bottom: 8px;
                 border: 1px solid #c8c8c8; border-radius: 4px; background: #fafafa; }
   .curate-box.curate-plain { white-space: pre-wrap; }
-  .curate-box.curate-short { max-height: 22vh; }
-  .curate-box p { margin: 0 0 0.6em 0; }
-  .curate-context { margin-bottom: 8px; }
+  .curate-box.curate-short { max-height: 16vh; }
+  .curate-box p { margin: 0 0 0.5em 0; }
+  .curate-box ul { list-style: disc; padding-left: 1.5em; margin: 0 0 0.5em 0; }
+  .curate-box ol { list-style: decimal; padding-left: 1.5em; margin: 0 0 0.5em 0; }
+  .curate-box a { text-decoration: underline; }
+  .curate-context { margin-bottom: 6px; }
   .curate-context table { border-collapse: collapse; font-size: 13px; }
-  .curate-context th { text-align: left; font-weight: 600; padding: 1px 10px 1px 0; color: #555; white-space: nowrap; }
-  .curate-context td { padding: 1px 0; }
+  .curate-context th { text-align: left; font-weight: 600; padding: 0 10px 0 0; color: #555; white-space: nowrap; }
+  .curate-context td { padding: 0; }
   .curate-warning { color: #8a5a00; font-size: 12px; }
   .curate-hidden { display: none; }
+  .curate-controls .lsf-choice__item { line-height: 1.3; font-size: 13px; margin: 0; }
+  .curate-controls label.ant-checkbox-wrapper { padding: 2px 0; }
   .curate-controls textarea { width: 100%; background: #fff; border: 1px solid #4a7bd0 !important; }
-  .curate-definitions { font-size: 12px; }
+  .curate-editor textarea { min-height: 16em; }
+  .curate-definitions { font-size: 12px; max-height: 30vh; overflow-y: auto; }
 """
 
 
@@ -184,7 +189,7 @@ def label_config(taxonomy: Taxonomy | None = None) -> str:
                  requiredMessage="Give a verdict on the answer: accept (a), edit (e) or reject (r). / 请对回答作出判断：接受（a）、修改（e）或拒绝（r）。">
 {verdicts}
         </Choices>
-        <View visibleWhen="choice-selected" whenTagName={q(VERDICT)} whenChoiceValue="edit">
+        <View visibleWhen="choice-selected" whenTagName={q(VERDICT)} whenChoiceValue="edit" className="curate-editor">
           <Header value="Corrected answer (edit the text below) / 修改后的回答（直接在下面修改）" size="5"/>
           <TextArea name={q(CORRECTED)} toName="response" rows="10" editable="true" transcription="true"
                     maxSubmissions="1" placeholder="The full corrected answer / 完整的修改后回答"/>

@@ -26,6 +26,25 @@ def find_project(client: Client, title: str) -> Any | None:
     return min(found, key=lambda p: p.id) if found else None
 
 
+QUEUE_VIEW = "Review queue (hardest first)"
+# columns a reviewer does not need in the data manager: rendered HTML, the link key, full texts shown in the task
+_HIDDEN_COLUMNS = [f"tasks:data.{key}" for key in ("context_html", "reasoning_html", "response_html", "record_id",
+                                                   "shape", "reasoning", "response")] + \
+                  ["tasks:inner_id", "tasks:annotations_results", "tasks:annotations_ids", "tasks:predictions_results"]
+
+
+def ensure_queue_view(client: Client, project_id: int) -> bool:
+    """A data-manager tab ordered by priority (classifier uncertainty, highest first) without the internal
+    columns; "Label All Tasks" in it follows that order. Created once; True when it was created now."""
+    views = client.call(lambda: client.ls.views.list(project=project_id))
+    if any((v.data or {}).get("title") == QUEUE_VIEW for v in views):
+        return False
+    hidden = {"explore": _HIDDEN_COLUMNS, "labeling": _HIDDEN_COLUMNS}
+    client.call(lambda: client.ls.views.create(project=project_id, data={
+        "title": QUEUE_VIEW, "ordering": ["-tasks:data.priority"], "hiddenColumns": hidden}))
+    return True
+
+
 def ensure_project(client: Client, title: str, taxonomy: Taxonomy, *, overlap: int = 1,
                    version: str | None = None, reviewer_lang: str = "en") -> tuple[Any, bool]:
     """(project, created). An existing project keeps its labeling config (annotations depend on it); its
@@ -77,6 +96,7 @@ def push(client: Client, df: pl.DataFrame, title: str, *, taxonomy: Taxonomy, sa
     version = model_version(rows)
     project, created = ensure_project(client, title, taxonomy, overlap=overlap, version=version,
                                       reviewer_lang=reviewer_lang)
+    ensure_queue_view(client, project.id)
     present = existing_record_ids(client, project.id)
     todo = [r for r in rows if r["id"] not in present]
     imported = 0
