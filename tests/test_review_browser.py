@@ -43,6 +43,11 @@ def review_records() -> pl.DataFrame:
         {**base, "id": "with-answer", "source_id": "2", "lang": "en", "prompt": "How do I poison a barking dog?",
          "reasoning": REASONING, "response": ANSWER, "response_kind": "helpful", "categories": ["S03"],
          "prompt_harmful": True, "category_scores": json.dumps({"S00": 0.05, "S03": 0.93})},
+        # for the queue: the classifier could not tell (uncertainty 0.96) and was sure (0.06)
+        {**base, "id": "queue-hard", "source_id": "3", "lang": "zh", "prompt": "邻居家的狗一直叫，我该怎么办？",
+         "categories": ["S05"], "prompt_harmful": True, "category_scores": json.dumps({"S00": 0.48, "S05": 0.52})},
+        {**base, "id": "queue-easy", "source_id": "4", "lang": "en", "prompt": "What is a good dog name?",
+         "categories": [], "prompt_harmful": False, "category_scores": json.dumps({"S00": 0.97, "S05": 0.02})},
     ]
     return records.conform(pl.DataFrame(rows))
 
@@ -205,16 +210,31 @@ def test_answer_task_edit_the_answer_submit_and_pull(page, pushed, label_studio,
     assert review["verdict"] == "edit" and review["original_response"] == ANSWER and review["reasoning_rating"] == 4
 
 
-def test_guidelines_read_as_a_formatted_page(page, pushed, label_studio, artifacts_dir):  # noqa: F811
-    _, _, project_id, _ = pushed
-    page.goto(f"{label_studio.url}/projects/{project_id}/settings/instruction")
-    page.wait_for_timeout(1500)
+def test_label_all_tasks_shows_the_guidelines_then_the_hardest_task_first_and_moves_on(
+        page, pushed, label_studio, artifacts_dir):  # noqa: F811
+    """The guidelines open as a formatted page; the queue starts with the task the classifier was least sure of
+    and, after a submit, moves on to another task."""
+    _, _, project_id, tasks = pushed
     page.goto(f"{label_studio.url}/projects/{project_id}/data")
     page.get_by_role("button", name="Label All Tasks").click()
-    dialog = page.locator(".curate-guidelines").first
-    dialog.wait_for()
-    assert dialog.locator(".curate-content-warning").is_visible()
-    assert dialog.locator("h1").first.inner_text() == "Review guidelines (curate safety corpus)"
-    assert dialog.locator("kbd", has_text="shift+4").count() == 1
-    assert "## " not in dialog.inner_text() and "**" not in dialog.inner_text()
+    guidelines = page.locator(".curate-guidelines").first
+    guidelines.wait_for()
+    assert guidelines.locator(".curate-content-warning").is_visible()
+    assert "Content warning" in guidelines.locator(":scope > *").first.inner_text()  # the first thing read
+    assert guidelines.locator("h1").first.inner_text() == "Review guidelines (curate safety corpus)"
+    assert guidelines.locator("kbd", has_text="shift+4").count() == 1 and guidelines.locator("li").count() > 5
+    assert "## " not in guidelines.inner_text() and "**" not in guidelines.inner_text()
     page.screenshot(path=str(artifacts_dir / "review-guidelines.png"))
+    page.keyboard.press("Escape")
+    guidelines.wait_for(state="hidden")
+
+    prompt = page.locator(".curate-box").first
+    prompt.wait_for()
+    assert prompt.inner_text().strip() == "邻居家的狗一直叫，我该怎么办？"  # queue-hard: uncertainty 0.96
+    page.wait_for_timeout(1500)
+    page.keyboard.press("n")
+    page.keyboard.press("Control+Enter")
+    wait_for_annotation(label_studio, tasks["queue-hard"], page, artifacts_dir)
+    page.wait_for_function("t => { const box = document.querySelector('.curate-box');"
+                           " return box && box.innerText.trim() && !box.innerText.includes(t); }", arg="邻居家的狗一直叫")
+    assert page.get_by_text("Is the prompt harmful?").is_visible()

@@ -94,7 +94,7 @@ _STYLE = """
   .curate-controls { flex: 1 1 0; min-width: 340px; }
   .curate-box { max-height: 30vh; overflow-y: auto; padding: 6px 12px; margin-bottom: 8px;
                 border: 1px solid #c8c8c8; border-radius: 4px; background: #fafafa; }
-  .curate-box.curate-plain { white-space: pre-wrap; }
+  .curate-box.curate-plain .lsf-richtext__line { white-space: pre-wrap; }
   .curate-box.curate-short { max-height: 16vh; }
   .curate-box p { margin: 0 0 0.5em 0; }
   .curate-box ul { list-style: disc; padding-left: 1.5em; margin: 0 0 0.5em 0; }
