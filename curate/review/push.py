@@ -55,8 +55,6 @@ def ensure_project(client: Client, title: str, taxonomy: Taxonomy, *, overlap: i
     project = find_project(client, title)
     if project is not None:
         changes: dict[str, Any] = {}
-        if version and project.model_version != version:
-            changes["model_version"] = version
         if overlap and project.maximum_annotations != overlap:
             changes["maximum_annotations"] = overlap
         if project.expert_instruction != instructions:
@@ -67,7 +65,7 @@ def ensure_project(client: Client, title: str, taxonomy: Taxonomy, *, overlap: i
             changes["label_config"] = config
         if changes:
             project = client.call(lambda: client.ls.projects.update(id=project.id, **changes))
-        return project, False
+        return project, False  # a new model version is set after the import (see push)
     project = client.call(lambda: client.ls.projects.create(
         title=title, label_config=lc.label_config(taxonomy),
         description="Safety corpus review prepared by curate (see annotations/GUIDELINES.*.md).",
@@ -106,6 +104,9 @@ def push(client: Client, df: pl.DataFrame, title: str, *, taxonomy: Taxonomy, sa
         imported += len(batch)
         if on_batch is not None:
             on_batch(imported, len(todo))
+    if not created and version and project.model_version != version and imported:
+        # Label Studio accepts a model version only once predictions carry it, so after the import
+        client.call(lambda: client.ls.projects.update(id=project.id, model_version=version))
     strata: dict[str, int] = {}
     for r in rows:
         strata[r["_stratum"]] = strata.get(r["_stratum"], 0) + 1
