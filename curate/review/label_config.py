@@ -114,6 +114,11 @@ _STYLE = """
 """
 
 
+def _definition(d) -> str:
+    """One dimension's definition, English then Chinese on its own line."""
+    return f"{d.id} {d.name_en}: {d.definition_en}\n{d.name_zh}：{d.definition_zh}"
+
+
 def label_config(taxonomy: Taxonomy | None = None) -> str:
     """The labeling config XML for ``taxonomy`` (the default one when None)."""
     taxonomy = taxonomy or Taxonomy.load()
@@ -126,8 +131,7 @@ def label_config(taxonomy: Taxonomy | None = None) -> str:
         for i, d in enumerate(dims, start=1)
     )
     definitions = "\n".join(
-        f"          <Text name={q(f'definition_{d.id}')} value={q(f'{d.id} {d.name_en}: {d.definition_en}  {d.name_zh}：{d.definition_zh}')}/>"
-        for d in dims
+        f"          <Text name={q(f'definition_{d.id}')} value={q(_definition(d))}/>" for d in dims
     )
     verdicts = "\n".join(
         f"        <Choice value={q(_VERDICT_TEXT[v])} alias={q(v)} hotkey={q(_VERDICT_KEYS[v])}/>" for v in VERDICTS
