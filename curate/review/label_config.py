@@ -126,8 +126,7 @@ def label_config(taxonomy: Taxonomy | None = None) -> str:
     dims = _harm_dimensions(taxonomy)
     dim_choices = "\n".join(
         f"        <Choice value={q(f'{d.id} {d.name_en} / {d.name_zh}')} alias={q(d.id)}"
-        + (f" hotkey={q(dimension_hotkey(i))}" if dimension_hotkey(i) else "")
-        + f" hint={q(f'{d.definition_en} / {d.definition_zh}')}/>"
+        + (f" hotkey={q(dimension_hotkey(i))}" if dimension_hotkey(i) else "") + "/>"
         for i, d in enumerate(dims, start=1)
     )
     definitions = "\n".join(
