@@ -47,8 +47,8 @@ def ensure_queue_view(client: Client, project_id: int) -> bool:
 
 def ensure_project(client: Client, title: str, taxonomy: Taxonomy, *, overlap: int = 1,
                    version: str | None = None, reviewer_lang: str = "en") -> tuple[Any, bool]:
-    """(project, created). An existing project keeps its labeling config (annotations depend on it); its
-    guidelines page is rendered again, so edited guidelines reach reviewers on the next push."""
+    """(project, created). An existing project gets its guidelines page rendered again and, when curate
+    generated its labeling config, the current config (a config written by hand is left alone)."""
     if len(title) < 3:
         raise ReviewError(f"project name {title!r} is too short: Label Studio needs at least 3 characters")
     instructions = instructions_html(reviewer_lang, taxonomy)
@@ -60,7 +60,8 @@ def ensure_project(client: Client, title: str, taxonomy: Taxonomy, *, overlap: i
         if project.expert_instruction != instructions:
             changes["expert_instruction"] = instructions
         config = lc.label_config(taxonomy)
-        if lc.GENERATED_MARK in (project.label_config or "") and project.label_config != config:
+        current = (project.label_config or "").strip()  # Label Studio does not store it byte for byte
+        if lc.GENERATED_MARK in current and current != config.strip():
             # a config curate generated earlier: the new one keeps every control name, so annotations still fit
             changes["label_config"] = config
         if changes:
