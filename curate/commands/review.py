@@ -24,15 +24,17 @@ def review_group() -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample.")
 @click.option("--overlap", type=int, default=1, show_default=True, help="Annotators per task (2+ measures agreement).")
 @click.option("--batch-size", type=int, default=100, show_default=True, help="Tasks per import request.")
+@click.option("--reviewer-lang", type=click.Choice(["en", "zh"]), default="en", show_default=True,
+              help="The reviewers' language: its guidelines come first on the Instructions page.")
 @with_taxonomy()
 @handle_errors
-def review_push(in_path, project, sample, strategy, seed, overlap, batch_size, taxonomy) -> None:
+def review_push(in_path, project, sample, strategy, seed, overlap, batch_size, reviewer_lang, taxonomy) -> None:
     """Create or update the project and import the sample as tasks with pre-annotations. Idempotent: a
     second push imports only tasks that are missing (tasks carry the record id)."""
     from curate.review.cli_api import push
 
     push(in_path, project, sample if sample and sample > 0 else None, strategy, seed=seed, overlap=overlap,
-         batch_size=batch_size, taxonomy_path=taxonomy, log=click.echo)
+         batch_size=batch_size, taxonomy_path=taxonomy, reviewer_lang=reviewer_lang, log=click.echo)
 
 
 @review_group.command("pull")

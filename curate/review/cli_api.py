@@ -12,11 +12,13 @@ from curate.review.session import ReviewSession
 
 def push(in_path: str | Path, project: str, sample: int | None = 200, strategy: str = "stratified", *,
          seed: int = 0, overlap: int = 1, batch_size: int = 100, taxonomy_path: str | Path | None = None,
-         url: str | None = None, api_key: str | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Create or update the project and import the sample's missing tasks; returns the push figures."""
+         reviewer_lang: str = "en", url: str | None = None, api_key: str | None = None,
+         log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Create or update the project and import the sample's missing tasks; returns the push figures.
+    ``reviewer_lang`` (en or zh) comes first in the guidelines page."""
     session = ReviewSession.open(url, api_key, taxonomy_path)  # a down server or a bad key changes nothing
     return session.push(read_records(in_path), project, sample=sample, strategy=strategy, seed=seed, overlap=overlap,
-                        batch_size=batch_size, log=log)
+                        batch_size=batch_size, reviewer_lang=reviewer_lang, log=log)
 
 
 def pull(in_path: str | Path, project: str, out_path: str | Path, conflict: str = "majority", *,

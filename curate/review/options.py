@@ -26,3 +26,5 @@ class ReviewOptions(StageOptions):
     poll_interval: float = Field(30.0, gt=0, description="Seconds between polls when waiting.")
     timeout: float = Field(3600.0, gt=0, description="Seconds to wait at most when waiting.")
     batch_size: int = Field(100, ge=1, le=5000, description="Tasks per import request.")
+    reviewer_lang: Literal["en", "zh"] = Field("en", description="The reviewers' language: its guidelines come "
+                                                                 "first in Label Studio's Instructions page.")

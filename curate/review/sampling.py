@@ -49,6 +49,12 @@ def confidence(category_scores: str | None) -> float | None:
     return round(min(abs(p - 0.5) for p in s.values()) * 2, 6)
 
 
+def uncertainty(category_scores: str | None) -> float | None:
+    """The task priority reviewers sort by: 1 - confidence (1 = a score sat at 0.5; None = not scored)."""
+    sure = confidence(category_scores)
+    return None if sure is None else round(1.0 - sure, 6)
+
+
 def _classifier_view(row: dict[str, Any]) -> tuple[set[str] | None, set[str] | None, Any, Any]:
     """(source categories, classifier categories, source harmful, classifier harmful) as far as known.
 
@@ -82,7 +88,9 @@ def disagreement(row: dict[str, Any]) -> float:
 
 
 def select(df: pl.DataFrame, n: int | None, strategy: str = "stratified", seed: int = 0) -> pl.DataFrame:
-    """The sample, in review order, with two extra columns: ``_stratum`` and ``_priority`` (for task data)."""
+    """The sample, in review order, with two extra columns: ``_stratum`` and ``_priority`` (the classifier's
+    uncertainty, for task data). Stratified and all samples are ordered hardest first; uncertain and
+    disagreement keep their own order."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown sampling strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     pool = records.kept(df)
@@ -92,6 +100,8 @@ def select(df: pl.DataFrame, n: int | None, strategy: str = "stratified", seed: 
     rng.shuffle(order)  # seeded tie-break for every strategy
     tie = {i: k for k, i in enumerate(order)}
     strata = [stratum(r["categories"], r["lang"]) for r in rows]
+    uncertain = [uncertainty(r["category_scores"]) for r in rows]
+    hardest_first = {i: (uncertain[i] is None, -(uncertain[i] or 0.0), tie[i]) for i in range(len(rows))}
     if strategy == "stratified":
         groups: dict[str, list[int]] = {}
         for i in order:
@@ -102,23 +112,19 @@ def select(df: pl.DataFrame, n: int | None, strategy: str = "stratified", seed: 
         while any(depth < len(q) for q in queues):
             picked.extend(q[depth] for q in queues if depth < len(q))
             depth += 1
-        priority = [0.0] * len(rows)
     elif strategy == "uncertain":
-        priority = [confidence(r["category_scores"]) for r in rows]
-        picked = sorted(range(len(rows)), key=lambda i: (priority[i] is None, priority[i] or 0.0, tie[i]))
+        picked = sorted(range(len(rows)), key=hardest_first.__getitem__)
     elif strategy == "disagreement":
         dis = [disagreement(r) for r in rows]
-        conf = [confidence(r["category_scores"]) for r in rows]
-        priority = dis
-        picked = sorted(range(len(rows)), key=lambda i: (-dis[i], conf[i] is None, conf[i] or 0.0, tie[i]))
+        picked = sorted(range(len(rows)), key=lambda i: (-dis[i], *hardest_first[i]))
     else:
-        priority = [0.0] * len(rows)
         picked = order
     if n is not None:
         picked = picked[:n]
+    if strategy in ("stratified", "all"):
+        picked = sorted(picked, key=hardest_first.__getitem__)  # the strategy chose who; review hardest first
     out = pool[picked] if picked else pool.clear()
     return out.with_columns(
         pl.Series("_stratum", [strata[i] for i in picked], dtype=pl.Utf8),
-        pl.Series("_priority", [float(priority[i]) if priority[i] is not None else None for i in picked],
-                  dtype=pl.Float64),
+        pl.Series("_priority", [uncertain[i] for i in picked], dtype=pl.Float64),
     )

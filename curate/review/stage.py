@@ -31,7 +31,8 @@ def run(df: pl.DataFrame, opts: ReviewOptions, ctx: StageContext) -> pl.DataFram
     if session.has_project(title):
         out = _pull_merge(session, df, title, path, opts, ctx)
     ctx.stats["push"] = session.push(df, title, sample=opts.sample, strategy=opts.strategy, seed=opts.seed,
-                                     overlap=opts.overlap, batch_size=opts.batch_size, log=ctx.log)
+                                     overlap=opts.overlap, batch_size=opts.batch_size,
+                                     reviewer_lang=opts.reviewer_lang, log=ctx.log)
     if opts.wait:
         deadline = time.monotonic() + opts.timeout
         while True:
