@@ -13,9 +13,10 @@ import polars as pl
 
 from curate import funnel as funnel_mod
 from curate import records
-from curate.balance.kinds import GENERAL_DIMENSION, SAFE_DIMENSION, judge_score, record_kind, was_synthesized
+from curate.balance.kinds import GENERAL_DIMENSION, judge_score, record_kind, was_synthesized
 from curate.licenses import LicenseSummary, summarize as summarize_licenses
 from curate.funnel import HAS_RESPONSE
+from curate.taxonomy import SAFE
 
 SPLIT_ORDER = ("train", "test")
 UNLABELLED = "unlabelled"  # the kind of an exported row balance could not place (prompt_harmful unknown)
@@ -139,7 +140,7 @@ def _split_key(split: str) -> tuple:
 def _dataset(df: pl.DataFrame, rows: pl.DataFrame, manifests: list[dict[str, Any]]) -> DatasetSummary:
     splits = _counts(rows, "split")
     # A row counts once in each of its dimensions; a row with none counts in its stratum dimension (S00/general).
-    fallback = pl.when(pl.col("kind") == "general").then(pl.lit(GENERAL_DIMENSION)).otherwise(pl.lit(SAFE_DIMENSION))
+    fallback = pl.when(pl.col("kind") == "general").then(pl.lit(GENERAL_DIMENSION)).otherwise(pl.lit(SAFE))
     dims = rows.select(pl.when(pl.col("categories").list.len() > 0).then(pl.col("categories"))
                        .otherwise(pl.concat_list(fallback)).alias("dim"), "lang").explode("dim")
     dimensions: dict[str, dict[str, int]] = {}
