@@ -71,7 +71,18 @@ def run_stage(stage: Stage, df: pl.DataFrame, options: Any, ctx: StageContext) -
         if missing.height:
             raise StageFailed(f"stage {stage.name} lost {missing.height} rows (e.g. id {missing['id'][0]}); "
                               "stages must keep every row and set drop_reason instead")
+        check_writes(stage, df, out)
     return out
+
+
+def check_writes(stage: Stage, before: pl.DataFrame, after: pl.DataFrame) -> None:
+    """A stage changes only the columns its ``writes`` declares (and its own lineage in ``meta``)."""
+    if not before["id"].equals(after["id"]):
+        before, after = before.sort("id"), after.sort("id")
+    changed = [c for c in records.SCHEMA if c != "meta" and c not in stage.writes and not before[c].equals(after[c])]
+    if changed:
+        raise StageFailed(f"stage {stage.name} changed {', '.join(changed)}, which it does not declare in "
+                          f"Stage.writes ({', '.join(stage.writes) or 'nothing'})")
 
 
 @dataclass

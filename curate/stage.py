@@ -60,6 +60,9 @@ class Stage:
     run: Callable[[pl.DataFrame, Any, StageContext], pl.DataFrame]
     help: str
     creates_rows: bool = False  # collect: builds records from sources instead of reading them
+    # the record columns the stage may change; the runner fails a stage that changes any other (``meta`` is
+    # lineage every stage appends to, always allowed)
+    writes: tuple[str, ...] = ()
     always_run: bool = False  # review: its input lives outside the run (reviewers' work), so never skip it
 
 

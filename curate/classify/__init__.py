@@ -8,5 +8,6 @@ from curate.classify.stage import run
 from curate.stage import Stage
 
 STAGE = Stage(name="classify", Options=ClassifyOptions, run=run,
+              writes=("categories", "category_scores", "prompt_harmful", "response_kind", "label_origin"),
               help="Fill harm dimensions, scores, harmful flag and response kind where sources did not; "
                    "record disagreements; optional LLM judge for low-confidence rows.")

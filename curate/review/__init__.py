@@ -7,6 +7,7 @@ STAGE = Stage(
     name="review",
     Options=ReviewOptions,
     run=run,
+    writes=("categories", "label_origin", "prompt_harmful", "response", "drop_reason"),
     help="Send a sample to Label Studio for human review and merge what reviewers finished "
          "(human labels, edited answers, rejections); does not block unless --wait.",
     always_run=True,  # every run pulls what reviewers finished since the last one
