@@ -13,6 +13,7 @@ from curate.balance.options import BalanceOptions
 from curate.balance.select import Candidate, pick
 from curate.balance.splits import assign_splits
 from curate.balance.targets import Stratum, compute_targets
+from curate.funnel import HAS_RESPONSE
 from curate.stage import StageContext
 
 NOT_SELECTED = "not_selected"
@@ -37,18 +38,31 @@ INELIGIBLE = {
 }
 
 
-def ineligible_reason(row: dict, kind: str | None, opts: BalanceOptions) -> str | None:
+def pending_mode(df: pl.DataFrame, opts: BalanceOptions) -> str:
+    """``keep`` or ``exclude``; ``auto`` keeps pending rows when no kept row has an answer yet (a prompt set
+    before synthesis: the quotas then pick which prompts to synthesize)."""
+    if opts.pending != "auto":
+        return opts.pending
+    answered = records.kept(df).filter(HAS_RESPONSE).height
+    return "exclude" if answered else "keep"
+
+
+def ineligible_reason(row: dict, kind: str | None, pending: str) -> str | None:
     """The drop reason (a key of INELIGIBLE) of a row that cannot be placed in the mix, else None."""
     if kind is None:
         return "unlabelled"
     if row["response_kind"] == "harmful":
         return "harmful_response"
-    if not has_response(row) and opts.pending == "exclude":
+    if not has_response(row) and pending == "exclude":
         return "pending_synthesis"
     return None
 
 
 def run(df: pl.DataFrame, opts: BalanceOptions, ctx: StageContext) -> pl.DataFrame:
+    pending = pending_mode(df, opts)
+    if pending != opts.pending:
+        ctx.log("[balance] no kept row has an answer yet: selecting prompts for synthesis by the quotas "
+                "(pending: keep)")
     candidates: dict[Stratum, list[Candidate]] = defaultdict(list)
     ineligible: Counter[str] = Counter()
     ineligible_ids: dict[str, list[str]] = defaultdict(list)
@@ -59,7 +73,7 @@ def run(df: pl.DataFrame, opts: BalanceOptions, ctx: StageContext) -> pl.DataFra
             continue
         row["meta"] = records.load_meta(row["meta"])
         kind = record_kind(row)
-        reason = ineligible_reason(row, kind, opts)
+        reason = ineligible_reason(row, kind, pending)
         if reason:
             ineligible[reason] += 1
             ineligible_ids[reason].append(row["id"])
@@ -100,6 +114,7 @@ def run(df: pl.DataFrame, opts: BalanceOptions, ctx: StageContext) -> pl.DataFra
     out = out.select(records.COLUMNS)
 
     _report(table, ineligible, split, opts, ctx)
+    ctx.stats["pending"] = pending
     return out
 
 

@@ -49,13 +49,14 @@ def build_card(summary: Summary, *, pretty_name: str, data_files: dict[str, str]
     body = "\n\n".join(part for part in (
         f"# {pretty_name}",
         CONTENT_WARNING,
+        _prompt_set_description(summary, description) if summary.prompt_set else
         _description(summary, fmt, reasoning, description),
         _license_section(summary),
         _taxonomy_section(summary, names),
         _kinds_section(summary),
         _funnel_section(summary),
         _sources_section(summary),
-        _synthesis_section(summary),
+        "" if summary.prompt_set else _synthesis_section(summary),
         _review_section(summary),
         _balance_section(summary),
         _plots_section(plots),
@@ -82,6 +83,18 @@ def _description(s: Summary, fmt: str, reasoning: str, extra: str | None) -> str
             f"Format `{fmt}`: {columns}; {think}. Every row also has `id`, `lang`, `kind`, `categories` "
             f"(taxonomy ids), `source` and `source_license`.\n\n"
             + _table(["split", "rows"], [[k, v] for k, v in s.splits.items()] + [["**total**", s.exported]]))
+    return text + (f"\n\n{extra}" if extra else "")
+
+
+def _prompt_set_description(s: Summary, extra: str | None) -> str:
+    text = ("**This is a prompt set awaiting synthesis, not training data: no row has an answer yet.** The prompts "
+            "were collected, deduplicated, labelled and selected by the balancing quotas with curate; a synthesis "
+            "run writes the reasoned answers: `curate synthesize --in <this folder>/data --out answered.parquet` "
+            "(with an OpenAI-compatible endpoint), then balance and export again.\n\n"
+            "Columns (the curate record schema, without answer columns): `id`, `source`, `source_id`, "
+            "`source_license`, `lang`, `prompt`, `categories` (taxonomy ids), `prompt_harmful`, `label_origin`, "
+            "`attack`, `dup_cluster`, `split`, `meta` (JSON lineage).\n\n"
+            + _table(["split", "prompts"], [[k, v] for k, v in s.splits.items()] + [["**total**", s.exported]]))
     return text + (f"\n\n{extra}" if extra else "")
 
 
@@ -131,7 +144,7 @@ def _funnel_section(s: Summary) -> str:
 
         text += " Balance could not use: " + ", ".join(
             f"{n:,} `{reason}` ({INELIGIBLE.get(reason, reason)})" for reason, n in sorted(ineligible.items())) + "."
-    if f.pending:
+    if f.pending and not s.prompt_set:
         text += (f" **{f.pending:,}** kept rows had no response yet (synthesis pending) and are not in the "
                  "dataset.")
     if s.stages:
@@ -218,7 +231,10 @@ def _limitations(s: Summary) -> str:
     if short:
         items.append(f"Balancing targets were missed by {short:,} rows (see Balancing): thin dimensions are "
                      "under-represented.")
-    if s.funnel.pending:
+    if s.prompt_set:
+        items.append("No answers yet: the `kind` counts say what each prompt needs (refusal, safe completion, "
+                     "helpful answer), not what was written.")
+    elif s.funnel.pending:
         items.append(f"{s.funnel.pending:,} selected prompts still await a synthesized answer and are missing.")
     return "## Limitations\n\n" + "\n".join(f"- {i}" for i in items)
 

@@ -9,10 +9,10 @@ import polars as pl
 from curate.export import hub
 from curate.export.card import build_card
 from curate.export.folder import ExportError, staged_folder, write_split
-from curate.export.formats import to_table
+from curate.export.formats import to_prompt_table, to_table
 from curate.export.options import ExportOptions
 from curate.export.plots import write_plots
-from curate.export.summary import exportable, load_manifests, prepare, summarize_run
+from curate.export.summary import exportable, is_prompt_set, load_manifests, prepare, summarize_run
 from curate.stage import StageContext
 
 RECIPE = "recipe.yaml"
@@ -39,21 +39,24 @@ def run(df: pl.DataFrame, opts: ExportOptions, ctx: StageContext) -> pl.DataFram
     target = output_folder(opts, ctx)
     if opts.push_to_hub:
         hub.require_token()  # fail before the work, not after it
-    rows, kinds, pending = prepare(df)
+    prompt_set = is_prompt_set(df, opts.content)
+    rows, kinds, pending = prepare(df, prompt_set)
     if not rows:
-        raise ExportError(f"nothing to export: of {df.height:,} rows none is kept with a response "
+        what = "kept" if prompt_set else "kept with a response"
+        raise ExportError(f"nothing to export: of {df.height:,} rows none is {what} "
                           f"({pending:,} pending synthesis, {df.height - pending:,} dropped)")
     manifests = load_manifests(ctx.run_dir)
-    summary = summarize_run(df, rows, kinds, manifests)
+    summary = summarize_run(df, rows, kinds, manifests, prompt_set=prompt_set)
     # The same rows prepare() returned, in the same order, with their kinds; no split = train.
-    exported = exportable(df).with_columns(pl.Series("kind", kinds, dtype=pl.Utf8),
-                                           pl.col("split").fill_null("train"))
+    exported = exportable(df, prompt_set).with_columns(pl.Series("kind", kinds, dtype=pl.Utf8),
+                                                       pl.col("split").fill_null("train"))
     recipe = Path(ctx.run_dir) / "config.resolved.yaml" if ctx.run_dir else None
     with staged_folder(target) as folder:
         data_files = {}
         with ctx.progress(len(summary.splits), "writing splits") as bar:
             for split in summary.splits:
-                table = to_table(exported.filter(pl.col("split") == split), opts.format, opts.reasoning)
+                part = exported.filter(pl.col("split") == split)
+                table = to_prompt_table(part) if prompt_set else to_table(part, opts.format, opts.reasoning)
                 data_files[split] = write_split(folder, split, table, opts.shard_rows)
                 bar.advance()
         plots = {}
@@ -66,11 +69,11 @@ def run(df: pl.DataFrame, opts: ExportOptions, ctx: StageContext) -> pl.DataFram
                           fmt=opts.format, reasoning=opts.reasoning, names=taxonomy_names(ctx), plots=plots,
                           description=opts.description, has_recipe=has_recipe)
         card.save(str(folder / "README.md"))
-    ctx.stats.update({"out": str(target), "exported": summary.exported, "splits": summary.splits,
+    ctx.stats.update({"out": str(target), "exported": summary.exported, "content": "prompts" if prompt_set else "answers", "splits": summary.splits,
                       "pending_left_out": pending, "license": summary.licenses.license,
                       "non_commercial_sources": summary.licenses.non_commercial, "format": opts.format,
                       "reasoning": opts.reasoning})
-    ctx.log(f"exported {summary.exported:,} rows ({', '.join(f'{k}: {v:,}' for k, v in summary.splits.items())}) "
+    ctx.log(f"exported {summary.exported:,} {'prompts awaiting synthesis' if prompt_set else 'rows'} ({', '.join(f'{k}: {v:,}' for k, v in summary.splits.items())}) "
             f"to {target}; license {summary.licenses.license}" + (f"; {pending:,} pending rows left out" if pending else ""))
     if opts.push_to_hub:
         url = hub.push_folder(target, opts.push_to_hub, private=opts.private)

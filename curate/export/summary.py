@@ -36,6 +36,7 @@ class Summary:
     synthesis: dict[str, Any] = field(default_factory=dict)
     review: dict[str, Any] = field(default_factory=dict)
     balance: dict[str, Any] = field(default_factory=dict)
+    prompt_set: bool = False  # the export is prompts awaiting synthesis, not answered training rows
 
     @property
     def exported(self) -> int:
@@ -55,7 +56,7 @@ def load_manifests(run_dir: Path | None) -> list[dict[str, Any]]:
 
 
 def summarize_run(df: pl.DataFrame, rows: list[dict[str, Any]], kinds: list[str],
-                  manifests: list[dict[str, Any]]) -> Summary:
+                  manifests: list[dict[str, Any]], prompt_set: bool = False) -> Summary:
     """``rows``/``kinds``: the exported records (schema dicts with parsed meta) and their kinds."""
     splits = Counter(r["split"] or "train" for r in rows)
     dims: dict[str, Counter] = defaultdict(Counter)
@@ -83,7 +84,8 @@ def summarize_run(df: pl.DataFrame, rows: list[dict[str, Any]], kinds: list[str]
         splits={s: splits[s] for s in sorted(splits, key=lambda s: (s not in SPLIT_ORDER, SPLIT_ORDER.index(s) if s in SPLIT_ORDER else 0, s))},
         dimensions=dict(sorted(dims.items())), languages=Counter(r["lang"] for r in rows), kinds=Counter(kinds),
         sources=sources, licenses=licenses, funnel=funnel, stages=stages,
-        synthesis=synthesis_facts(df, rows, manifests), review=review_facts(rows, manifests), balance=balance)
+        synthesis=synthesis_facts(df, rows, manifests), review=review_facts(rows, manifests), balance=balance,
+        prompt_set=prompt_set)
 
 
 def synthesis_facts(df: pl.DataFrame, rows: list[dict[str, Any]], manifests: list[dict[str, Any]]) -> dict[str, Any]:
@@ -121,15 +123,21 @@ def review_facts(rows: list[dict[str, Any]], manifests: list[dict[str, Any]]) ->
 
 
 
-def exportable(df: pl.DataFrame) -> pl.DataFrame:
-    """Rows that go into the dataset: no drop_reason and a response (pending synthesis stays out)."""
-    return records.kept(df).filter(HAS_RESPONSE)
+def exportable(df: pl.DataFrame, prompt_set: bool = False) -> pl.DataFrame:
+    """Rows that go into the dataset: no drop_reason and a response (pending synthesis stays out); in a prompt
+    set every row no stage rejected."""
+    return records.kept(df) if prompt_set else records.kept(df).filter(HAS_RESPONSE)
 
 
-def prepare(df: pl.DataFrame) -> tuple[list[dict[str, Any]], list[str], int]:
+def is_prompt_set(df: pl.DataFrame, content: str) -> bool:
+    """Export a prompt set: asked for (``prompts``), or ``auto`` and no kept row has an answer yet."""
+    return content == "prompts" or (content == "auto" and exportable(df).height == 0)
+
+
+def prepare(df: pl.DataFrame, prompt_set: bool = False) -> tuple[list[dict[str, Any]], list[str], int]:
     """Exported rows as dicts (meta parsed), their kinds, and the count of rows left out as pending synthesis."""
     live = records.kept(df)
-    rows = exportable(df).to_dicts()
+    rows = exportable(df, prompt_set).to_dicts()
     for row in rows:
         row["meta"] = records.load_meta(row["meta"])
     return rows, [record_kind(r) or "unlabelled" for r in rows], live.height - len(rows)
