@@ -64,7 +64,27 @@ def _handle_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+class StageGroup(click.Group):
+    """Stage commands are built on first use, so `curate --version` and `curate dedup` import only what they run."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from curate.stage import STAGE_MODULES
+
+        return sorted(set(super().list_commands(ctx)) | set(STAGE_MODULES))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(ctx, name)
+        if command is None:
+            from curate.stage import load_stage
+
+            stage = load_stage(name)
+            if stage is not None:
+                command = make_stage_command(stage)
+                self.add_command(command)
+        return command
+
+
+@click.group(cls=StageGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, prog_name="curate")
 def main() -> None:
     """curate: build bilingual (zh/en) safety training corpora for reasoning LLMs.
@@ -178,10 +198,10 @@ def run_stage_on_files(stage_name: str, in_paths: list[Path], out_path: Path | N
     from curate import funnel, records
     from curate.io import read_records, write_records
     from curate.pipeline import run_stage
-    from curate.stage import StageContext, available_stages
+    from curate.stage import StageContext, load_stage
     from curate.store import QuarantineBuffer, write_json
 
-    stage = available_stages()[stage_name]
+    stage = load_stage(stage_name)
     df = records.empty() if stage.creates_rows else pl.concat([read_records(p) for p in in_paths], how="vertical")
     anchor = out_path if out_path is not None else (in_paths[0] if in_paths else Path("."))
     work_dir = cache_dir or anchor.parent / ".curate-cache"
@@ -229,17 +249,6 @@ def make_stage_command(stage) -> click.Command:
     ]
     return click.Command(stage.name, callback=callback, params=params, help=stage.help + "\n\nRuns the stage alone on "
                          "files; the same options are the stage's keys in a pipeline YAML.")
-
-
-def _register_stage_commands() -> None:
-    from curate.stage import available_stages
-
-    for name, stage in available_stages().items():
-        if name == "collect":
-            continue  # collect has its own command: its sources are not flat options
-        if name in main.commands:
-            continue
-        main.add_command(make_stage_command(stage))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -499,8 +508,6 @@ def report_command(run_dir: Path, out: Path | None) -> None:
         raise UserError(str(exc)) from None
     click.echo(f"report: {path} (and {path.with_suffix('.md')})")
 
-
-_register_stage_commands()
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -63,16 +63,19 @@ class Stage:
     always_run: bool = False  # review: its input lives outside the run (reviewers' work), so never skip it
 
 
+def load_stage(name: str) -> Stage | None:
+    """One stage by name, importing only its package; None when it is unknown or not built yet."""
+    module = STAGE_MODULES.get(name)
+    if module is None:
+        return None
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and (exc.name == module or module.startswith(exc.name + ".") or exc.name.startswith(module)):
+            return None  # stage not built yet
+        raise
+    return getattr(mod, "STAGE", None)
+
+
 def available_stages() -> dict[str, Stage]:
-    stages: dict[str, Stage] = {}
-    for name, module in STAGE_MODULES.items():
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name and (exc.name == module or module.startswith(exc.name + ".") or exc.name.startswith(module)):
-                continue  # stage not built yet
-            raise
-        stage = getattr(mod, "STAGE", None)
-        if stage is not None:
-            stages[name] = stage
-    return stages
+    return {name: stage for name in STAGE_MODULES if (stage := load_stage(name)) is not None}

@@ -15,11 +15,10 @@ from pydantic import Field, field_validator
 
 from curate import records
 from curate.classify.embedding.layer import decide_texts
-from curate.classify.label_judge import ask_judge, pick_candidates
 from curate.classify.labels import SAFE
 from curate.classify.model import ClassifierModel, default_model_dir
 from curate.config import ConfigError
-from curate.llm import LLMOptions, LLMStats
+from curate.llm import LLMOptions
 from curate.llm.config import BASE_URL_ENV, MODEL_ENV
 from curate.stage import StageContext
 
@@ -184,6 +183,8 @@ def _put_back(df: pl.DataFrame, updated: pl.DataFrame, positions: np.ndarray) ->
 def _judge(rows: pl.DataFrame, out: dict[str, list], meta: list[dict[str, Any]], harm_score: np.ndarray,
            t_harm: np.ndarray, opts: ClassifyOptions, ctx: StageContext, counts: Counter, model: ClassifierModel) -> None:
     """Ask the LLM judge about classifier-labelled rows near the harmful threshold; keep labels on failure."""
+    from curate.classify.label_judge import ask_judge, pick_candidates  # the LLM client: only when judging
+    from curate.llm import LLMStats
     from curate.taxonomy import Taxonomy
 
     if not opts.endpoint():
