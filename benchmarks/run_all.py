@@ -20,6 +20,7 @@ BENCHMARKS = {
     "dedup": ("dedup_bench.py", []),
     "balance_export": ("balance_export_bench.py", []),
     "review": ("review_bench.py", []),
+    "million": ("million.py", ["--plot", "docs/million.png"]),  # 1M rows through `curate run`
     "classify": ("classify_bench.py", ["--permissive", "--judge", "oracle"]),  # ~45 min on 2 cores
 }
 

@@ -60,7 +60,7 @@ def ineligible_reason(row: dict, kind: str | None, pending: str) -> str | None:
 
 def run(df: pl.DataFrame, opts: BalanceOptions, ctx: StageContext) -> pl.DataFrame:
     pending = pending_mode(df, opts)
-    if pending != opts.pending:
+    if opts.pending == "auto" and pending == "keep":
         ctx.log("[balance] no kept row has an answer yet: selecting prompts for synthesis by the quotas "
                 "(pending: keep)")
     candidates: dict[Stratum, list[Candidate]] = defaultdict(list)
