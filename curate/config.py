@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo
 
-from curate.stage import Stage, StageOptions, available_stages
+from curate.stage import Stage, StageOptions, available_stages, load_stage
 
 
 class ConfigError(ValueError):
@@ -91,16 +91,15 @@ def load_pipeline(path: str | Path) -> tuple[PipelineConfig, list[StageSpec], di
         config = PipelineConfig.model_validate(raw, context=context)
     except ValidationError as exc:
         raise ConfigError(_format_error(exc, path)) from None
-    registry = available_stages()
     specs: list[StageSpec] = []
     seen: set[str] = set()
     for i, item in enumerate(config.stages):
         if not isinstance(item, dict) or len(item) != 1:
             raise ConfigError(f"{path}: stages.{i}: each stage is a one-key mapping, e.g. '- dedup: {{threshold: 0.8}}'")
         (name, options), = item.items()
-        stage: Stage | None = registry.get(name)
+        stage: Stage | None = load_stage(name) if isinstance(name, str) else None  # only the stages the run uses
         if stage is None:
-            raise ConfigError(f"{path}: stages.{i}: unknown stage {name!r} (available: {', '.join(registry)})")
+            raise ConfigError(f"{path}: stages.{i}: unknown stage {name!r} (available: {', '.join(available_stages())})")
         if name in seen:
             raise ConfigError(f"{path}: stages.{i}: stage {name!r} appears twice")
         seen.add(name)
