@@ -79,11 +79,6 @@ def was_synthesized(row: Mapping[str, Any]) -> bool:
     return synth.get("status") == "synthesized" or ("status" not in synth and bool(synth.get("model")))
 
 
-def has_response(row: Mapping[str, Any]) -> bool:
-    response = row.get("response")
-    return bool(response and response.strip())
-
-
 def _meta_field(path: str) -> pl.Expr:
     return pl.col("meta").str.json_path_match(path)
 
