@@ -23,6 +23,8 @@ from curate.llm.config import BASE_URL_ENV, MODEL_ENV
 from curate.stage import StageContext
 
 NAME = "classify"
+WRITTEN = ("categories", "category_scores", "prompt_harmful", "response_kind", "label_origin", "meta")
+READ = ("prompt", "response", "lang", *WRITTEN)
 
 
 class ClassifyOptions(LLMOptions):
@@ -84,7 +86,7 @@ def run(df: pl.DataFrame, opts: ClassifyOptions, ctx: StageContext) -> pl.DataFr
     if unknown:
         raise ConfigError(f"threshold override for {unknown}: the model's dimensions are {', '.join(model.labels)}")
     positions = np.flatnonzero(df["drop_reason"].is_null().to_numpy())
-    rows = df[positions]
+    rows = df.select(READ)[positions]  # only the columns classify reads: the other text columns are not copied
     with ctx.progress(len(positions), "classify") as bar:
         langs = rows["lang"].to_list()
         band = None if opts.embed_band >= 1 else opts.embed_band
@@ -192,12 +194,18 @@ def _fill(rows: pl.DataFrame, d: pl.DataFrame) -> tuple[pl.DataFrame, Counter]:
 
 
 def _put_back(df: pl.DataFrame, updated: pl.DataFrame, positions: np.ndarray) -> pl.DataFrame:
-    """``df`` with the rows at ``positions`` replaced by ``updated`` (same order, same ids)."""
+    """``df`` with the columns classify writes replaced at ``positions`` by ``updated``'s (same order); the other
+    columns keep their buffers, so a million-row frame is not copied again."""
     if len(positions) == df.height:
-        return updated
-    untouched = df.with_row_index("_pos").filter(~pl.col("_pos").is_in(positions.tolist()))
-    changed = updated.with_columns(pl.Series("_pos", positions, dtype=pl.UInt32))
-    return pl.concat([untouched, changed.select(untouched.columns)]).sort("_pos").drop("_pos")
+        return df.with_columns(updated.select(WRITTEN))
+    if not len(positions):
+        return df
+    source = np.full(df.height, -1, dtype=np.int64)
+    source[positions] = np.arange(len(positions))
+    live = pl.Series(source >= 0)
+    take = pl.Series(np.maximum(source, 0))
+    return df.with_columns([pl.when(live).then(updated[name].gather(take)).otherwise(df[name]).alias(name)
+                            for name in WRITTEN])
 
 
 def _judge(rows: pl.DataFrame, harm_score: np.ndarray, t_harm: np.ndarray, opts: ClassifyOptions,
