@@ -135,7 +135,8 @@ def _or_safe(cats: pl.Expr) -> pl.Expr:
 
 def _json_list(strings: pl.Expr) -> pl.Expr:
     """A list of plain ids (no quotes or backslashes) as JSON text."""
-    return pl.when(strings.list.len() > 0).then(records.concat_text('["', strings.list.join('", "'), '"]')).otherwise(pl.lit("[]"))
+    listed = records.concat_text('["', strings.list.join('", "'), '"]')
+    return pl.when(strings.list.len() > 0).then(listed).otherwise(pl.lit("[]"))
 
 
 def _fill(rows: pl.DataFrame, d: pl.DataFrame) -> tuple[pl.DataFrame, Counter]:

@@ -69,11 +69,13 @@ def run(df: pl.DataFrame, opts: ExportOptions, ctx: StageContext) -> pl.DataFram
                           fmt=opts.format, reasoning=opts.reasoning, names=taxonomy_names(ctx), plots=plots,
                           description=opts.description, has_recipe=has_recipe)
         card.save(str(folder / "README.md"))
-    ctx.stats.update({"out": str(target), "exported": summary.exported, "content": "prompts" if prompt_set else "answers", "splits": summary.splits,
+    ctx.stats.update({"out": str(target), "exported": summary.exported,
+                      "content": "prompts" if prompt_set else "answers", "splits": summary.splits,
                       "pending_left_out": pending, "license": summary.licenses.license,
                       "non_commercial_sources": summary.licenses.non_commercial, "format": opts.format,
                       "reasoning": opts.reasoning})
-    ctx.log(f"exported {summary.exported:,} {'prompts awaiting synthesis' if prompt_set else 'rows'} ({', '.join(f'{k}: {v:,}' for k, v in summary.splits.items())}) "
+    what = "prompts awaiting synthesis" if prompt_set else "rows"
+    ctx.log(f"exported {summary.exported:,} {what} ({', '.join(f'{k}: {v:,}' for k, v in summary.splits.items())}) "
             f"to {target}; license {summary.licenses.license}" + (f"; {pending:,} pending rows left out" if pending else ""))
     if opts.push_to_hub:
         url = hub.push_folder(target, opts.push_to_hub, private=opts.private)
