@@ -5,6 +5,7 @@ import json
 
 import polars as pl
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from curate.cli import main
@@ -17,20 +18,16 @@ pytest.importorskip("curate.taxonomy", reason="curate.taxonomy (the taxonomy iss
 datasets = pytest.importorskip("datasets")
 
 
-def write_pipeline(tmp_path, repo, export: str = "{}"):
+def write_pipeline(tmp_path, repo, export: dict | None = None):
+    data = repo / "pipelines/data/quickstart"
+    recipe = {"name": "prompts", "run_dir": str(tmp_path / "run"), "report": False, "stages": [
+        {"collect": {"sources": [{"preset": "xstest", "path": str(data / "xstest")},
+                                 {"preset": "harmbench", "path": str(data / "harmbench")}]}},
+        {"synthesize": {}},
+        {"balance": {"seed": 3, "test_fraction": 0.2, "kinds": {"refusal": 0.5, "helpful": 0.5}, "total": 200}},
+        {"export": export or {}}]}
     path = tmp_path / "pipe.yaml"
-    path.write_text(f"""name: prompts
-run_dir: {tmp_path / 'run'}
-report: false
-stages:
-  - collect:
-      sources:
-        - {{preset: xstest, path: {repo / 'pipelines/data/quickstart/xstest'}}}
-        - {{preset: harmbench, path: {repo / 'pipelines/data/quickstart/harmbench'}}}
-  - synthesize: {{}}
-  - balance: {{seed: 3, test_fraction: 0.2, kinds: {{refusal: 0.5, helpful: 0.5}}, total: 200}}
-  - export: {export}
-""", encoding="utf-8")
+    path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
     return path
 
 
@@ -82,4 +79,4 @@ def test_export_content_answers_still_refuses_an_unanswered_run(tmp_path, repo, 
     from curate.pipeline import StageFailed
 
     with pytest.raises(StageFailed, match="nothing to export: of .* none is kept with a response"):
-        run_pipeline(write_pipeline(tmp_path, repo, "{content: answers}"), log=lambda m: None)
+        run_pipeline(write_pipeline(tmp_path, repo, {"content": "answers"}), log=lambda m: None)
