@@ -13,11 +13,11 @@ import click
 
 from curate import __version__
 from curate.commands import classifier, review, stages, taxonomy
-from curate.commands.common import UserError, handle_errors, log
+from curate.commands.common import LazyGroup, UserError, handle_errors, log
 from curate.errors import EXIT_FAILED
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.group(cls=LazyGroup, lazy=stages.lazy_commands(), context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, prog_name="curate")
 def main() -> None:
     """curate: build bilingual (zh/en) safety training corpora for reasoning LLMs.
@@ -85,7 +85,6 @@ def report_command(run_dir: Path, out: Path | None) -> None:
 
 for group in (taxonomy.taxonomy_group, classifier.classifier_group, review.review_group):
     main.add_command(group)
-stages.register(main)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -19,7 +19,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from curate.errors import UsageError
-from curate.stage import Stage, StageOptions, available_stages
+from curate.stage import STAGE_MODULES, Stage, StageOptions, load_stage
 
 
 class ConfigError(UsageError):
@@ -120,16 +120,15 @@ def load_pipeline(path: str | Path) -> tuple[PipelineConfig, list[StageSpec], di
         config = PipelineConfig.model_validate(raw, context=context)
     except ValidationError as exc:
         raise ConfigError(f"{path}: {validation_message(exc)}") from None
-    registry = available_stages()
     specs: list[StageSpec] = []
     seen: set[str] = set()
     for i, item in enumerate(config.stages):
         if not isinstance(item, dict) or len(item) != 1:
             raise ConfigError(f"{path}: stages.{i}: each stage is a one-key mapping, e.g. '- dedup: {{threshold: 0.8}}'")
         (name, options), = item.items()
-        stage: Stage | None = registry.get(name)
+        stage: Stage | None = load_stage(name) if isinstance(name, str) else None  # only the stages the run uses
         if stage is None:
-            raise ConfigError(f"{path}: stages.{i}: unknown stage {name!r} (available: {', '.join(registry)})")
+            raise ConfigError(f"{path}: stages.{i}: unknown stage {name!r} (available: {', '.join(STAGE_MODULES)})")
         if name in seen:
             raise ConfigError(f"{path}: stages.{i}: stage {name!r} appears twice")
         seen.add(name)

@@ -66,8 +66,11 @@ class Stage:
     always_run: bool = False  # review: its input lives outside the run (reviewers' work), so never skip it
 
 
+def load_stage(name: str) -> Stage | None:
+    """One stage by name, importing only its package (so a pipeline loads only the stages it names)."""
+    module = STAGE_MODULES.get(name)
+    return None if module is None else importlib.import_module(module).STAGE
+
+
 def available_stages() -> dict[str, Stage]:
-    stages: dict[str, Stage] = {}
-    for name, module in STAGE_MODULES.items():
-        stages[name] = importlib.import_module(module).STAGE
-    return stages
+    return {name: load_stage(name) for name in STAGE_MODULES}

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from curate.commands.common import handle_errors, taxonomy_option
+from curate.commands.common import LazyGroup, handle_errors, taxonomy_option
 
 
-@click.group("classifier")
+@click.group("classifier", cls=LazyGroup, lazy={"train": lambda: _classifier_train_command()})
 def classifier_group() -> None:
     """Train and evaluate the harm-dimension classifier (fastText prompt model + response-kind model)."""
 
@@ -38,7 +38,6 @@ def _classifier_train_command() -> click.Command:
     return click.Command("train", callback=callback, params=params, help=callback.__doc__)
 
 
-classifier_group.add_command(_classifier_train_command())
 
 
 @classifier_group.command("eval")

@@ -28,6 +28,25 @@ class UserError(click.ClickException):
         click.secho(f"error: {self.format_message()}", fg="red", err=True)
 
 
+class LazyGroup(click.Group):
+    """A command group whose listed commands are built on first use: building one may need a heavy import
+    (a stage package, the classifier), and `curate --version` should pay for none of them."""
+
+    def __init__(self, *args: Any, lazy: dict[str, Callable[[], click.Command]] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(ctx, name)
+        if command is None and name in self.lazy:
+            command = self.lazy[name]()
+            self.add_command(command, name)
+        return command
+
+
 def log(message: str) -> None:
     """Progress and stage messages on stderr, with credentials in URLs redacted."""
     from curate.store import redact_text

@@ -2,8 +2,9 @@
 by the pipeline's single-stage runner; `curate collect`, whose source flags are derived from ``SourceSpec``."""
 from __future__ import annotations
 
+import functools
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import click
 from pydantic import BaseModel, ValidationError
@@ -16,9 +17,9 @@ def run_on_files(stage_name: str, in_paths: list[Path], out_path: Path | None, o
                  taxonomy: Path | None, cache_dir: Path | None) -> None:
     from curate import funnel
     from curate.pipeline import run_on_files as run
-    from curate.stage import available_stages
+    from curate.stage import load_stage
 
-    result = run(available_stages()[stage_name], in_paths, out_path, options, taxonomy=taxonomy, cache_dir=cache_dir,
+    result = run(load_stage(stage_name), in_paths, out_path, options, taxonomy=taxonomy, cache_dir=cache_dir,
                  log=log)
     funnel.render(result.funnel, title=f"{stage_name}: records")
 
@@ -122,10 +123,16 @@ def collect_command() -> click.Command:
     return click.Command("collect", callback=callback, params=params, help=callback.__doc__)
 
 
-def register(main: click.Group) -> None:
-    from curate.stage import available_stages
+def lazy_commands() -> dict[str, Callable[[], click.Command]]:
+    """One command per stage, built when it is asked for (only that stage's package is imported)."""
+    from curate.stage import STAGE_MODULES
 
-    main.add_command(collect_command())
-    for name, stage in available_stages().items():
-        if name not in main.commands:
-            main.add_command(stage_command(stage))
+    return {name: functools.partial(command_for, name) for name in STAGE_MODULES}
+
+
+def command_for(name: str) -> click.Command:
+    if name == "collect":
+        return collect_command()
+    from curate.stage import load_stage
+
+    return stage_command(load_stage(name))
