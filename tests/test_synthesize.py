@@ -187,7 +187,7 @@ def test_rewrite_unsafe_off_keeps_the_source_answer(openai_server, tmp_path, dim
 
 
 def test_no_endpoint_logs_one_line_and_leaves_rows_pending(tmp_path, monkeypatch, dims):
-    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.setenv("OPENAI_BASE_URL", "off")
     df = frame([{"prompt": "a", "categories": [dims[0].id]}, {"prompt": "b", "prompt_harmful": False}])
     logs: list[str] = []
     out, ctx = run(df, None, tmp_path, logs=logs)
