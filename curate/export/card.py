@@ -7,6 +7,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 
 from curate.export.licenses import is_non_commercial
 from curate.export.summary import Summary
+from curate.llm.local.model import DEFAULT_MODEL as EMBEDDED_MODEL
 
 SIZE_BUCKETS = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
                 (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"))
@@ -162,6 +163,13 @@ def _synthesis_section(s: Summary) -> str:
         lines.append(f"- LLM judge: {y['judged']:,} answers scored, mean score {y['judge_score_mean']} (1-10)")
     filters = ", ".join(f"`{k}`: {v:,}" for k, v in sorted(y["filters"].items()))
     lines.append(f"- filters (answers dropped): {filters or 'none dropped'}")
+    sample = y.get("sample") or {}
+    if sample.get("left_pending"):
+        lines.append(f"- sample: {sample['size']:,} of {sample['planned']:,} prompts that needed an answer were sent "
+                     f"(stratified by language, goal and dimension); {sample['left_pending']:,} stay pending")
+    if any(str(m).startswith(EMBEDDED_MODEL.name) for m in y["models"]):
+        lines.append(f"- the embedded model is {EMBEDDED_MODEL.upstream} ({EMBEDDED_MODEL.license}), a small "
+                     "model for offline runs and trials: check its answers before training on them")
     return "\n\n".join(lines[:2]) + "\n\n" + "\n".join(lines[2:])
 
 

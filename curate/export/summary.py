@@ -100,7 +100,7 @@ def synthesis_facts(df: pl.DataFrame, rows: list[dict[str, Any]], manifests: lis
         "templates": Counter(f"{m['template']} (sha {m.get('template_sha') or shas.get(m['template'], '?')})"
                              for m in metas if m.get("template")),
         "judge_score_mean": round(mean(scores), 2) if scores else None, "judged": len(scores),
-        "filters": filters,
+        "filters": filters, "sample": stats.get("sample") or {},
     }
 
 

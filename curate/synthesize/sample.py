@@ -14,14 +14,23 @@ from typing import Callable, Sequence, TypeVar
 T = TypeVar("T")
 
 
-def interleave(items: Sequence[T], keys: Sequence[Callable[[T], str]], ident: Callable[[T], str]) -> list[T]:
-    """Round-robin over the groups of ``keys[0]``, each group interleaved by the remaining keys."""
+def _hashed(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def interleave(items: Sequence[T], keys: Sequence[Callable[[T], str]], ident: Callable[[T], str],
+               path: str = "") -> list[T]:
+    """Round-robin over the groups of ``keys[0]``, each group interleaved by the remaining keys.
+
+    Groups are visited in an order hashed with their parents' keys, so English and Chinese do not both start
+    with the same dimension (a small sample then covers more dimensions)."""
     if not keys:
-        return sorted(items, key=lambda item: hashlib.sha256(ident(item).encode()).hexdigest())
+        return sorted(items, key=lambda item: _hashed(ident(item)))
     groups: dict[str, list[T]] = {}
     for item in items:
         groups.setdefault(keys[0](item), []).append(item)
-    ordered = [interleave(groups[k], keys[1:], ident) for k in sorted(groups)]
+    ordered = [interleave(groups[k], keys[1:], ident, f"{path}/{k}")
+               for k in sorted(groups, key=lambda k: _hashed(f"{path}/{k}"))]
     return [item for item in chain.from_iterable(zip_longest(*ordered)) if item is not None]
 
 

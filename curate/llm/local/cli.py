@@ -4,7 +4,6 @@ Registered in curate/cli.py with one line; each command is a thin wrapper over c
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import shlex
 import sys
@@ -21,28 +20,6 @@ def _log(message: str) -> None:
     click.echo(message, err=True)
 
 
-@contextlib.contextmanager
-def build_progress():
-    """A rich bar fed by the build's ``[n/total]`` steps (only drawn when a build actually runs)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    bar = Progress(TextColumn("building llama-server"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   transient=True, disable=not sys.stderr.isatty())
-    task = None
-
-    def update(done: int, total: int) -> None:
-        nonlocal task
-        if task is None:
-            bar.start()
-            task = bar.add_task("build", total=total)
-        bar.update(task, completed=done, total=total)
-
-    try:
-        yield update
-    finally:
-        bar.stop()
-
-
 @click.group("llm")
 def llm_group() -> None:
     """The embedded model (Qwen2.5-Coder-1.5B-Instruct on llama.cpp, 127.0.0.1 only).
@@ -56,8 +33,7 @@ def llm_group() -> None:
 @llm_group.command("prepare")
 def prepare_command() -> None:
     """Fetch and verify the model, find or build llama-server (what `make llm` runs)."""
-    with build_progress() as progress:
-        binary, model = prepare(log=_log, progress=progress)
+    binary, model = prepare(log=_log)
     click.echo(f"runtime: {binary}\nmodel:   {model}")
 
 
@@ -69,8 +45,7 @@ def start_command() -> None:
         _log(f"already running (PID {current.pid})")
         click.echo(current.base_url)
         return
-    with build_progress() as progress:
-        info = launch(detached=True, log=_log, progress=progress, log_path=state_dir() / f"{STATE_NAME}.log")
+    info = launch(detached=True, log=_log, log_path=state_dir() / f"{STATE_NAME}.log")
     write_state(state_path(), info)
     _log("use it from a shell with: eval \"$(curate llm env)\"; stop it with: curate llm stop")
     click.echo(info.base_url)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from curate.llm.local.errors import LocalModelError
+from curate.progress import Progress
 from curate.llm.local.model import DEFAULT_MODEL, ModelSpec, ensure_model
 from curate.llm.local.paths import state_dir
 from curate.llm.local.runtime import ensure_server
@@ -35,10 +36,30 @@ def running_server(name: str = STATE_NAME) -> ServerInfo | None:
     return info
 
 
-def prepare(spec: ModelSpec = DEFAULT_MODEL, log: Callable[[str], None] = print, progress=None) -> tuple[Path, Path]:
+class _BuildProgress:
+    """Feeds the build's (done, total) steps to curate's progress display (a bar on a terminal, lines elsewhere)."""
+
+    def __init__(self):
+        self.bar: Progress | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = Progress(total, "building llama-server").__enter__()
+        self.bar.advance(done - self.bar.done)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+def prepare(spec: ModelSpec = DEFAULT_MODEL, log: Callable[[str], None] = print) -> tuple[Path, Path]:
     """(runtime binary, model file): found in the cache or fetched/built now, timed in the log."""
     started = time.monotonic()
-    binary = ensure_server(log=log, progress=progress)
+    progress = _BuildProgress()
+    try:
+        binary = ensure_server(log=log, progress=progress)
+    finally:
+        progress.close()
     built = time.monotonic()
     model = ensure_model(spec, log=log)
     done = time.monotonic()
@@ -48,8 +69,8 @@ def prepare(spec: ModelSpec = DEFAULT_MODEL, log: Callable[[str], None] = print,
 
 
 def launch(spec: ModelSpec = DEFAULT_MODEL, *, detached: bool, log: Callable[[str], None] = print,
-           progress=None, log_path: Path | None = None) -> ServerInfo:
-    binary, model = prepare(spec, log=log, progress=progress)
+           log_path: Path | None = None) -> ServerInfo:
+    binary, model = prepare(spec, log=log)
     started = time.monotonic()
     if log_path is None:
         log_path = state_dir() / f"run-{os.getpid()}.log"
@@ -64,9 +85,8 @@ class LocalSession:
 
     _current: "LocalSession | None" = None  # the open session of this process (one run at a time)
 
-    def __init__(self, log: Callable[[str], None] = print, progress=None):
+    def __init__(self, log: Callable[[str], None] = print):
         self.log = log
-        self.progress = progress
         self.info: ServerInfo | None = None
         self.owned = False  # True: we started it, so we stop it
 
@@ -91,7 +111,7 @@ class LocalSession:
             self.log(f"[llm] using the embedded model started by `curate llm start` at {shared.base_url}")
             self.info, self.owned = shared, False
         else:
-            self.info, self.owned = launch(detached=False, log=self.log, progress=self.progress), True
+            self.info, self.owned = launch(detached=False, log=self.log), True
         os.environ[KEY_ENV] = self.info.api_key
         return self.info
 
