@@ -23,6 +23,7 @@ import polars as pl
 from curate import records
 from curate.llm import Completion, LLMStats, Outcome, Request, run_requests
 from curate.llm.config import BASE_URL_ENV, MODEL_ENV
+from curate.llm.local.endpoint import restart_if_dead
 from curate.llm.local.errors import LocalModelError
 from curate.stage import StageContext
 from curate.synthesize.cleanup import clean_answer
@@ -177,6 +178,14 @@ def generate(jobs: list[Job], opts: SynthesizeOptions, config, ctx: StageContext
                 for job in jobs for c in range(k)]
     with ctx.progress(len(requests), "synthesize") as bar:
         outcomes, _ = run_requests(config, requests, on_done=lambda i, o: bar.advance(1), stats=stats)
+    failed = [i for i, out in enumerate(outcomes) if out.status == "failed"]
+    if failed and opts.is_local() and restart_if_dead():
+        # The embedded server died under the run: ask the failed requests once more on the new one (answered
+        # requests are not repeated: they are in outcomes and in the cache).
+        ctx.log(f"[synthesize] the embedded server died; restarted it, asking {len(failed):,} failed requests again")
+        retried, _ = run_requests(opts.llm_config(ctx.work_dir), [requests[i] for i in failed], stats=stats)
+        for i, out in zip(failed, retried):
+            outcomes[i] = out
     for i, out in enumerate(outcomes):
         _collect(jobs[i // k], i % k, out)
 

@@ -124,6 +124,17 @@ class LocalSession:
         self.info, self.owned = None, False
 
 
+def restart_if_dead() -> bool:
+    """Inside a run: when the server the run started is gone (killed, crashed), start a new one. True if it did."""
+    session = LocalSession._current
+    if session is None or session.info is None or not session.owned:
+        return False
+    if is_our_server(session.info.pid, session.info.binary):
+        return False
+    session.server()  # notices it is gone and starts a new one (new port, new key)
+    return True
+
+
 def local_server() -> ServerInfo:
     """The server a stage with ``base_url: local`` talks to (started lazily inside a run)."""
     if LocalSession._current is not None:
