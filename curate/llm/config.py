@@ -47,7 +47,8 @@ class LLMConfig:
 
 
 LOCAL = "local"  # the embedded llama.cpp model (curate.llm.local): the default when nothing else is set
-OFF = ("off", "none")  # no model: stages that need one leave their rows pending
+OFF = ("off", "none")
+LOCAL_TIMEOUT = 1800.0  # seconds per request on the embedded model: 1,000 tokens at ~1 token/s on a loaded machine  # no model: stages that need one leave their rows pending
 
 
 def resolve_endpoint(base_url: str | None) -> str | None:
@@ -94,13 +95,15 @@ class LLMOptions(StageOptions):
     def llm_config(self, work_dir: Path | None, **overrides) -> LLMConfig:
         base_url = self.endpoint()
         model = self.resolved_model()
-        api_key_env, concurrency = self.api_key_env, self.concurrency
+        api_key_env, concurrency, timeout = self.api_key_env, self.concurrency, self.timeout
         if base_url == LOCAL:  # started by the run (or `curate llm start`); its slots bound the concurrency
             from curate.llm.local.endpoint import KEY_ENV, local_server
 
             server = local_server()
             base_url, model, api_key_env = server.base_url, server.model, KEY_ENV
             concurrency = min(concurrency, server.slots)
+            if "timeout" not in self.model_fields_set:  # a busy laptop answers slowly; a dead server is noticed anyway
+                timeout = LOCAL_TIMEOUT
         if not base_url:
             raise ValueError(f"no endpoint: set base_url or ${BASE_URL_ENV}")
         if not model:
@@ -108,7 +111,7 @@ class LLMOptions(StageOptions):
         values = dict(
             base_url=base_url, model=model, api_key_env=api_key_env, concurrency=concurrency,
             requests_per_minute=self.requests_per_minute, tokens_per_minute=self.tokens_per_minute,
-            timeout=self.timeout, max_retries=self.max_retries, backoff_base=self.backoff_base,
+            timeout=timeout, max_retries=self.max_retries, backoff_base=self.backoff_base,
             max_requests=self.max_requests, max_total_tokens=self.max_total_tokens,
             cache_path=(Path(work_dir) / "llm.sqlite") if (self.cache and work_dir is not None) else None,
         )
