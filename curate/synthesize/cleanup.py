@@ -14,11 +14,14 @@ _WRAPPERS = ("response", "reply", "answer", "output", "assistant", "final", "fin
 _WRAP = re.compile(r"^\s*<(" + "|".join(_WRAPPERS) + r")>\s*(.*?)\s*(?:</\1>\s*)?$", re.S | re.I)
 _LABEL = re.compile(r"^\s*(?:\*\*|#+\s*)?(?:final\s+)?(?:reply|response|answer|assistant|回复|回答|答复|最终回复)"
                     r"(?:\s+to\s+the\s+user)?\s*(?:\*\*)?\s*[:：]\s*(?:\*\*)?\s*", re.I)
+# The template's own placeholder said back ("(your reply to the user)"): measured on the real model.
+_PLACEHOLDER = re.compile(r"^\s*[(（]\s*(?:your (?:reply|answer|response)[^)）\n]*|你(?:给用户)?的(?:回复|回答))\s*[)）]\s*", re.I)
 _LEFTOVER_TAG = re.compile(r"</?(?:" + "|".join(_WRAPPERS) + r"|think|reasoning)\s*>", re.I)
 
 
 def clean_answer(answer: str) -> str:
-    """The answer without a wrapping tag pair and a leading label (repeated until nothing changes)."""
+    """The answer without a wrapping tag pair, a leading label or an echoed template placeholder (repeated until
+    nothing changes)."""
     text = answer.strip()
     while True:
         before = text
@@ -26,6 +29,7 @@ def clean_answer(answer: str) -> str:
         if m:
             text = m.group(2).strip()
         text = _LABEL.sub("", text, count=1).strip()
+        text = _PLACEHOLDER.sub("", text, count=1).strip()
         if text == before:
             return text
 

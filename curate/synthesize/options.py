@@ -11,7 +11,7 @@ from curate.llm import LLMOptions
 
 # With the embedded model (base_url: local) these replace the defaults the user did not set: a small model
 # on a laptop answers a few rows a minute, and its answers rarely need more than ~600 tokens.
-LOCAL_DEFAULTS = {"sample": 24, "max_tokens": 1024}
+LOCAL_DEFAULTS = {"sample": 16, "max_tokens": 1024}
 
 
 class SynthesizeOptions(LLMOptions):
