@@ -48,20 +48,23 @@ def artifacts_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def embedded_llm(tmp_path_factory):
-    """The real embedded model (Qwen2.5-Coder-1.5B on llama.cpp), started once for the session, stopped at the end.
-
-    ``make test`` runs ``make llm`` first, so model and runtime are in the cache; a machine with neither a
-    llama-server nor a C++ compiler skips these tests with the reason.
-    """
-    import os
-
-    from curate.llm.local.endpoint import launch
+def prepared_llm():
+    """(llama-server, model file) from the cache, fetched/built if missing (``make test`` runs ``make llm`` first);
+    a machine with neither a llama-server nor a C++ compiler skips the real-model tests with the reason."""
+    from curate.llm.local.endpoint import prepare
     from curate.llm.local.runtime import compiler, find_server
-    from curate.llm.local.server import stop_pid
 
     if find_server() is None and compiler() is None:
         pytest.skip("no llama-server and no C++ compiler to build one: the real-model tests need `make llm`")
+    return prepare(log=lambda m: None)
+
+
+@pytest.fixture(scope="session")
+def embedded_llm(prepared_llm, tmp_path_factory):
+    """The real embedded model (Qwen2.5-Coder-1.5B on llama.cpp), started once for the session, stopped at the end."""
+    from curate.llm.local.endpoint import launch
+    from curate.llm.local.server import stop_pid
+
     info = launch(detached=False, log=lambda m: None, log_path=tmp_path_factory.mktemp("llm") / "server.log")
     os.environ[EMBEDDED_KEY_ENV] = info.api_key
     try:
