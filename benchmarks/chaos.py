@@ -12,6 +12,8 @@ Sections (all run by default; `--sections` picks some, `--fast` uses fewer seeds
             runs in one folder, shared quarantine names, dead and hanging endpoints, endpoint set later,
             credentials in URLs, path-like run names, hostile values, invisible characters, zero rows;
             user files lost and secrets written must be 0
+  embedded  SIGKILL of the embedded llama-server during synthesis: restart, every row accounted, no orphan,
+            a re-run repeats no answered request (benchmarks/chaos_embedded.py)
 
 Rows lost and rows duplicated must be 0; the script exits 1 otherwise.
 """
@@ -335,8 +337,15 @@ def userdata_section(tmp: Path, fast: bool) -> dict:
             "secrets written": figures.secrets_written, "failures": figures.failures}
 
 
+def embedded_section(tmp: Path, fast: bool) -> dict:
+    from benchmarks.chaos_embedded import embedded_section as run
+
+    return run(tmp, fast)
+
+
 SECTIONS = {"crash": crash_section, "hostile": hostile_section, "endpoint": endpoint_section,
-            "labelstudio": labelstudio_section, "disk": disk_section, "userdata": userdata_section}
+            "labelstudio": labelstudio_section, "disk": disk_section, "userdata": userdata_section,
+            "embedded": embedded_section}
 
 
 def main() -> int:
@@ -375,6 +384,8 @@ def main() -> int:
     userdata_ok = not userdata or (userdata["cases passed"] == userdata["cases tried"] and
                                    not userdata["user files lost"] and not userdata["secrets written"])
     return 1 if lost or duplicated or crashes or not disk_ok or not budget_ok or not userdata_ok else 0
+    orphans = report.get("embedded", {}).get("orphan servers", 0)
+    return 1 if lost or duplicated or crashes or not disk_ok or not budget_ok or orphans else 0
 
 
 if __name__ == "__main__":

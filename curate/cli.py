@@ -17,7 +17,13 @@ from curate.commands.common import LazyGroup, UserError, handle_errors, log
 from curate.errors import EXIT_FAILED
 
 
-@click.group(cls=LazyGroup, lazy=stages.lazy_commands(), context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+def _llm_group() -> click.Group:
+    from curate.commands.llm import llm_group
+
+    return llm_group
+
+
+@click.group(cls=LazyGroup, lazy={**stages.lazy_commands(), "llm": _llm_group}, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, prog_name="curate")
 def main() -> None:
     """curate: build bilingual (zh/en) safety training corpora for reasoning LLMs.

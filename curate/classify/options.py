@@ -47,6 +47,9 @@ class ClassifyOptions(LLMOptions):
             raise ValueError("json_mode must be json_schema, json_object or none")
         return value
 
+    def uses_llm(self) -> bool:
+        return self.judge and super().uses_llm()
+
     def run_fingerprint(self) -> dict[str, str | None]:
         return super().run_fingerprint() if self.judge else {}  # without the judge no endpoint is asked
 

@@ -83,6 +83,13 @@ def _unbalanced_language(d: DatasetSummary) -> tuple[str, int, int] | None:
     return (low, d.languages[low], top) if d.languages[low] < top / 2 else None
 
 
+def _embedded_model(d: DatasetSummary):
+    """The embedded model's spec when it wrote some of the answers (the card then credits it and says what it is)."""
+    from curate.llm.local.model import DEFAULT_MODEL
+
+    return DEFAULT_MODEL if any(str(m).startswith(DEFAULT_MODEL.name) for m, _ in d.synthesis["models"]) else None
+
+
 def render_card(run: RunSummary, *, pretty_name: str, data_files: dict[str, str], fmt: str, reasoning: str,
                 names: dict[str, tuple[str, str]], plots: dict[str, str], description: str | None,
                 has_recipe: bool) -> str:
@@ -104,7 +111,7 @@ def render_card(run: RunSummary, *, pretty_name: str, data_files: dict[str, str]
             for src, s in d.sources.items()],
         shortfall_rows=[[r["kind"], r["dimension"], r["lang"], r["target"], r["achieved"], r["shortfall"]]
                         for r in run.balance.get("shortfalls") or []],
-        unbalanced_language=_unbalanced_language(d))
+        unbalanced_language=_unbalanced_language(d), embedded_model=_embedded_model(d))
     return text
 
 

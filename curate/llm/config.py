@@ -64,16 +64,24 @@ class LLMConfig:
         return f"LLMConfig(base_url={self.base_url!r}, model={self.model!r}, key from ${self.api_key_env})"
 
 
+LOCAL = "local"  # the embedded llama.cpp model (curate.llm.local): the default when nothing else is set
+OFF = ("off", "none")  # no model: stages that need one leave their rows pending
+LOCAL_TIMEOUT = 1800.0  # seconds per request on the embedded model: 1,000 tokens at ~1 token/s on a loaded machine
+
+
 def resolve_endpoint(base_url: str | None) -> str | None:
-    """The endpoint from the option, else from $OPENAI_BASE_URL; None means "not configured"."""
-    return base_url or os.environ.get(BASE_URL_ENV) or None
+    """The endpoint from the option, else $OPENAI_BASE_URL, else the embedded model ("local");
+    None when switched off (``off``)."""
+    value = (base_url or os.environ.get(BASE_URL_ENV) or LOCAL).strip()
+    return None if value.lower() in OFF else value
 
 
 class LLMOptions(StageOptions):
     """Endpoint and client options shared by every stage that calls an OpenAI-compatible API."""
 
-    base_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 "
-                                 f"(default: ${BASE_URL_ENV}; unset = LLM calls skipped).")
+    base_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1; "
+                                 f"'local' = the embedded llama.cpp model, 'off' = no model calls (default: "
+                                 f"${BASE_URL_ENV}, else local).")
     model: str | None = Field(None, description=f"Model name at the endpoint (default: ${MODEL_ENV}).")
     api_key_env: str = Field(DEFAULT_KEY_ENV, description="Name of the environment variable holding the API key "
                              "(the key itself is never a config value).")
@@ -97,7 +105,19 @@ class LLMOptions(StageOptions):
         """What decides the output besides the options: the endpoint (credentials redacted) and the model,
         also when they come from the environment. The key never: a new key gives the same answers."""
         endpoint = self.endpoint()
-        return {"endpoint": redact_url(endpoint) if endpoint else None, "model": self.resolved_model()}
+        model = self.resolved_model()
+        if endpoint == LOCAL:  # the embedded model's name and version decide its answers
+            from curate.llm.local.model import DEFAULT_MODEL
+
+            model = model or DEFAULT_MODEL.name
+        return {"endpoint": redact_url(endpoint) if endpoint else None, "model": model}
+
+    def is_local(self) -> bool:
+        return self.endpoint() == LOCAL
+
+    def uses_llm(self) -> bool:
+        """Whether the stage calls a model with these options (the runner starts the embedded one for it)."""
+        return self.endpoint() is not None
 
     def resolved_model(self) -> str | None:
         return self.model or os.environ.get(MODEL_ENV) or None
@@ -105,14 +125,23 @@ class LLMOptions(StageOptions):
     def llm_config(self, work_dir: Path | None, **overrides) -> LLMConfig:
         base_url = self.endpoint()
         model = self.resolved_model()
+        api_key_env, concurrency, timeout = self.api_key_env, self.concurrency, self.timeout
+        if base_url == LOCAL:  # started by the run (or `curate llm start`); its slots bound the concurrency
+            from curate.llm.local.endpoint import KEY_ENV, local_server
+
+            server = local_server()
+            base_url, model, api_key_env = server.base_url, server.model, KEY_ENV
+            concurrency = min(concurrency, server.slots)
+            if "timeout" not in self.model_fields_set:  # a busy laptop answers slowly; a dead server is noticed anyway
+                timeout = LOCAL_TIMEOUT
         if not base_url:
             raise UsageError(f"no endpoint: set base_url or ${BASE_URL_ENV}")
         if not model:
             raise UsageError(f"no model: set model or ${MODEL_ENV}")
         values = dict(
-            base_url=base_url, model=model, api_key_env=self.api_key_env, concurrency=self.concurrency,
+            base_url=base_url, model=model, api_key_env=api_key_env, concurrency=concurrency,
             requests_per_minute=self.requests_per_minute, tokens_per_minute=self.tokens_per_minute,
-            timeout=self.timeout, max_retries=self.max_retries, backoff_base=self.backoff_base,
+            timeout=timeout, max_retries=self.max_retries, backoff_base=self.backoff_base,
             max_requests=self.max_requests, max_total_tokens=self.max_total_tokens,
             cache_path=(Path(work_dir) / "llm.sqlite") if (self.cache and work_dir is not None) else None,
         )
