@@ -15,7 +15,7 @@ from pydantic import Field, field_validator
 
 from curate import records
 from curate.classify.embed_layer import decide_texts
-from curate.classify.judge import ask_judge, pick_candidates
+from curate.classify.judge import ask_judge, pick_candidates, verdict_categories
 from curate.classify.labels import SAFE
 from curate.classify.model import ClassifierModel, default_model_dir
 from curate.config import ConfigError
@@ -44,6 +44,9 @@ class ClassifyOptions(LLMOptions):
                                        "confident first).")
     json_mode: str = Field("json_object", description="How the judge is asked for JSON: json_schema, "
                            "json_object or none.")
+    judge_dimensions: bool = Field(False, description="Also take the judge's harm dimensions (default: the judge "
+                                   "decides the harmful flag, the classifier the dimensions; small models choose "
+                                   "dimensions near chance).")
 
     @field_validator("threshold")
     @classmethod
@@ -93,6 +96,7 @@ def run(df: pl.DataFrame, opts: ClassifyOptions, ctx: StageContext) -> pl.DataFr
                                harmful_threshold=opts.harmful_threshold)
         scores, pred_cats, pred_harm = decided.scores, decided.categories, decided.harmful
         harm_score = model.harm_score(scores)
+        best_dim = model.best_harm_dimension(scores)
         has_response = rows["response"].fill_null("").str.strip_chars().str.len_chars() > 0
         need_kind = (has_response & rows["response_kind"].is_null()).to_numpy()
         kinds = [None] * rows.height
@@ -102,7 +106,6 @@ def run(df: pl.DataFrame, opts: ClassifyOptions, ctx: StageContext) -> pl.DataFr
             for j, i in enumerate(np.flatnonzero(need_kind)):
                 kinds[i], kind_scores[i] = found[j], probs[j]
         bar.advance(len(positions))
-    harm_idx = [i for i, label in enumerate(model.labels) if label != SAFE]
     json_scores = model.scores_json(scores)
     t_harm = decided.harm_thresholds(model, langs, opts.harmful_threshold)  # the judge's distance is on this scale
 
@@ -123,7 +126,7 @@ def run(df: pl.DataFrame, opts: ClassifyOptions, ctx: StageContext) -> pl.DataFr
             out["category_scores"][i] = json_scores[i]
         if not src_cats:
             if src_harm is True:  # the source says harmful but not how: the best dimensions
-                cats = pred_cats[i] or [model.labels[harm_idx[int(np.argmax(scores[i, harm_idx]))]]]
+                cats = pred_cats[i] or [best_dim[i]]
             elif src_harm is False:
                 cats = []
             else:
@@ -155,7 +158,7 @@ def run(df: pl.DataFrame, opts: ClassifyOptions, ctx: StageContext) -> pl.DataFr
         meta.append(info)
 
     if opts.judge:
-        _judge(rows, out, meta, harm_score, t_harm, opts, ctx, counts, model)
+        _judge(rows, out, meta, harm_score, t_harm, opts, ctx, counts, best_dim)
 
     updated = rows.with_columns(
         pl.Series("categories", out["categories"], dtype=pl.List(pl.Utf8)),
@@ -182,7 +185,7 @@ def _put_back(df: pl.DataFrame, updated: pl.DataFrame, positions: np.ndarray) ->
 
 
 def _judge(rows: pl.DataFrame, out: dict[str, list], meta: list[dict[str, Any]], harm_score: np.ndarray,
-           t_harm: np.ndarray, opts: ClassifyOptions, ctx: StageContext, counts: Counter, model: ClassifierModel) -> None:
+           t_harm: np.ndarray, opts: ClassifyOptions, ctx: StageContext, counts: Counter, best_dim: list[str]) -> None:
     """Ask the LLM judge about classifier-labelled rows near the harmful threshold; keep labels on failure."""
     from curate.taxonomy import Taxonomy
 
@@ -207,7 +210,7 @@ def _judge(rows: pl.DataFrame, out: dict[str, list], meta: list[dict[str, Any]],
             counts["judge_failed" if status != "budget" else "judge_budget_stopped"] += 1
             continue
         out["prompt_harmful"][i] = verdict.harmful
-        out["categories"][i] = verdict.categories if verdict.harmful else []
+        out["categories"][i] = verdict_categories(verdict, meta[i]["predicted"], best_dim[i], opts.judge_dimensions)
         out["label_origin"][i] = "judge"
         if "response_kind" in meta[i]["filled"] and verdict.response_kind:
             out["response_kind"][i] = verdict.response_kind

