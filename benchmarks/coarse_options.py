@@ -28,7 +28,7 @@ import shared_corpus  # noqa: E402
 from classify_bench import MIN_LOSO_ROWS, eval_rows  # noqa: E402
 
 from curate.classify.confusion import confusion, sink_share, top_predictions  # noqa: E402
-from curate.classify.embed import shared_encoder  # noqa: E402
+from curate.classify.embedding.encoder import shared_encoder  # noqa: E402
 from curate.classify.evaluate import score_frame  # noqa: E402
 from curate.classify.model import ClassifierModel, TextClassifier  # noqa: E402
 from curate.classify.train import (TrainConfig, _fit_heads, _head_scores, _with_null_target, calibrate,  # noqa: E402

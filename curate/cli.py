@@ -371,41 +371,32 @@ def classifier_group() -> None:
     """Train and evaluate the harm-dimension classifier (fastText prompt model + response-kind model)."""
 
 
-@classifier_group.command("train")
-@click.option("--in", "in_paths", multiple=True, required=True, type=click.Path(exists=True, path_type=Path),
-              help="Labelled records (e.g. the output of `curate collect`); repeatable.")
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Model folder to write (model files, thresholds, metadata).")
-@click.option("--taxonomy", type=click.Path(file_okay=False, exists=True, path_type=Path),
-              help="Taxonomy folder (default: the one shipped with curate).")
-@click.option("--calibration", type=click.Choice(["cross_source", "holdout", "none"]), default="cross_source",
-              show_default=True, help="Thresholds from scores of models trained without each group of sources "
-              "(cross_source), from a held-out share of rows (holdout), or fixed defaults (none).")
-@click.option("--val-fraction", default=0.15, show_default=True, type=float,
-              help="With --calibration holdout: share of rows (by id hash) held out to calibrate thresholds.")
-@click.option("--group-cap", default=2500, show_default=True, type=int,
-              help="At most this many rows per (source, language), so one big source does not define a language.")
-@click.option("--group-floor", default=400, show_default=True, type=int,
-              help="Small (source, language) groups are repeated up to this many rows.")
-@click.option("--taxonomy-examples", default=20, show_default=True, type=int,
-              help="Copies of each dimension's definition added as training lines (0 = off).")
-@click.option("--epoch", type=int, help="fastText epochs of the prompt model (default: the tuned value).")
-@click.option("--embed-weight", default=0.7, show_default=True, type=click.FloatRange(0, 1),
-              help="Share of the sentence-embedding layer in the blended scores (0 = fastText only, no layer; "
-              "training encodes every row at ~250 rows/s per core).")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed (training is reproducible with 1 thread).")
-@click.option("--threads", default=1, show_default=True, type=int, help="Training threads (>1: faster, not reproducible).")
-@_handle_errors
-def classifier_train(in_paths, out, taxonomy, calibration, val_fraction, group_cap, group_floor, taxonomy_examples,
-                     epoch, embed_weight, seed, threads) -> None:
-    """Train the prompt model (multi-label S00-S14) and the response-kind model on labelled records,
-    calibrate per-dimension thresholds on held-out rows, and save the model folder."""
-    from curate.classify.cli_api import train
+def _classifier_train_command() -> click.Command:
+    from curate.classify.cli_api import train_flags
 
-    meta = train(list(in_paths), out, taxonomy=taxonomy, val_fraction=val_fraction, group_cap=group_cap,
-                 group_floor=group_floor, taxonomy_examples=taxonomy_examples, epoch=epoch, calibration=calibration,
-                 embed_weight=embed_weight, seed=seed, threads=threads)
-    click.echo(f"model saved to {out} ({(meta.get('training') or {}).get('train_rows', '?')} training rows)")
+    @_handle_errors
+    def callback(in_paths, out, taxonomy, epoch, **config) -> None:
+        """Train the prompt model (multi-label S00-S14) and the response-kind model on labelled records,
+        calibrate per-dimension thresholds on held-out rows, and save the model folder."""
+        from curate.classify.cli_api import train
+
+        meta = train(list(in_paths), out, taxonomy=taxonomy, epoch=epoch, **config)
+        click.echo(f"model saved to {out} ({(meta.get('training') or {}).get('train_rows', '?')} training rows)")
+
+    params = [
+        click.Option(["--in", "in_paths"], multiple=True, required=True, type=click.Path(exists=True, path_type=Path),
+                     help="Labelled records (e.g. the output of `curate collect`); repeatable."),
+        click.Option(["--out"], required=True, type=click.Path(file_okay=False, path_type=Path),
+                     help="Model folder to write (model files, thresholds, metadata)."),
+        click.Option(["--taxonomy"], type=click.Path(file_okay=False, exists=True, path_type=Path),
+                     help="Taxonomy folder (default: the one shipped with curate)."),
+        click.Option(["--epoch"], type=int, help="fastText epochs of the prompt model (default: the tuned value)."),
+        *train_flags(),
+    ]
+    return click.Command("train", callback=callback, params=params, help=callback.__doc__)
+
+
+classifier_group.add_command(_classifier_train_command())
 
 
 @classifier_group.command("eval")

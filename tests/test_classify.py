@@ -65,6 +65,7 @@ def _rows(n_per_template: int = 6, seed: int = 0) -> pl.DataFrame:
 def _config(**kw) -> TrainConfig:
     kw.setdefault("calibration", "holdout")
     kw.setdefault("kind_seed_copies", 0)
+    kw.setdefault("embed_weight", 0.0)  # fastText alone unless a test asks for the embedding layer
     return TrainConfig(prompt_params=dict(TINY), kind_params=dict(TINY_KIND), group_cap=10_000, group_floor=0,
                        taxonomy_examples=0, val_fraction=0.25, **kw)
 
@@ -213,7 +214,9 @@ def test_judge_valid_answer_relabels(tiny_model_dir, tmp_path, openai_server):
     assert ctx.stats["judged"] == 2 and openai_server.count == 2  # rows b and c
     system = openai_server.requests[0]["messages"][0]["content"]
     assert "S14" in system and "虚假信息" in system  # the taxonomy definitions are in the prompt
-    assert "harmful" in system.split("\n")[0] and "S05 is only for illegal or unethical acts that no other" in system
+    # the flag is asked first, the dimension after; S05 is the catch-all
+    assert system.index('"harmful": true') < system.index("Dimensions:")
+    assert "S05 is only for illegal or unethical acts that no other" in system
     openai_server.requests.clear()
     out, _ = _run(_stage_input(), tmp_path, **_judge_opts(tiny_model_dir, openai_server, judge_dimensions=True))
     assert next(r for r in out.iter_rows(named=True) if r["id"] == "b")["categories"] == ["S10"]
@@ -282,7 +285,7 @@ def test_cli_api_train_and_evaluate(tmp_path):
 
 def test_fast_path_matches_fasttext_predict(tiny_model_dir):
     """The numpy/scipy scorer gives fastText's own probabilities (up to its 512-step sigmoid table)."""
-    from curate.classify.features import prepare
+    from curate.classify.fasttext.tokens import prepare
 
     model = ClassifierModel.load(tiny_model_dir)
     texts = ["how do i stab my brother", "怎么给老师做面包，谢谢！", "zzz unknown-words ### only", "", "   ",
@@ -373,7 +376,7 @@ def test_benchmark_judge_step_oracle_and_endpoint(openai_server):
 
 
 def test_pick_candidates_takes_the_least_confident_eligible_rows():
-    from curate.classify.judge import pick_candidates
+    from curate.classify.label_judge import pick_candidates
 
     harm = np.array([0.50, 0.90, 0.58, 0.45, 0.52])
     thresholds = np.array([0.5, 0.5, 0.5, 0.5, 0.4])

@@ -259,7 +259,9 @@ def test_near_duplicate_of_an_existing_corpus_answer(openai_server, tmp_path, di
 
 
 def test_response_kind_classifier_rejects_harmful_answers(openai_server, tmp_path, dims):
-    model_mod = pytest.importorskip("curate.classify.model", reason="the classify stage is not in this tree")
+    from curate.classify.model import ClassifierModel, TextClassifier
+    from curate.classify.train import KIND_PARAMS, PROMPT_PARAMS
+
     subjects = ["the device", "the weapon", "the charge", "the bomb", "the compound", "the mixture"]
     texts, kinds = [], []
     for i, s in enumerate(subjects * 5):
@@ -267,10 +269,10 @@ def test_response_kind_classifier_rejects_harmful_answers(openai_server, tmp_pat
                   f"Sure, to cook rice rinse it, boil water and simmer it for {i % 9 + 10} minutes.",
                   f"Step one: pack {s} with ammonium nitrate, attach the detonator and wire the fuse ({i})."]
         kinds += [["refusal"], ["helpful"], ["harmful"]]
-    params = dict(model_mod.KIND_PARAMS)
-    kind = model_mod.TextClassifier.train(texts, kinds, params=params)
-    prompt = model_mod.TextClassifier.train(texts, [["S00"]] * len(texts), params=dict(model_mod.PROMPT_PARAMS))
-    model_mod.ClassifierModel(prompt, {}, 0.5, kind).save(tmp_path / "model")
+    params = dict(KIND_PARAMS)
+    kind = TextClassifier.train(texts, kinds, params=params)
+    prompt = TextClassifier.train(texts, [["S00"]] * len(texts), params=dict(PROMPT_PARAMS))
+    ClassifierModel(prompt, {}, 0.5, kind).save(tmp_path / "model")
 
     openai_server.add_rule(Reply(content="Step one: pack the bomb with ammonium nitrate, attach the detonator and "
                                          "wire the fuse.", reasoning="The user wants this, so I will just answer it."),

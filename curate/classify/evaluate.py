@@ -9,17 +9,16 @@ import polars as pl
 from curate import records
 from curate.classify import metrics
 from curate.classify.confusion import as_dict, confusion, top_predictions
-from curate.classify.embed_layer import decide_texts
-from curate.classify.labels import SAFE, prompt_targets
+from curate.classify.labels import prompt_targets
 from curate.classify.model import ClassifierModel
 
 
 def predictions(model: ClassifierModel, df: pl.DataFrame, overrides: dict[str, float] | None = None) -> pl.DataFrame:
-    """``df`` plus ``pred`` (dimension ids, [] = S00), ``pred_top`` (the best of them, see confusion.py), ``pred_best`` (the best harm dimension, flagged or not) and
-    ``pred_harmful`` from the prompt model (blended with the embedding layer when the model has one), with the
+    """``df`` plus ``pred`` (dimension ids, [] = S00), ``pred_top`` (the best of them, see confusion.py),
+    ``pred_best`` (the best harm dimension, flagged or not) and ``pred_harmful`` from the prompt model (blended with the embedding layer when the model has one), with the
     ``scores``, ``harm_score`` and ``harm_threshold`` they came from."""
     langs = df["lang"].to_list()
-    decided = decide_texts(model, df["prompt"], overrides, langs=langs)
+    decided = model.predict(df["prompt"], langs, overrides=overrides)
     return df.with_columns(pl.Series("pred", decided.categories, dtype=pl.List(pl.Utf8)),
                            pl.Series("pred_top", top_predictions(model.labels, decided.scores, decided.categories),
                                      dtype=pl.Utf8),

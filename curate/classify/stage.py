@@ -5,7 +5,6 @@ the classifier is unsure about to an LLM judge.
 from __future__ import annotations
 
 from collections import Counter
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +13,9 @@ import polars as pl
 from pydantic import Field, field_validator
 
 from curate import records
-from curate.classify.embed_layer import decide_texts
-from curate.classify.judge import ask_judge, pick_candidates, verdict_categories
+from curate.classify.label_judge import ask_judge, pick_candidates, verdict_categories
 from curate.classify.labels import SAFE
-from curate.classify.model import ClassifierModel, default_model_dir
+from curate.classify.model import ClassifierModel, default_model_dir, load_model
 from curate.config import ConfigError
 from curate.llm import LLMOptions, LLMStats
 from curate.llm.config import BASE_URL_ENV, MODEL_ENV
@@ -72,15 +70,6 @@ class ClassifyOptions(LLMOptions):
         return {k.strip(): float(v) for k, _, v in (t.partition("=") for t in self.threshold)}
 
 
-@lru_cache(maxsize=4)
-def _load_model(path: str) -> ClassifierModel:
-    return ClassifierModel.load(path)
-
-
-def load_model(model_dir: Path | None) -> ClassifierModel:
-    return _load_model(str(Path(model_dir or default_model_dir()).resolve()))
-
-
 def run(df: pl.DataFrame, opts: ClassifyOptions, ctx: StageContext) -> pl.DataFrame:
     model = load_model(opts.model_dir)
     overrides = opts.overrides()
@@ -92,8 +81,8 @@ def run(df: pl.DataFrame, opts: ClassifyOptions, ctx: StageContext) -> pl.DataFr
     with ctx.progress(len(positions), "classify") as bar:
         langs = rows["lang"].to_list()
         band = None if opts.embed_band >= 1 else opts.embed_band
-        decided = decide_texts(model, rows["prompt"], overrides, langs, band=band,
-                               harmful_threshold=opts.harmful_threshold)
+        decided = model.predict(rows["prompt"], langs, overrides=overrides, band=band,
+                                harmful_threshold=opts.harmful_threshold)
         scores, pred_cats, pred_harm = decided.scores, decided.categories, decided.harmful
         harm_score = model.harm_score(scores)
         best_dim = model.best_harm_dimension(scores)

@@ -17,30 +17,56 @@ import polars as pl
 
 from curate.classify.labels import SAFE, kind_targets, prompt_targets
 from curate.classify.metrics import best_threshold
-from curate.classify.model import KIND_PARAMS, PROMPT_PARAMS, ClassifierModel, TextClassifier
+from curate.classify.model import ClassifierModel, TextClassifier
+
+
+# fastText settings that held up best on leave-one-source-out runs (see benchmarks/classify_bench.py).
+PROMPT_PARAMS: dict[str, Any] = {"loss": "ova", "epoch": 25, "lr": 0.5, "wordNgrams": 2, "dim": 64,
+                                 "minn": 3, "maxn": 5, "bucket": 200_000, "minCount": 1}
+KIND_PARAMS: dict[str, Any] = {"loss": "softmax", "epoch": 20, "lr": 0.2, "wordNgrams": 2, "dim": 32,
+                               "minn": 0, "maxn": 0, "bucket": 200_000, "minCount": 1}
+# fastText 0.9/0.10 intermittently stops with "Encountered NaN" on small files when the hash bucket is small
+# (measured: 4-9 failures in 30 runs with bucket=20k, none with 200k); keep bucket >= 200k.
+
+CALIBRATIONS = ("cross_source", "holdout", "none")
+
+
+def _option(default: Any, help: str, **click: Any) -> Any:
+    """A TrainConfig field that `curate classifier train` offers as a flag (its help text and default come from here)."""
+    return field(default=default, metadata={"help": help, **click})
 
 
 @dataclass
 class TrainConfig:
-    val_fraction: float = 0.15  # held out (by id hash) to calibrate thresholds
-    group_cap: int = 2500  # at most this many rows per (source, language) in training
-    group_floor: int = 400  # smaller groups are repeated up to this many rows
-    taxonomy_examples: int = 20  # copies of each definition phrase (0 = off)
-    seed: int = 0
-    threads: int = 1  # 1 = reproducible
+    """Every training default, written once: `curate classifier train` derives its flags from the fields that
+    carry a help text, and `make model` (benchmarks/train_default_model.py) trains the shipped model with them."""
+
+    # "cross_source": thresholds from out-of-source scores (K models, each trained without a group of sources),
+    # so they fit sources the model never saw; "holdout": a random held-out part; "none": all 0.5 (baseline)
+    calibration: str = _option("cross_source", "Thresholds from scores of models trained without each group of "
+                               "sources (cross_source), from a held-out share of rows (holdout), or fixed defaults "
+                               "(none).", choices=CALIBRATIONS)
+    val_fraction: float = _option(0.15, "With --calibration holdout: share of rows (by id hash) held out to "
+                                  "calibrate thresholds.")
+    group_cap: int = _option(2500, "At most this many rows per (source, language), so one big source does not "
+                             "define a language.")
+    group_floor: int = _option(400, "Small (source, language) groups are repeated up to this many rows.")
+    taxonomy_examples: int = _option(20, "Copies of each dimension's definition added as training lines (0 = off).")
+    # the sentence-embedding layer (classify/embedding/): its share in the blended scores; the shipped model
+    # was trained with 0.7 (benchmarks/train_default_model.py)
+    embed_weight: float = _option(0.7, "Share of the sentence-embedding layer in the blended scores (0 = fastText "
+                                  "only, no layer; training encodes every row at ~250 rows/s per core).",
+                                  range=(0.0, 1.0))
+    seed: int = _option(0, "Seed (training is reproducible with 1 thread).")
+    threads: int = _option(1, "Training threads (>1: faster, not reproducible).")
     prompt_params: dict[str, Any] = field(default_factory=lambda: dict(PROMPT_PARAMS))
     kind_params: dict[str, Any] = field(default_factory=lambda: dict(KIND_PARAMS))
     min_kind_rows: int = 20
     kind_seed_copies: int = 10  # copies of each built-in seed answer (both languages) in kind training (0 = off)
     train_kind: bool = True  # also train the response-kind model when rows have labelled responses
-    # "cross_source": thresholds from out-of-source scores (K models, each trained without a group of sources),
-    # so they fit sources the model never saw; "holdout": a random held-out part; "none": all 0.5 (baseline)
-    calibration: str = "cross_source"
     calibration_folds: int = 3
     calibration_rows_per_source: int = 3000  # rows scored per source for cross-source calibration
     quantize_cutoff: int | None = None  # quantise the prompt model keeping this many feature rows (smaller file)
-    # sentence-embedding layer (curate.classify.embed_layer): its share in the blended scores (0 = fastText only)
-    embed_weight: float = 0.0
     embed_example_weight: float = 10.0  # weight of each taxonomy line in the heads (a source row weighs <= 1)
     embed_balance: float = 0.5  # dimension head: class weights (mean / class mass) ** this (0 = none)
     # rows with a coarse source label (taxonomy candidates.yaml): "generic" (S05 positives, as mapped),
@@ -161,7 +187,7 @@ def _fit_prompt(rows: pl.DataFrame, taxonomy, config: TrainConfig, quantize: boo
 
 
 def _fit_heads(rows: pl.DataFrame, labels: list[str], taxonomy, config: TrainConfig):
-    from curate.classify.embed_layer import fit_heads
+    from curate.classify.embedding.layer import fit_heads
 
     texts, targets = taxonomy_examples(taxonomy, 1)
     return fit_heads(rows, labels, texts, targets, extra_weight=config.embed_example_weight,
@@ -169,8 +195,8 @@ def _fit_heads(rows: pl.DataFrame, labels: list[str], taxonomy, config: TrainCon
 
 
 def _head_scores(heads, texts: pl.Series, labels: list[str]) -> np.ndarray:
-    from curate.classify.embed import shared_encoder
-    from curate.classify.embed_layer import EmbeddingLayer
+    from curate.classify.embedding.encoder import shared_encoder
+    from curate.classify.embedding.layer import EmbeddingLayer
 
     return EmbeddingLayer(heads).scores(shared_encoder().encode(texts.to_list()), labels)
 
@@ -261,7 +287,7 @@ def _fit_kind(df: pl.DataFrame, config: TrainConfig) -> tuple[TextClassifier | N
 def train_model(df: pl.DataFrame, taxonomy=None, config: TrainConfig | None = None) -> ClassifierModel:
     """Train the prompt model (and the response-kind model when ``df`` has labelled responses)."""
     config = config or TrainConfig()
-    if config.calibration not in ("cross_source", "holdout", "none"):
+    if config.calibration not in CALIBRATIONS:
         raise ValueError(f"calibration must be cross_source, holdout or none, not {config.calibration!r}")
     labelled, harm_only, coarse_report = training_rows(df, taxonomy, config)
     mode = config.calibration
@@ -281,7 +307,7 @@ def train_model(df: pl.DataFrame, taxonomy=None, config: TrainConfig | None = No
     calibration: dict[str, Any] = {"mode": mode}
     layer = None
     if config.embed_weight > 0:
-        from curate.classify.embed_layer import EmbeddingLayer
+        from curate.classify.embedding.layer import EmbeddingLayer
 
         harm_train = split_validation(harm_only, config.val_fraction, config.seed)[0] if mode == "holdout" else harm_only
         layer = EmbeddingLayer(_fit_heads(pl.concat([train, _with_null_target(harm_train)]), model.labels, taxonomy,

@@ -38,8 +38,7 @@ def load_detector(choice: str = "auto", model_dir: Path | None = None) -> tuple[
 
 def _kind_model(model_dir: Path | None):
     try:
-        from curate.classify.model import ModelError
-        from curate.classify.stage import load_model
+        from curate.classify.model import ModelError, load_model
     except ImportError:
         return None
     try:
