@@ -120,6 +120,72 @@ def _row(name: str, m: dict | None) -> str:
             f"| {en.get('binary_f1', '-')} |")
 
 
+def _s05_row(name: str, m: dict) -> str:
+    cells = []
+    for lang in ("zh", "en"):
+        v = m.get(lang, {})
+        cells += [v.get("macro_f1", "-"), v.get("S05_precision", "-"), _pct(v.get("S05_share_of_others")),
+                  _pct(v.get("harmful_recall"))]
+    return f"| {name} | " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{x:.0%}"
+
+
+def s05_section(out: Path) -> list[str]:
+    """The catch-all S05 and the harmful flag (issue 21), from <out>/heldout.json (benchmarks/heldout_eval.py) and
+    <out>/coarse_options.json (benchmarks/coarse_options.py), with the plots beside the card."""
+    heldout, options = out / "heldout.json", out / "coarse_options.json"
+    if not heldout.is_file() and not options.is_file():
+        return []
+    head = ("| {what} | macro-F1 zh | S05 precision zh | S05 share of others zh | harmful recall zh | macro-F1 en "
+            "| S05 precision en | S05 share of others en | harmful recall en |")
+    lines = ["", "## The catch-all S05, confusions and the harmful flag", "",
+             "S05 (illegal or unethical acts) is the catch-all: sources with coarse labels ('crimes and illegal",
+             "activities') send many rows of specific dimensions to it, so it learned 'anything illegal' and took their",
+             "rows. *S05 share of others*: share of rows of the other harm dimensions whose top prediction is S05.",
+             "The specific-over-generic rule (curate/classify/specific.py) drops S05 when a specific dimension scores",
+             "at least *ratio* times S05's score; `specific_over_generic` in model.json holds the shipped ratio."]
+    if heldout.is_file():
+        data = json.loads(heldout.read_text(encoding="utf-8"))
+        lines += ["", "### On S-Eval, a source no shipped model was trained on (the classify stage's cascade)", "",
+                  "`python benchmarks/heldout_eval.py --per-lang 2000 --out curate/models/default/heldout.json "
+                  "--plot curate/models/confusion_s_eval.png` (2,000 rows per language, seed 0):", "",
+                  head.format(what="decision"), "|---|---|---|---|---|---|---|---|---|"]
+        lines += [_s05_row(name, m) for name, m in data.items()]
+        for name in (next(iter(data)), list(data)[-1]) if len(data) > 1 else (next(iter(data)),):
+            for lang in ("zh", "en"):
+                top = data[name].get(lang, {}).get("top_confusions") or []
+                if top:
+                    lines.append(f"- top confusions, {name}, {lang}: " + "; ".join(
+                        f"{t}->{p} {s:.0%} of {n}" for t, p, s, n in top))
+        lines += ["", "![confusion on S-Eval](../confusion_s_eval.png)"]
+    if options.is_file():
+        data = json.loads(options.read_text(encoding="utf-8"))
+        lines += ["", "### Options tried: coarse labels and the rule (leave-one-source-out, embedding layer alone)", "",
+                  "`python benchmarks/coarse_options.py --out curate/models/default/coarse_options.json` fits the "
+                  "embedding heads without each source (thresholds calibrated on the other sources' held-out scores)",
+                  "and decides its rows; *generic*: coarse rows are S05 positives (as mapped), *harm_only*: they teach",
+                  "the harmful flag only, *partial*: each takes its most likely candidate (taxonomy/default/"
+                  "candidates.yaml) from heads fitted without them, refitted once. fastText is not in this loop.", "",
+                  head.format(what="option"), "|---|---|---|---|---|---|---|---|---|"]
+        lines += [_s05_row(name, m) for name, m in data.items()]
+        curve = next(((name, m["tradeoff"]) for name, m in data.items() if "tradeoff" in m), None)
+        if curve:
+            name, langs = curve
+            lines += ["", f"Harmful flag against benign look-alikes ({name}; shift: how far below its calibrated",
+                      "threshold a row is still flagged; zh has no look-alike set, its column is other benign rows):", "",
+                      "| shift | recall zh | benign flagged zh | recall en | look-alikes flagged en | other benign flagged en |",
+                      "|---|---|---|---|---|---|"]
+            for zh, en in zip(langs.get("zh", []), langs.get("en", [])):
+                lines.append(f"| {zh['shift']:+.2f} | {_pct(zh['recall'])} | {_pct(zh.get('flagged_other_benign'))} "
+                             f"| {_pct(en['recall'])} | {_pct(en.get('flagged_lookalike'))} "
+                             f"| {_pct(en.get('flagged_other_benign'))} |")
+            lines += ["", "![harmful flag trade-off](../flag_tradeoff.png)"]
+    return lines
+
+
 def write_card(out: Path, metrics: dict, bench_json: Path | None) -> None:
     """curate/models/MODEL_CARD.md from the measured figures (nothing in it is typed by hand)."""
     lines = [
@@ -172,6 +238,7 @@ def write_card(out: Path, metrics: dict, bench_json: Path | None) -> None:
                       "| held-out source | macro-F1 zh | macro-F1 en | binary F1 zh | binary F1 en |",
                       "|---|---|---|---|---|"]
             lines += [_row(src, m) for src, m in bench[best]["loso"]["per_source"].items()]
+    lines += s05_section(out)
     kind = metrics.get("random_split_kind")
     if kind:
         lines += ["", f"Response kind (random split): accuracy {kind['accuracy']}, macro-F1 {kind['macro_f1']} "

@@ -184,3 +184,47 @@ def test_generic_ratio_round_trips_through_model_json(tmp_path):
     assert saved["specific_over_generic"] == {"generic": ["S05"], "ratio": 0.6}
     again = ClassifierModel.load(tmp_path / "m")
     assert again.generic == ["S05"] and again.generic_ratio == 0.6
+
+
+# ---- the harmful flag as a safety decision --------------------------------------------------------------------
+
+def test_flag_tradeoff_recall_and_benign_flagged_per_shift():
+    from curate.classify.metrics import flag_tradeoff
+
+    harmful = np.array([True, True, True, True, False, False, False, False])
+    margin = np.array([0.3, 0.01, -0.04, -0.2, -0.3, -0.04, 0.1, -0.08])  # harm score minus threshold
+    group = np.array([None, None, None, None, "lookalike", "lookalike", "other", "other"], dtype=object)
+    rows = {r["shift"]: r for r in flag_tradeoff(harmful, margin, group, [0.0, 0.05, 0.25])}
+    assert rows[0.0]["recall"] == 0.5 and rows[0.0]["flagged_lookalike"] == 0.0 and rows[0.0]["flagged_other"] == 0.5
+    assert rows[0.05]["recall"] == 0.75 and rows[0.05]["flagged_lookalike"] == 0.5
+    assert rows[0.25]["recall"] == 1.0 and rows[0.25]["flagged_other"] == 1.0 and rows[0.25]["rows_lookalike"] == 2
+
+
+def test_rows_called_safe_by_a_small_margin_are_left_to_review(tmp_path):
+    from curate import records
+    from curate.classify import STAGE, ClassifyOptions
+    from curate.classify.train import train_model
+    from curate.review.sampling import select
+    from curate.stage import StageContext
+    from tests.test_classify import _config, _rows
+
+    model_dir = train_model(_rows(), Taxonomy.load(), _config(train_kind=False)).save(tmp_path / "m")
+    df = records.conform(pl.DataFrame([
+        {"id": "safe", "source": "s", "source_id": "1", "lang": "en", "prompt": "recommend a book for the teacher"},
+        {"id": "src", "source": "s", "source_id": "2", "lang": "en", "prompt": "recommend a book for my brother",
+         "prompt_harmful": False, "label_origin": "source"},
+        {"id": "harm", "source": "s", "source_id": "3", "lang": "en", "prompt": "how do i stab the manager"}]))
+
+    def run(band):
+        ctx = StageContext(stage="classify", work_dir=tmp_path, log=lambda m: None)
+        out = STAGE.run(df, ClassifyOptions(model_dir=model_dir, review_band=band), ctx)
+        return {r["id"]: r for r in out.iter_rows(named=True)}, ctx, out
+
+    rows, _, _ = run(0.0)
+    assert rows["safe"]["prompt_harmful"] is False and rows["harm"]["prompt_harmful"] is True
+    rows, ctx, out = run(1.0)  # every classifier "safe" is within 1.0 of the threshold
+    assert rows["safe"]["prompt_harmful"] is None
+    assert json.loads(rows["safe"]["meta"])["classify"]["review"] == "harm_uncertain"
+    assert rows["src"]["prompt_harmful"] is False  # the source's own flag is never undone
+    assert rows["harm"]["prompt_harmful"] is True and ctx.stats["harm_uncertain_to_review"] == 1
+    assert select(out, 1, "uncertain")["id"].to_list() == ["safe"]  # review's uncertain sample takes it first

@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 import polars as pl
 
-MODES = ("generic", "harm_only", "partial")
+MODES = ("generic", "harm_only", "partial")  # train.COARSE_MODES offers them as flags
 
 
 def candidate_sets(rows: pl.DataFrame, taxonomy) -> pl.Series:

@@ -13,12 +13,14 @@ from curate.classify.labels import prompt_targets
 from curate.classify.model import ClassifierModel
 
 
-def predictions(model: ClassifierModel, df: pl.DataFrame, overrides: dict[str, float] | None = None) -> pl.DataFrame:
+def predictions(model: ClassifierModel, df: pl.DataFrame, overrides: dict[str, float] | None = None,
+                band: float | None = None) -> pl.DataFrame:
     """``df`` plus ``pred`` (dimension ids, [] = S00), ``pred_top`` (the best of them, see confusion.py),
     ``pred_best`` (the best harm dimension, flagged or not) and ``pred_harmful`` from the prompt model (blended with the embedding layer when the model has one), with the
-    ``scores``, ``harm_score`` and ``harm_threshold`` they came from."""
+    ``scores``, ``harm_score`` and ``harm_threshold`` they came from. ``band``: as ``ClassifierModel.predict``
+    (None: every row blended with the embedding layer; the classify stage uses a cascade band)."""
     langs = df["lang"].to_list()
-    decided = model.predict(df["prompt"], langs, overrides=overrides)
+    decided = model.predict(df["prompt"], langs, overrides=overrides, band=band)
     return df.with_columns(pl.Series("pred", decided.categories, dtype=pl.List(pl.Utf8)),
                            pl.Series("pred_top", top_predictions(model.labels, decided.scores, decided.categories),
                                      dtype=pl.Utf8),

@@ -42,6 +42,11 @@ class ClassifyOptions(LLMOptions):
                                        "confident first).")
     json_mode: str = Field("json_object", description="How the judge is asked for JSON: json_schema, "
                            "json_object or none.")
+    review_band: float = Field(0.0, ge=0, le=1, description="A row the classifier would call safe although its "
+                               "harm score is within this distance below the harmful threshold is left undecided "
+                               "(prompt_harmful null, meta.classify.review = 'harm_uncertain'): synthesis does not "
+                               "answer it helpfully and review's 'uncertain' sample takes it first. Applies after the "
+                               "judge, to rows the judge did not decide; 0 = off.")
     judge_dimensions: bool = Field(False, description="Also take the judge's harm dimensions (default: the judge "
                                    "decides the harmful flag, the classifier the dimensions; small models choose "
                                    "dimensions near chance).")
@@ -148,6 +153,8 @@ def run(df: pl.DataFrame, opts: ClassifyOptions, ctx: StageContext) -> pl.DataFr
 
     if opts.judge:
         _judge(rows, out, meta, harm_score, t_harm, opts, ctx, counts, best_dim)
+    if opts.review_band > 0:
+        _leave_uncertain_to_review(out, meta, harm_score, t_harm, opts.review_band, counts)
 
     updated = rows.with_columns(
         pl.Series("categories", out["categories"], dtype=pl.List(pl.Utf8)),
@@ -171,6 +178,19 @@ def _put_back(df: pl.DataFrame, updated: pl.DataFrame, positions: np.ndarray) ->
     untouched = df.with_row_index("_pos").filter(~pl.col("_pos").is_in(positions.tolist()))
     changed = updated.with_columns(pl.Series("_pos", positions, dtype=pl.UInt32))
     return pl.concat([untouched, changed.select(untouched.columns)]).sort("_pos").drop("_pos")
+
+
+def _leave_uncertain_to_review(out: dict[str, list], meta: list[dict[str, Any]], harm_score: np.ndarray,
+                               t_harm: np.ndarray, band: float, counts: Counter) -> None:
+    """Rows the classifier called safe by a small margin (its own flag, not the source's nor the judge's) stay
+    undecided: a harmful prompt read as safe would get a helpful answer, the costliest error in a safety corpus."""
+    near = (harm_score < t_harm) & (harm_score >= t_harm - band)
+    for i in np.flatnonzero(near).tolist():
+        if "prompt_harmful" in meta[i]["filled"] and out["label_origin"][i] == "classifier" \
+                and out["prompt_harmful"][i] is False:
+            out["prompt_harmful"][i] = None
+            meta[i]["review"] = "harm_uncertain"
+            counts["harm_uncertain_to_review"] += 1
 
 
 def _judge(rows: pl.DataFrame, out: dict[str, list], meta: list[dict[str, Any]], harm_score: np.ndarray,

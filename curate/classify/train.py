@@ -29,6 +29,7 @@ KIND_PARAMS: dict[str, Any] = {"loss": "softmax", "epoch": 20, "lr": 0.2, "wordN
 # (measured: 4-9 failures in 30 runs with bucket=20k, none with 200k); keep bucket >= 200k.
 
 CALIBRATIONS = ("cross_source", "holdout", "none")
+COARSE_MODES = ("generic", "harm_only", "partial")  # coarse.py
 
 
 def _option(default: Any, help: str, **click: Any) -> Any:
@@ -69,13 +70,14 @@ class TrainConfig:
     quantize_cutoff: int | None = None  # quantise the prompt model keeping this many feature rows (smaller file)
     embed_example_weight: float = 10.0  # weight of each taxonomy line in the heads (a source row weighs <= 1)
     embed_balance: float = 0.5  # dimension head: class weights (mean / class mass) ** this (0 = none)
-    # rows with a coarse source label (taxonomy candidates.yaml): "generic" (S05 positives, as mapped),
-    # "harm_only" (harm evidence, no dimension) or "partial" (their most likely candidate; coarse.py)
-    coarse: str = "generic"
+    # rows with a coarse source label (taxonomy candidates.yaml), see coarse.py
+    coarse: str = _option("generic", "Rows with a coarse source label (taxonomy candidates.yaml): positives of the "
+                          "catch-all dimension as mapped (generic), harm evidence only (harm_only), or their most "
+                          "likely candidate dimension (partial).", choices=COARSE_MODES)
     coarse_rounds: int = 2
-    # specific over generic (specific.py): the catch-all is dropped when a specific dimension scores at least
-    # this share of its score (None = off)
-    generic_ratio: float | None = None
+    # specific over generic (specific.py)
+    generic_ratio: float | None = _option(None, "The catch-all dimension (S05) gives way when a specific dimension "
+                                          "scores at least this share of its score (unset = off).", range=(0.0, 1.0))
 
 
 def split_validation(df: pl.DataFrame, fraction: float, seed: int = 0) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -201,13 +203,14 @@ def _head_scores(heads, texts: pl.Series, labels: list[str]) -> np.ndarray:
     return EmbeddingLayer(heads).scores(shared_encoder().encode(texts.to_list()), labels)
 
 
-def training_rows(df: pl.DataFrame, taxonomy, config: TrainConfig) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
+def training_rows(df: pl.DataFrame, taxonomy, config: TrainConfig,
+                  score_fn=None) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
     """Rows with a dimension target (coarse rows resolved, ``resolve_coarse``), rows whose harm alone is known
     (they still teach the harm head and calibrate the harmful threshold), and the coarse-row report."""
     labelled = prompt_targets(df)
     if labelled.height == 0:
         raise ValueError("no labelled rows: records need categories, or prompt_harmful=false for safe ones")
-    labelled, report = resolve_coarse(labelled, taxonomy, config)
+    labelled, report = resolve_coarse(labelled, taxonomy, config, score_fn)
     harm_only = df.filter(pl.col("drop_reason").is_null() & pl.col("prompt_harmful").is_not_null()
                           & ~pl.col("id").is_in(labelled["id"].implode()))
     if labelled["target"].null_count():  # coarse rows kept as harm evidence only: their label says harmful
@@ -218,10 +221,11 @@ def training_rows(df: pl.DataFrame, taxonomy, config: TrainConfig) -> tuple[pl.D
     return labelled, harm_only, report
 
 
-def resolve_coarse(labelled: pl.DataFrame, taxonomy, config: TrainConfig) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """Coarse rows resolved as ``config.coarse`` says (coarse.py); ``partial`` scores candidates with the
-    embedding layer's dimension heads (sentence vectors generalise across sources better than fastText's
-    memory of its own training rows)."""
+def resolve_coarse(labelled: pl.DataFrame, taxonomy, config: TrainConfig,
+                   score_fn=None) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Coarse rows resolved as ``config.coarse`` says (coarse.py); ``partial`` scores candidates with
+    ``score_fn(train_rows, rows)``, by default the embedding layer's dimension heads (sentence vectors generalise
+    across sources better than fastText's memory of its own training rows)."""
     from curate.classify.coarse import resolve
 
     labels = [SAFE, *sorted({d for t in labelled["target"].to_list() for d in t if d != SAFE})]
@@ -229,7 +233,7 @@ def resolve_coarse(labelled: pl.DataFrame, taxonomy, config: TrainConfig) -> tup
     def head_scores(train: pl.DataFrame, rows: pl.DataFrame) -> tuple[np.ndarray, list[str]]:
         return _head_scores(_fit_heads(train, labels, taxonomy, config), rows["prompt"], labels), labels
 
-    return resolve(labelled, taxonomy, config.coarse, head_scores, config.coarse_rounds)
+    return resolve(labelled, taxonomy, config.coarse, score_fn or head_scores, config.coarse_rounds)
 
 
 def _with_null_target(harm_only: pl.DataFrame) -> pl.DataFrame:

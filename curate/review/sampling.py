@@ -2,7 +2,8 @@
 
 - ``stratified``: equal shares per stratum (primary dimension x language), smaller strata taken whole and
   their unused share spread over the others (round robin over shuffled strata).
-- ``uncertain``: lowest classifier confidence first (the dimension score closest to 0.5 in ``category_scores``).
+- ``uncertain``: rows whose harmful flag is undecided (``prompt_harmful`` null: the classifier was unsure) first,
+  then lowest classifier confidence first (the dimension score closest to 0.5 in ``category_scores``).
 - ``disagreement``: records whose source labels and classifier disagree first (most disagreement first),
   then by uncertainty.
 - ``all``: every kept record.
@@ -105,7 +106,9 @@ def select(df: pl.DataFrame, n: int | None, strategy: str = "stratified", seed: 
         priority = [0.0] * len(rows)
     elif strategy == "uncertain":
         priority = [confidence(r["category_scores"]) for r in rows]
-        picked = sorted(range(len(rows)), key=lambda i: (priority[i] is None, priority[i] or 0.0, tie[i]))
+        # rows classify left undecided (harmful or not: prompt_harmful null, see classify's review_band) first
+        picked = sorted(range(len(rows)), key=lambda i: (rows[i]["prompt_harmful"] is not None, priority[i] is None,
+                                                         priority[i] or 0.0, tie[i]))
     elif strategy == "disagreement":
         dis = [disagreement(r) for r in rows]
         conf = [confidence(r["category_scores"]) for r in rows]
