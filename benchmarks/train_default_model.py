@@ -26,7 +26,8 @@ from curate.classify.train import TrainConfig, split_validation, train_model  # 
 from curate.taxonomy import Taxonomy  # noqa: E402
 
 REFUSAL = r"(?i)\b(can(?:'|no|’)t|won(?:'|’)t|unable to|not able to) (assist|help|provide|comply|support|fulfil)"
-DEFAULT_CONFIG = dict(quantize_cutoff=100_000, threads=1, seed=0, embed_weight=0.7)
+# generic_ratio: the specific-over-generic rule (issue 21), chosen on S-Eval (benchmarks/heldout_eval.py, see the card)
+DEFAULT_CONFIG = dict(quantize_cutoff=100_000, threads=1, seed=0, embed_weight=0.7, generic_ratio=0.5)
 
 
 def star1_kinds(df: pl.DataFrame) -> pl.DataFrame:
@@ -59,6 +60,9 @@ def main() -> None:
                     "random-split and LOSO figures (curate recipe and plain baseline) go into the model card "
                     "(default: <out>/benchmark.json when present)")
     ap.add_argument("--card-only", action="store_true", help="rewrite MODEL_CARD.md from the saved metrics")
+    ap.add_argument("--decision-rules-only", action="store_true", help="set the decision rules of DEFAULT_CONFIG "
+                    "(the specific-over-generic ratio) on the saved model and rewrite the card, without retraining: "
+                    "what `make model` gives when only decision settings changed (training is deterministic)")
     args = ap.parse_args()
     if args.bench_json is None and (args.out / "benchmark.json").is_file():
         args.bench_json = args.out / "benchmark.json"
@@ -66,7 +70,14 @@ def main() -> None:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "benchmark.json").write_bytes(args.bench_json.read_bytes())  # keep the card reproducible
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
-    if args.card_only:
+    if args.decision_rules_only:
+        from curate.classify.model import ClassifierModel
+
+        model = ClassifierModel.load(args.out)
+        model.generic, model.generic_ratio = list(Taxonomy.load().generic), DEFAULT_CONFIG.get("generic_ratio")
+        model.meta.setdefault("config", {})["generic_ratio"] = model.generic_ratio
+        model.save(args.out)
+    if args.card_only or args.decision_rules_only:
         metrics = json.loads((args.out / "metrics.json").read_text(encoding="utf-8"))
         write_card(args.out, metrics, args.bench_json)
         return
@@ -155,13 +166,15 @@ def s05_section(out: Path) -> list[str]:
                   "--plot curate/models/confusion_s_eval.png` (2,000 rows per language, seed 0):", "",
                   head.format(what="decision"), "|---|---|---|---|---|---|---|---|---|"]
         lines += [_s05_row(name, m) for name, m in data.items()]
-        for name in (next(iter(data)), list(data)[-1]) if len(data) > 1 else (next(iter(data)),):
+        shipped = f"rule {DEFAULT_CONFIG.get('generic_ratio')}"
+        for name in [n for n in ("no rule", shipped) if n in data]:
             for lang in ("zh", "en"):
                 top = data[name].get(lang, {}).get("top_confusions") or []
                 if top:
                     lines.append(f"- top confusions, {name}, {lang}: " + "; ".join(
                         f"{t}->{p} {s:.0%} of {n}" for t, p, s, n in top))
-        lines += ["", "![confusion on S-Eval](../confusion_s_eval.png)"]
+        lines += ["", f"Confusion on S-Eval, without the rule and with the shipped ratio ({shipped}):", "",
+                  "![confusion on S-Eval](confusion_s_eval.png)"]
     if options.is_file():
         data = json.loads(options.read_text(encoding="utf-8"))
         lines += ["", "### Options tried: coarse labels and the rule (leave-one-source-out, embedding layer alone)", "",
@@ -183,7 +196,7 @@ def s05_section(out: Path) -> list[str]:
                 lines.append(f"| {zh['shift']:+.2f} | {_pct(zh['recall'])} | {_pct(zh.get('flagged_other_benign'))} "
                              f"| {_pct(en['recall'])} | {_pct(en.get('flagged_lookalike'))} "
                              f"| {_pct(en.get('flagged_other_benign'))} |")
-            lines += ["", "![harmful flag trade-off](../flag_tradeoff.png)"]
+            lines += ["", "![harmful flag trade-off](flag_tradeoff.png)"]
     return lines
 
 

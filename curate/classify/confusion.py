@@ -98,16 +98,20 @@ def format_matrix(table: pl.DataFrame, lang: str) -> str:
 
 
 def plot(tables: dict[str, pl.DataFrame], path, langs: Sequence[str] = ("en", "zh")) -> None:
-    """Heatmaps of row shares, one panel per (title, language), written to ``path`` (PNG)."""
+    """Heatmaps of row shares, one row of panels per table (title), one column per language, written to ``path``
+    (PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [(title, lang, t.filter(pl.col("lang") == lang)) for title, t in tables.items() for lang in langs]
-    panels = [p for p in panels if p[2].height]
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 5), squeeze=False)
-    for ax, (title, lang, part) in zip(axes[0], panels):
+    fig, axes = plt.subplots(len(tables), len(langs), figsize=(5.2 * len(langs), 5 * len(tables)), squeeze=False)
+    panels = [(ax, title, lang, t.filter(pl.col("lang") == lang))
+              for ax_row, (title, t) in zip(axes, tables.items()) for ax, lang in zip(ax_row, langs)]
+    for ax, title, lang, part in panels:
+        if part.height == 0:
+            ax.axis("off")
+            continue
         labels = sorted(set(part["true"].to_list()) | set(part["pred"].to_list()))
         index = {label: i for i, label in enumerate(labels)}
         grid = np.full((len(labels), len(labels)), np.nan)
