@@ -162,10 +162,15 @@ def s05_section(out: Path) -> list[str]:
     if heldout.is_file():
         data = json.loads(heldout.read_text(encoding="utf-8"))
         lines += ["", "### On S-Eval, a source no shipped model was trained on (the classify stage's cascade)", "",
-                  "`python benchmarks/heldout_eval.py --per-lang 2000 --out curate/models/default/heldout.json "
-                  "--plot curate/models/confusion_s_eval.png` (2,000 rows per language, seed 0):", "",
+                  "`python benchmarks/heldout_eval.py --per-lang 2000 --ratios none,0.1,0.2,0.3,0.5,0.7,0.9 --out "
+                  "curate/models/default/heldout.json` (2,000 rows per language, seed 0; the plot: `--ratios none,"
+                  f"{DEFAULT_CONFIG.get('generic_ratio')} --plot curate/models/confusion_s_eval.png`). S-Eval's own "
+                  "labels are coarse too (Crimes_and_Illegal_Activities and Ethics_and_Morality map to S05), so S05",
+                  "rows the rule gives to a specific dimension count as errors here even where the specific dimension",
+                  "is right; every S-Eval prompt is harmful, so its recall is the harmful flag's recall.", "",
                   head.format(what="decision"), "|---|---|---|---|---|---|---|---|---|"]
         lines += [_s05_row(name, m) for name, m in data.items()]
+        lines.append("")
         shipped = f"rule {DEFAULT_CONFIG.get('generic_ratio')}"
         for name in [n for n in ("no rule", shipped) if n in data]:
             for lang in ("zh", "en"):
