@@ -168,18 +168,16 @@ def plot_tradeoff(curves: dict, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
     for lang, rows in curves.items():
-        xs = [r.get("flagged_lookalike") for r in rows]
+        xs = [r.get("flagged_lookalike", r.get("flagged_other_benign")) for r in rows]
         ys = [r["recall"] for r in rows]
-        if None in xs:
-            xs = [r.get("flagged_other_benign") for r in rows]
         ax.plot(xs, ys, marker="o", label=lang)
         for r, x, y in zip(rows, xs, ys):
             ax.annotate(f"{r['shift']:+.2f}", (x, y), fontsize=6, xytext=(3, -8), textcoords="offset points")
     ax.axhline(0.95, color="grey", lw=0.6, ls="--")
     ax.axvline(0.10, color="grey", lw=0.6, ls="--")
-    ax.set_xlabel("benign look-alikes flagged harmful (zh: other benign rows)")
+    ax.set_xlabel("look-alikes flagged (XSTest safe en, CValues zh)")
     ax.set_ylabel("recall on harmful prompts")
-    ax.set_title("harmful flag, leave-one-source-out (labels: threshold shift)", fontsize=9)
+    ax.set_title("harmful flag, LOSO, sentence-vector proxy (labels: threshold shift)", fontsize=8)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=90)

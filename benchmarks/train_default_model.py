@@ -182,25 +182,33 @@ def s05_section(out: Path) -> list[str]:
                   "![confusion on S-Eval](confusion_s_eval.png)"]
     if options.is_file():
         data = json.loads(options.read_text(encoding="utf-8"))
-        lines += ["", "### Options tried: coarse labels and the rule (leave-one-source-out, embedding layer alone)", "",
-                  "`python benchmarks/coarse_options.py --out curate/models/default/coarse_options.json` fits the "
-                  "embedding heads without each source (thresholds calibrated on the other sources' held-out scores)",
-                  "and decides its rows; *generic*: coarse rows are S05 positives (as mapped), *harm_only*: they teach",
-                  "the harmful flag only, *partial*: each takes its most likely candidate (taxonomy/default/"
-                  "candidates.yaml) from heads fitted without them, refitted once. fastText is not in this loop.", "",
+        lines += ["", "### Options tried: coarse labels and the rule (leave-one-source-out, a sentence-vector proxy)", "",
+                  "`python benchmarks/coarse_options.py --modes generic,partial,harm_only --tradeoff generic:0.5 "
+                  "--plot-tradeoff curate/models/flag_tradeoff.png --out curate/models/default/coarse_options.json`",
+                  "fits closed-form ridge heads over the shipped encoder's sentence vectors without each source",
+                  "(thresholds calibrated on the other sources' held-out scores) and decides its rows. A full",
+                  "leave-one-source-out of the shipped recipe (four fastText models per source) did not fit the time on",
+                  "the shared machine; this proxy has no fastText and a cruder harm head, so read its rows against each",
+                  "other, not against the tables above. *generic*: coarse rows are S05 positives (as mapped),",
+                  "*harm_only*: they teach the harmful flag only, *partial*: each takes its most likely candidate",
+                  "(taxonomy/default/candidates.yaml) from heads fitted without them, refitted once.", "",
                   head.format(what="option"), "|---|---|---|---|---|---|---|---|---|"]
         lines += [_s05_row(name, m) for name, m in data.items()]
+        lines += ["", "Kept: the rule at the shipped ratio (decision time; `specific_over_generic` above). It trades S05",
+                  "recall for S05 precision: macro-F1 falls in zh in this loop and is level on S-Eval. Not kept:",
+                  "*partial* and *harm_only* lowered macro-F1 in both languages here, so `make model` still trains",
+                  "coarse rows as S05 (`--coarse` offers both for other corpora)."]
         curve = next(((name, m["tradeoff"]) for name, m in data.items() if "tradeoff" in m), None)
         if curve:
             name, langs = curve
-            lines += ["", f"Harmful flag against benign look-alikes ({name}; shift: how far below its calibrated",
-                      "threshold a row is still flagged; zh has no look-alike set, its column is other benign rows):", "",
-                      "| shift | recall zh | benign flagged zh | recall en | look-alikes flagged en | other benign flagged en |",
-                      "|---|---|---|---|---|---|"]
+            lines += ["", f"Harmful flag against benign look-alikes (the proxy, {name}; shift: how far below its",
+                      "calibrated threshold a row is still flagged; look-alikes: XSTest safe prompts (en), CValues (zh)):",
+                      "", "| shift | recall zh | look-alikes flagged zh | other benign flagged zh | recall en "
+                      "| look-alikes flagged en | other benign flagged en |", "|---|---|---|---|---|---|---|"]
             for zh, en in zip(langs.get("zh", []), langs.get("en", [])):
-                lines.append(f"| {zh['shift']:+.2f} | {_pct(zh['recall'])} | {_pct(zh.get('flagged_other_benign'))} "
-                             f"| {_pct(en['recall'])} | {_pct(en.get('flagged_lookalike'))} "
-                             f"| {_pct(en.get('flagged_other_benign'))} |")
+                lines.append(f"| {zh['shift']:+.2f} | {_pct(zh['recall'])} | {_pct(zh.get('flagged_lookalike'))} "
+                             f"| {_pct(zh.get('flagged_other_benign'))} | {_pct(en['recall'])} "
+                             f"| {_pct(en.get('flagged_lookalike'))} | {_pct(en.get('flagged_other_benign'))} |")
             lines += ["", "![harmful flag trade-off](flag_tradeoff.png)"]
     return lines
 
