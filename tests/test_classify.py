@@ -281,6 +281,9 @@ def test_cli_api_train_and_evaluate(tmp_path):
     assert result["zh"]["dimensions"]["per_label"]["S06"]["support"] == 8
     assert 0.0 <= result["all"]["binary"]["f1"] <= 1.0
     assert "macro-F1" in format_report(result)
+    # the confusion of the top prediction, per language (issue 21)
+    assert sum(count for count, _ in result["confusion"]["zh"]["S06"].values()) == 8  # each S06 row once
+    assert "top prediction (zh" in format_report(result) and "top prediction (en" in format_report(result)
 
 
 def test_fast_path_matches_fasttext_predict(tiny_model_dir):
