@@ -66,6 +66,8 @@ class Dimension:
     policy_zh: str
     examples_en: tuple[str, ...] = ()  # short typical requests: extra training lines for the classifier
     examples_zh: tuple[str, ...] = ()
+    scope_en: str = ""  # what the dimension is not for (the catch-all S05): for the judge and annotators, not training
+    scope_zh: str = ""
 
     def name(self, lang: str = "en") -> str:
         return self.name_zh if lang.startswith("zh") else self.name_en
@@ -325,6 +327,35 @@ class Taxonomy:
         except KeyError:
             raise KeyError(f"unknown taxonomy dimension {id!r} (known: {', '.join(self._by_id)})") from None
 
+    @cached_property
+    def _candidates(self) -> dict[str, Any]:
+        """candidates.yaml (the catch-all dimension and the coarse source labels), {} when absent."""
+        file = self.path / "candidates.yaml"
+        return _read_yaml(file) if file.is_file() else {}
+
+    @property
+    def generic(self) -> list[str]:
+        """The catch-all dimension(s) (S05): predicted only when no specific dimension is close."""
+        return [str(d) for d in self._candidates.get("generic") or []]
+
+    def coarse_labels(self) -> dict[tuple[str, str], list[str]]:
+        """(source, source label) -> the candidate dimensions of a row with that coarse label."""
+        sets = self._candidates.get("sets") or {}
+        return {(str(source), str(label)): [str(d) for d in sets.get(name) or []]
+                for source, labels in (self._candidates.get("coarse") or {}).items()
+                for label, name in (labels or {}).items()}
+
+    def _candidate_problems(self, known: set[str]) -> list[str]:
+        sets = self._candidates.get("sets") or {}
+        problems = [f"candidates.yaml: generic dimension {d!r} is not a harm dimension"
+                    for d in self.generic if d not in known or d == self.safe.id]
+        problems += [f"candidates.yaml: set {name!r}: unknown dimension {d!r}"
+                     for name, dims in sets.items() for d in dims or [] if d not in known or d == self.safe.id]
+        problems += [f"candidates.yaml: {source} / {label!r}: unknown set {name!r}"
+                     for source, labels in (self._candidates.get("coarse") or {}).items()
+                     for label, name in (labels or {}).items() if name not in sets]
+        return problems
+
     def label_sets(self) -> list[str]:
         folder = self.path / "mappings"
         return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
@@ -361,6 +392,7 @@ class Taxonomy:
         if self.safe.id in self.harm_ids:
             problems.append(f"dimensions.yaml: the safe id {self.safe.id!r} is also a harm dimension")
         known = set(self.harm_ids) | {self.safe.id}
+        problems += self._candidate_problems(known)
         for label_set in self.label_sets():
             try:
                 problems += self.mapping(label_set).validate(known)

@@ -171,8 +171,9 @@ def test_plain_progress_says_it_is_waiting(capsys):
 
 def test_setting_an_endpoint_later_reruns_synthesize_and_a_new_key_does_not(tmp_path, monkeypatch,
                                                                            openai_server):  # noqa: F811
-    for var in ("OPENAI_BASE_URL", "OPENAI_MODEL", "OPENAI_API_KEY"):
+    for var in ("OPENAI_MODEL", "OPENAI_API_KEY"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("OPENAI_BASE_URL", "off")  # no model at first (unset would mean the embedded model)
     path = pipeline(tmp_path, {})
     first = run_pipeline(path, log=lambda m: None)
     assert "synthesize" in first.ran and set(synth_status(first.run_dir)) == {"pending"}

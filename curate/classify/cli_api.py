@@ -63,9 +63,9 @@ def evaluate(in_path: str | Path | list[str | Path], model_dir: str | Path | Non
     """Score a model (None = the shipped default) on labelled records.
 
     Returns ``{"all"|"zh"|"en": {"dimensions": {"per_label": {id: {precision, recall, f1, support}},
-    "macro_f1", ...}, "binary": {precision, recall, f1, accuracy, rows, positives}}, "kind": {...} | None,
-    "rows": n}``. Macro-F1 averages the dimensions with at least 5 gold rows; binary is harmful vs safe over
-    rows whose ``prompt_harmful`` is known.
+    "macro_f1", ...}, "binary": {precision, recall, f1, accuracy, rows, positives}}, "confusion": {lang: {true:
+    {top prediction: [count, share]}}}, "kind": {...} | None, "rows": n}``. Macro-F1 averages the dimensions with
+    at least 5 gold rows; binary is harmful vs safe over rows whose ``prompt_harmful`` is known.
     """
     model = ClassifierModel.load(model_dir) if model_dir is not None else load_model(None)
     df = _read(in_path)
@@ -87,6 +87,19 @@ def format_report(result: dict[str, Any]) -> str:
                      f"(P {binary['precision']} R {binary['recall']}, {binary['rows']} rows)")
         for label, v in sorted(dims["per_label"].items()):
             lines.append(f"   {label}  P {v['precision']:.3f}  R {v['recall']:.3f}  F1 {v['f1']:.3f}  n={v['support']}")
+    if result.get("confusion"):
+        from curate.classify.confusion import format_matrix, from_dict, top_confusions
+
+        table = from_dict(result["confusion"])
+        for lang in ("zh", "en"):
+            matrix = format_matrix(table, lang)
+            if matrix:
+                lines += ["", matrix]
+        top = top_confusions(table.filter(pl.col("lang") != "all"), n=5)
+        if top.height:
+            lines.append("== top confusions (true -> top prediction, share of the true label's rows):")
+            lines += [f"   {lang} {t} -> {p}: {s:.0%} of {n}" for lang, t, p, s, n
+                      in top.select("lang", "true", "pred", "share", "rows").iter_rows()]
     if result.get("kind"):
         k = result["kind"]
         lines.append(f"== response kind: accuracy {k['accuracy']} macro-F1 {k['macro_f1']} ({k['rows']} rows)")

@@ -25,6 +25,7 @@ from curate.classify.embedding import layer as embed_layer
 from curate.classify.embedding.encoder import shared_encoder
 from curate.classify.fasttext.classifier import ModelError, TextClassifier
 from curate.classify.labels import SAFE
+from curate.classify.specific import prefer_specific
 
 __all__ = ["ClassifierModel", "Decisions", "ModelError", "TextClassifier", "default_model_dir", "load_model"]
 
@@ -71,6 +72,9 @@ class ClassifierModel:
     harmful_by_lang: dict[str, float] = field(default_factory=dict)  # calibrated per language where data allowed
     meta: dict[str, Any] = field(default_factory=dict)
     embed: Any = None  # embed_layer.EmbeddingLayer: sentence-vector heads blended with fastText, or None
+    # catch-all dimensions (taxonomy's candidates.yaml) and the specific-over-generic ratio (specific.py; None = off)
+    generic: list[str] = field(default_factory=list)
+    generic_ratio: float | None = None
 
     @property
     def labels(self) -> list[str]:
@@ -88,6 +92,13 @@ class ClassifierModel:
         """Probability-like harm score per row: the highest harm-dimension score."""
         idx = [i for i, label in enumerate(self.labels) if label != SAFE]
         return scores[:, idx].max(axis=1) if idx else np.zeros(len(scores), dtype=np.float32)
+
+    def best_harm_dimension(self, scores: np.ndarray) -> list[str]:
+        """Per row, the harm dimension with the highest score (whether or not the row is flagged harmful)."""
+        idx = [i for i, label in enumerate(self.labels) if label != SAFE]
+        if not idx:
+            return [SAFE] * len(scores)
+        return np.array(self.labels, dtype=object)[np.asarray(idx)[scores[:, idx].argmax(axis=1)]].tolist()
 
     def harm_thresholds(self, n: int, langs: Sequence[str | None] | None = None,
                         harmful_threshold: float | None = None) -> np.ndarray:
@@ -115,6 +126,7 @@ class ClassifierModel:
         chosen = (harm >= self.threshold_vector(overrides)[harm_idx][None, :]) & harmful[:, None]
         empty = harmful & ~chosen.any(axis=1)
         chosen[np.flatnonzero(empty), harm.argmax(axis=1)[empty]] = True
+        chosen = prefer_specific(chosen, harm, self.harm_labels, self.generic, self.generic_ratio)
         rows, cols = np.nonzero(chosen)  # row-major: each row's dimensions come out in label order
         names = np.array(self.labels, dtype=object)[harm_idx][cols]
         with _no_cyclic_gc():
@@ -210,6 +222,8 @@ class ClassifierModel:
         info = {"format_version": FORMAT_VERSION, "labels": self.prompt.labels, "thresholds": self.thresholds,
                 "harmful_threshold": self.harmful_threshold, "harmful_thresholds_by_lang": self.harmful_by_lang,
                 "kind_labels": self.kind.labels if self.kind is not None else None, "meta": self.meta}
+        if self.generic_ratio is not None:
+            info["specific_over_generic"] = {"generic": self.generic, "ratio": self.generic_ratio}
         tmp = directory / "model.json.tmp"
         tmp.write_text(json.dumps(info, ensure_ascii=False, indent=1, sort_keys=True), encoding="utf-8")
         os.replace(tmp, directory / "model.json")
@@ -238,10 +252,13 @@ class ClassifierModel:
         kind = None
         if info.get("kind_labels") and (directory / "kind.bin").is_file():
             kind = TextClassifier.read(directory / "kind.bin", list(info["kind_labels"]))
+        rule = info.get("specific_over_generic") or {}
         return cls(prompt, {k: float(v) for k, v in info.get("thresholds", {}).items()},
                    float(info.get("harmful_threshold", 0.5)), kind,
                    harmful_by_lang={k: float(v) for k, v in (info.get("harmful_thresholds_by_lang") or {}).items()},
-                   meta=info.get("meta", {}), embed=embed_layer.load_layer(directory))
+                   meta=info.get("meta", {}), embed=embed_layer.load_layer(directory),
+                   generic=list(rule.get("generic", [])),
+                   generic_ratio=float(rule["ratio"]) if rule.get("ratio") is not None else None)
 
 
 def default_model_dir() -> Path:

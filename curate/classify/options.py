@@ -26,6 +26,14 @@ class ClassifyOptions(LLMOptions):
                                        "confident first).")
     json_mode: str = Field("json_object", description="How the judge is asked for JSON: json_schema, "
                            "json_object or none.")
+    review_band: float = Field(0.0, ge=0, le=1, description="A row the classifier would call safe although its "
+                               "harm score is within this distance below the harmful threshold is left undecided "
+                               "(prompt_harmful null, meta.classify.review = 'harm_uncertain'): synthesis does not "
+                               "answer it helpfully and review's 'uncertain' sample takes it first. Applies after the "
+                               "judge, to rows the judge did not decide; 0 = off.")
+    judge_dimensions: bool = Field(False, description="Also take the judge's harm dimensions (default: the judge "
+                                   "decides the harmful flag, the classifier the dimensions; small models choose "
+                                   "dimensions near chance).")
 
     @field_validator("threshold")
     @classmethod

@@ -49,22 +49,22 @@ def run(df: pl.DataFrame, opts: ClassifyOptions, ctx: StageContext) -> pl.DataFr
             kinds = kinds.scatter(at, pl.Series(found, dtype=pl.Utf8))
             kind_scores[at] = probs
         bar.advance(len(positions))
-    harm_idx = [i for i, label in enumerate(model.labels) if label != SAFE]
     t_harm = decided.harm_thresholds(model, langs, opts.harmful_threshold)  # the judge's distance is on this scale
-    best = np.array(model.labels, dtype=object)[harm_idx][np.argmax(scores[:, harm_idx], axis=1)] if harm_idx \
-        else np.full(rows.height, SAFE, dtype=object)
+    best = model.best_harm_dimension(scores)
     decisions = pl.DataFrame({
         "pred": _string_lists(pred_cats), "pred_harm": np.asarray(pred_harm, dtype=bool),
-        "best": pl.Series(best.tolist(), dtype=pl.Utf8), "blended": decided.blended,
+        "best": pl.Series(best, dtype=pl.Utf8), "blended": decided.blended,
         "harm_score": np.round(harm_score.astype(np.float64), 4), "kind": kinds,
         "kind_score": np.round(kind_scores.astype(np.float64), 4),
         "scores_json": pl.Series(model.scores_json(scores), dtype=pl.Utf8)})
     updated, counts = _fill(rows, decisions)
 
     if opts.judge:
-        updated = _judge(updated, harm_score, t_harm, opts, ctx, counts)
-    else:
-        updated = updated.drop("_judge_eligible", "_kind_filled")
+        updated = _judge(updated, harm_score, t_harm, opts, ctx, counts, pred_cats, best)
+    updated = updated.drop("_judge_eligible", "_kind_filled")
+    if opts.review_band > 0:
+        updated = _leave_uncertain_to_review(updated, harm_score, t_harm, opts.review_band, counts)
+    updated = updated.drop("_harm_filled")
 
     result = _put_back(df, updated, positions)
     predicted = decisions.select(_or_safe(pl.col("pred")).alias("c")).explode("c")["c"].value_counts()
@@ -140,7 +140,8 @@ def _fill(rows: pl.DataFrame, d: pl.DataFrame) -> tuple[pl.DataFrame, Counter]:
           .otherwise(origin).alias("label_origin"))
     meta = updated["_info"]
     extra = {"_judge_eligible": (pl.col("fill_cats") | pl.col("fill_harm") | pl.col("fill_kind"))
-             & (pl.col("label_origin") == "classifier"), "_kind_filled": pl.col("fill_kind")}
+             & (pl.col("label_origin") == "classifier"), "_kind_filled": pl.col("fill_kind"),
+             "_harm_filled": pl.col("fill_harm")}
     updated = records.with_stage_meta_json(updated.select(*rows.columns, *(e.alias(k) for k, e in extra.items())),
                                            NAME, meta)
     return updated, counts
@@ -161,15 +162,29 @@ def _put_back(df: pl.DataFrame, updated: pl.DataFrame, positions: np.ndarray) ->
                             for name in WRITTEN])
 
 
+def _leave_uncertain_to_review(rows: pl.DataFrame, harm_score: np.ndarray, t_harm: np.ndarray, band: float,
+                               counts: Counter) -> pl.DataFrame:
+    """Rows the classifier called safe by a small margin (its own flag, not the source's nor the judge's) stay
+    undecided: a harmful prompt read as safe would get a helpful answer, the costliest error in a safety corpus."""
+    near = pl.Series((harm_score < t_harm) & (harm_score >= t_harm - band))
+    mask = (near & rows["_harm_filled"] & (rows["label_origin"] == "classifier").fill_null(False)
+            & (rows["prompt_harmful"] == False).fill_null(False))  # noqa: E712 (a column comparison)
+    counts["harm_uncertain_to_review"] = int(mask.sum())
+    if not counts["harm_uncertain_to_review"]:
+        return rows
+    undecided = rows.with_columns(pl.when(mask).then(None).otherwise(pl.col("prompt_harmful")).alias("prompt_harmful"))
+    return records.with_stage_meta(undecided, NAME, [{"review": "harm_uncertain"} if m else None for m in mask])
+
+
 def _judge(rows: pl.DataFrame, harm_score: np.ndarray, t_harm: np.ndarray, opts: ClassifyOptions,
-           ctx: StageContext, counts: Counter) -> pl.DataFrame:
+           ctx: StageContext, counts: Counter, predicted: list[list[str]], best: list[str]) -> pl.DataFrame:
     """Ask the LLM judge about classifier-labelled rows near the harmful threshold; keep labels on failure.
-    ``rows`` carries the helper columns ``_judge_eligible`` and ``_kind_filled``; the result does not."""
-    from curate.classify.label_judge import ask_judge, pick_candidates  # the LLM client: only when judging
+    The judge decides the harmful flag; the dimensions stay the classifier's unless ``judge_dimensions``."""
+    from curate.classify.label_judge import ask_judge, pick_candidates, verdict_categories  # LLM client: only here
     from curate.llm import LLMStats
     from curate.taxonomy import Taxonomy
 
-    plain = rows.drop("_judge_eligible", "_kind_filled")
+    plain = rows
     if not opts.endpoint():
         ctx.log(f"[classify] judge skipped: no endpoint (set {BASE_URL_ENV} and {MODEL_ENV} or --base-url/--model)")
         counts["judge_skipped_no_endpoint"] = 1
@@ -194,7 +209,7 @@ def _judge(rows: pl.DataFrame, harm_score: np.ndarray, t_harm: np.ndarray, opts:
             counts["judge_failed" if status != "budget" else "judge_budget_stopped"] += 1
             continue
         out["prompt_harmful"][i] = verdict.harmful
-        out["categories"][i] = verdict.categories if verdict.harmful else []
+        out["categories"][i] = verdict_categories(verdict, predicted[i] or [], best[i], opts.judge_dimensions)
         out["label_origin"][i] = "judge"
         if kind_filled[i] and verdict.response_kind:
             out["response_kind"][i] = verdict.response_kind

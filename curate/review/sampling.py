@@ -2,7 +2,8 @@
 
 - ``stratified``: equal shares per stratum (primary dimension x language), smaller strata taken whole and
   their unused share spread over the others (round robin over shuffled strata).
-- ``uncertain``: lowest classifier confidence first (the dimension score closest to 0.5 in ``category_scores``).
+- ``uncertain``: rows whose harmful flag is undecided (``prompt_harmful`` null: the classifier was unsure) first,
+  then lowest classifier confidence first (the dimension score closest to 0.5 in ``category_scores``).
 - ``disagreement``: records whose source labels and classifier disagree first (most disagreement first),
   then by uncertainty.
 - ``all``: every kept record.
@@ -113,7 +114,8 @@ def select(df: pl.DataFrame, n: int | None, strategy: str = "stratified", seed: 
             picked.extend(q[depth] for q in queues if depth < len(q))
             depth += 1
     elif strategy == "uncertain":
-        picked = sorted(range(len(rows)), key=hardest_first.__getitem__)
+        # rows classify left undecided (harmful or not: prompt_harmful null, see classify's review_band) first
+        picked = sorted(range(len(rows)), key=lambda i: (rows[i]["prompt_harmful"] is not None, *hardest_first[i]))
     elif strategy == "disagreement":
         dis = [disagreement(r) for r in rows]
         picked = sorted(range(len(rows)), key=lambda i: (-dis[i], *hardest_first[i]))

@@ -55,6 +55,10 @@ class Encoder:
             self._use = USE(threads=self.threads)
         return self._use
 
+    def remember(self, texts: Sequence[str], vectors: np.ndarray) -> None:
+        """Put vectors encoded earlier (e.g. saved by a benchmark) into the cache."""
+        self._cache.update(zip(((t or " ")[:MAX_CHARS] for t in texts), vectors.astype(np.float32)))
+
     def clear_cache(self) -> None:
         self._cache.clear()
 

@@ -85,6 +85,16 @@ def fit_heads(rows: pl.DataFrame, labels: Sequence[str], extra_texts: Sequence[s
     Every (source, lang) group is sampled down to ``cap`` rows and weighted up to ``floor`` rows; the extra lines
     (the taxonomy's definitions and examples) weigh ``extra_weight`` rows each."""
     encoder = encoder or shared_encoder()
+    texts, harmful, weight, dims = head_inputs(rows, extra_texts, extra_targets, extra_weight, cap, floor, seed)
+    x = encoder.encode(texts)
+    return EmbeddingHeads.fit(x, harmful, weight, dims, np.array([bool(d) for d in dims]), labels, l2=l2,
+                              balance=balance)
+
+
+def head_inputs(rows: pl.DataFrame, extra_texts: Sequence[str] = (), extra_targets: Sequence[Sequence[str]] = (),
+                extra_weight: float = 10.0, cap: int = 2500, floor: int = 400,
+                seed: int = 0) -> tuple[list[str], np.ndarray, np.ndarray, list[list[str]]]:
+    """What the heads learn from: texts, harmful flags, weights and harm dimensions per line (see ``fit_heads``)."""
     parts = [g.sample(min(g.height, cap), seed=seed) for _, g in rows.group_by(["source", "lang"], maintain_order=True)]
     rows = pl.concat(parts)
     n = rows.group_by("source", "lang").len()
@@ -96,7 +106,4 @@ def fit_heads(rows: pl.DataFrame, labels: Sequence[str], extra_texts: Sequence[s
     extra = [[d for d in t if d != SAFE] for t in extra_targets]
     weight = np.concatenate([weight, np.full(len(extra), extra_weight)])
     harmful = np.concatenate([harmful, np.array([bool(t) for t in extra], dtype=bool)])
-    dims += extra
-    x = encoder.encode(texts)
-    return EmbeddingHeads.fit(x, harmful, weight, dims, np.array([bool(d) for d in dims]), labels, l2=l2,
-                              balance=balance)
+    return texts, harmful, weight, dims + extra
