@@ -157,6 +157,6 @@ def test_json_answer_in_the_schemas_own_shape_is_accepted():
     class Scores(BaseModel):
         safety: int
 
-    content = '{\n  "properties": {\n    "safety": 9\n  }\n}'
+    content = '{"type": "object", "properties": {"safety": 9}, "required": ["safety"]}'
     comp = Completion(content=content, reasoning=None, answer=content, finish_reason="stop", model="m")
     assert parser_for(Scores)(comp).safety == 9
