@@ -145,3 +145,18 @@ def test_state_file_is_owner_only(tmp_path):
     assert (path.stat().st_mode & 0o777) == 0o600
     assert server.read_state(path) == info
     assert "api_key" not in info.public()
+
+
+def test_json_answer_in_the_schemas_own_shape_is_accepted():
+    """Measured on the embedded model: it answered a judge with {"properties": {...}} around the values."""
+    from pydantic import BaseModel
+
+    from curate.llm.client import Completion
+    from curate.llm.structured import parser_for
+
+    class Scores(BaseModel):
+        safety: int
+
+    content = '{"type": "object", "properties": {"safety": 9}, "required": ["safety"]}'
+    comp = Completion(content=content, reasoning=None, answer=content, finish_reason="stop", model="m")
+    assert parser_for(Scores)(comp).safety == 9

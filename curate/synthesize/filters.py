@@ -35,8 +35,10 @@ def check_candidate(comp: Completion, lang: str, bounds: Bounds, blocklist: tupl
                     goal: str = "") -> str | None:
     """The drop reason for this candidate (its answer already unwrapped by cleanup.clean_answer), or None
     when it passes the local checks."""
-    if comp.truncated or has_unclosed_reasoning(comp.content):
+    if comp.truncated:
         return "synth_truncated"
+    if has_unclosed_reasoning(comp.content):  # stopped on its own inside the block: the reply is mixed into it
+        return "synth_unclosed_reasoning"
     reasoning = (comp.reasoning or "").strip()
     answer = comp.answer.strip()
     if len(reasoning) < bounds.min_reasoning_chars or reasoning == answer:

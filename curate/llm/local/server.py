@@ -126,17 +126,19 @@ def stop_pid(pid: int, grace: float = 10.0) -> bool:
         return False
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
-        if _reap(pid) or not _alive(pid):
+        if _reap(pid):
             return True
+        if not _alive(pid):  # exited; if it is our child its zombie is reaped below
+            break
         time.sleep(0.1)
     try:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    for _ in range(50):
-        if _reap(pid) or not _alive(pid):
-            break
-        time.sleep(0.1)
+    try:  # our child: wait until it is gone (SIGKILL cannot be ignored), so no zombie stays behind
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
     return True
 
 
