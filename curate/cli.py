@@ -130,7 +130,7 @@ def options_from_model(model: type[BaseModel], skip: set[str]) -> list[click.Opt
             continue
         flag = "--" + name.replace("_", "-")
         annotation = _unwrap_optional(field.annotation)
-        default = field.get_default(call_default_factory=True)
+        default = None if field.is_required() else field.get_default(call_default_factory=True)
         shown = "" if default in (None, [], {}) or isinstance(default, BaseModel) else f" [default: {default}]"
         help_text = (field.description or "") + shown
         if annotation is bool:
@@ -158,7 +158,7 @@ def parse_options(model: type[BaseModel], given: dict[str, Any], base_dir: Path)
         annotation = _unwrap_optional(field.annotation)
         structured = _click_type(annotation)[1] if get_origin(annotation) not in (list, tuple, set) else \
             _click_type((get_args(annotation) or (str,))[0])[1]
-        if structured:
+        if structured and not isinstance(value, bool):  # --flag/--no-flag arrive as bools already
             value = [yaml.safe_load(v) for v in value] if isinstance(value, tuple) else yaml.safe_load(value)
         values[name] = list(value) if isinstance(value, tuple) else value
     try:
@@ -501,6 +501,8 @@ def report_command(run_dir: Path, out: Path | None) -> None:
 
 
 _register_stage_commands()
+from curate.eval.cli import eval_group  # noqa: E402 - the eval group imports helpers defined above
+main.add_command(eval_group)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

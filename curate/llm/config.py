@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field
 
@@ -44,6 +45,13 @@ class LLMConfig:
 
     def __repr__(self) -> str:  # the key is not a field, but say so for anyone printing a config
         return f"LLMConfig(base_url={self.base_url!r}, model={self.model!r}, key from ${self.api_key_env})"
+
+
+def public_url(url: str) -> str:
+    """The endpoint without user:password or query string (which may carry credentials): safe to log or store."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}{':' + str(parts.port) if parts.port else ''}{parts.path}"
 
 
 def resolve_endpoint(base_url: str | None) -> str | None:

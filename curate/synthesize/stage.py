@@ -16,13 +16,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import polars as pl
 
 from curate import records
 from curate.llm import Completion, LLMStats, Outcome, Request, run_requests
-from curate.llm.config import BASE_URL_ENV, MODEL_ENV
+from curate.llm.config import BASE_URL_ENV, MODEL_ENV, public_url
 from curate.stage import StageContext
 from curate.synthesize.filters import DEFAULT_BOILERPLATE, Bounds, check_candidate
 from curate.synthesize.goals import DimensionPolicy, goal_for, load_policies, render_policies
@@ -81,7 +80,7 @@ def run(df: pl.DataFrame, opts: SynthesizeOptions, ctx: StageContext) -> pl.Data
     ctx.stats.update(llm_stats.as_dict())
     ctx.stats.update({
         "rows": dict(Counter(m["status"] for m in meta if m)),
-        "endpoint": _public_url(config.base_url), "model": config.model,
+        "endpoint": public_url(config.base_url), "model": config.model,
         "response_kind_detector": detector,
         "templates": {j.template.id: j.template.sha for j in jobs},
     })
@@ -274,10 +273,3 @@ def apply(df: pl.DataFrame, updates: list[Update], meta: list) -> pl.DataFrame:
 
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
-def _public_url(url: str) -> str:
-    """The endpoint without user:password or query string (which may carry credentials)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    return f"{parts.scheme}://{host}{':' + str(parts.port) if parts.port else ''}{parts.path}"
