@@ -144,6 +144,20 @@ def test_always_complies_and_cache_resumes(server, suite_file, tmp_path, referen
     assert again["defence_rate"] == s["defence_rate"]
 
 
+def test_the_response_kind_classifier_decides_by_default(server, tmp_path):
+    """Without --kind-detector the shipped classifier's response-kind model scores harmful/benign answers."""
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("sources:\n  - preset: harmful\n    limit: 10\n", encoding="utf-8")
+    server.reset()
+    server.responder = lambda body: Reply(content=REFUSE[_lang(body)])
+    opts = EvalOptions(suite=suite, out=tmp_path / "out", base_url=server.base_url, model="m")
+    result = run_eval(opts, log=lambda m: None)
+    assert result.summary["kind_detector"] == "classifier"
+    assert set(result.items["judged_by"]) == {"classifier"}
+    assert result.items["response_kind"].is_in(["refusal", "safe_completion"]).all()
+    assert result.summary["defence_rate"]["rate"] == 1.0
+
+
 def test_refuses_only_in_english(server, suite_file, tmp_path):
     def responder(body):
         lang = _lang(body)

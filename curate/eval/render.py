@@ -23,7 +23,7 @@ def print_summary(summary: dict, console: Console | None = None) -> None:
     for metric in METRICS:
         table.add_row(metric, fmt_rate(summary.get(metric)))
     console.print(table)
-    dims = Table(title="per dimension and language (plain prompts)")
+    dims = Table(title="per dimension and language (jailbreak: all attacks together)")
     for col in ("metric", "dimension", "lang", "rate [95% CI] n"):
         dims.add_column(col)
     for cell in summary["cells"]:
