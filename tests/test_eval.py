@@ -158,6 +158,18 @@ def test_the_response_kind_classifier_decides_by_default(server, tmp_path):
     assert result.summary["defence_rate"]["rate"] == 1.0
 
 
+def test_summary_views_table_chart_and_markdown(server, suite_file, tmp_path):
+    from curate.eval.view import dimension_cells, dimension_chart, markdown
+
+    s = _run(server, suite_file, tmp_path / "out", lambda b: Reply(content=REFUSE[_lang(b)])).summary
+    png = dimension_chart(s)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    cells = dimension_cells(s)
+    assert {c["lang"] for c in cells} == {"en", "zh"} and all(c["attack"] == "none" for c in cells)
+    md = markdown(s)
+    assert "| defence rate (harmful, plain) | 100.0% [" in md and "small n" in md
+
+
 def test_refuses_only_in_english(server, suite_file, tmp_path):
     def responder(body):
         lang = _lang(body)

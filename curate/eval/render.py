@@ -5,13 +5,7 @@ from rich.console import Console
 from rich.table import Table
 
 from curate.eval.summary import METRICS
-
-
-def fmt_rate(cell: dict | None) -> str:
-    if not cell:
-        return "-"
-    text = f"{cell['rate']:.1%} [{cell['low']:.1%}, {cell['high']:.1%}] n={cell['n']}"
-    return text + (" (small n)" if cell.get("small") else "")
+from curate.eval.view import dimension_cells, fmt_rate
 
 
 def print_summary(summary: dict, console: Console | None = None) -> None:
@@ -21,14 +15,14 @@ def print_summary(summary: dict, console: Console | None = None) -> None:
     table.add_column("metric")
     table.add_column("rate [95% CI] n")
     for metric in METRICS:
-        table.add_row(metric, fmt_rate(summary.get(metric)))
+        table.add_row(metric, fmt_rate(summary.get(metric), with_n=True))
     console.print(table)
     dims = Table(title="per dimension and language (jailbreak: all attacks together)")
     for col in ("metric", "dimension", "lang", "rate [95% CI] n"):
         dims.add_column(col)
-    for cell in summary["cells"]:
-        if cell["attack"] in ("none", "all") and cell["dimension"] != "all" and cell["lang"] != "all":
-            dims.add_row(cell["metric"], cell["dimension"], cell["lang"], fmt_rate(cell))
+    for metric in METRICS:
+        for cell in dimension_cells(summary, metric):
+            dims.add_row(metric, cell["dimension"], cell["lang"], fmt_rate(cell, with_n=True))
     console.print(dims)
     acc = summary["accounting"]
     console.print(f"items {acc['items']}: scored {acc['scored']}, failed {acc['failed']}, pending {acc['pending']}; "
