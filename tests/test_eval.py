@@ -356,6 +356,15 @@ def test_result_folder_with_foreign_files_is_refused(server, suite_file, tmp_pat
     assert (out / "notes.txt").read_text() == "keep me"
 
 
+def test_missing_model_is_one_line_and_writes_nothing(server, suite_file, tmp_path, monkeypatch):
+    monkeypatch.delenv("OPENAI_MODEL", raising=False)
+    out = tmp_path / "never"
+    result = CliRunner().invoke(main, ["eval", "--base-url", server.base_url, "--suite", str(suite_file),
+                                       "--out", str(out)])
+    assert result.exit_code == 2 and "no model" in result.output and "Traceback" not in result.output
+    assert not out.exists()
+
+
 def test_bad_suite_is_one_clear_line(tmp_path):
     suite = tmp_path / "s.yaml"
     suite.write_text("sources:\n  - preset: harmful\n    path: x.jsonl\n", encoding="utf-8")

@@ -34,15 +34,15 @@ class EvalResult:
 
 def run_eval(opts: EvalOptions, log: Callable[[str], None] = print) -> EvalResult:
     started = time.time()
-    out = results.prepare(opts.out)
+    config = opts.llm_config(opts.out / results.CACHE)  # no endpoint or model: fail before touching anything
     suite = load_suite(opts.suite)
+    out = results.prepare(opts.out)
     items = suite.items
     if opts.train:
         from curate.eval.contamination import flag_in_train
 
         items = flag_in_train(items, list(opts.train), opts.contamination_threshold)
         log(f"[eval] {int(items['in_train'].sum())} of {items.height} items found in the training corpus")
-    config = opts.llm_config(out / results.CACHE)
     from curate.synthesize.kind import load_detector
 
     detector, detect = load_detector(opts.kind_detector, opts.kind_model_dir)  # fail on a bad model before paying
