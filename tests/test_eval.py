@@ -267,7 +267,8 @@ def test_compare_flags_a_real_difference_and_not_noise(server, tmp_path):
     noise = compare(tmp_path / "a", tmp_path / "c")
     assert real["overall"]["defence_rate"]["significant"] and real["overall"]["defence_rate"]["difference"] > 0.4
     assert real["overall"]["defence_rate"]["shared"] == 80
-    assert real["overall"]["defence_rate"]["low"] > 0
+    assert real["overall"]["defence_rate"]["low"] > 0 and real["overall"]["defence_rate"]["better"] is True
+    assert real["overall"]["over_refusal_rate"]["better"] is False  # refusing more benign prompts is worse
     assert not noise["overall"]["defence_rate"]["significant"]
     assert noise["overall"]["defence_rate"]["low"] < 0 < noise["overall"]["defence_rate"]["high"]
     assert not noise["overall"]["over_refusal_rate"]["significant"]

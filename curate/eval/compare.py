@@ -12,7 +12,7 @@ import polars as pl
 
 from curate.eval import results
 from curate.eval.stats import difference, mcnemar
-from curate.eval.summary import CELL_KEYS, METRICS, grouped
+from curate.eval.summary import CELL_KEYS, LOWER_IS_BETTER, METRICS, grouped
 
 ALPHA = 0.05
 
@@ -48,6 +48,7 @@ def _row(key: dict, a: dict, b: dict, pair: dict | None, alpha: float) -> dict:
                    significant=p < alpha)
     else:
         out.update(shared=0, p_value=None, significant=low > 0 or high < 0)
+    out["better"] = (d < 0 if key["metric"] in LOWER_IS_BETTER else d > 0) if d else None
     return out
 
 

@@ -32,14 +32,14 @@ def print_summary(summary: dict, console: Console | None = None) -> None:
 def print_comparison(result: dict, console: Console | None = None) -> None:
     console = console or Console(stderr=True)
     table = Table(title=f"B - A   (A: {result['a']['dir']}, B: {result['b']['dir']}); * = significant "
-                        f"(McNemar p < {result['alpha']})")
+                        f"(McNemar p < {result['alpha']}; lower over-refusal is better)")
     for col in ("metric", "dimension", "lang", "attack", "A", "B", "B - A [95% CI]", "shared", "p", ""):
         table.add_column(col)
     rows = [{**r, "dimension": "all", "lang": "all", "attack": "all"} for r in result["overall"].values()]
-    for r in rows + [r for r in result["cells"] if r["dimension"] == "all" or r["lang"] == "all"
-                     or r["metric"] in ("defence_rate",)]:
+    # the terminal shows roll-ups (per dimension, per language); every cell is in the JSON (--out)
+    for r in rows + [r for r in result["cells"] if r["dimension"] == "all" or r["lang"] == "all"]:
         p = "-" if r["p_value"] is None else f"{r['p_value']:.3f}"
-        mark = ("* up" if r["difference"] > 0 else "* down") if r["significant"] else ""
+        mark = ("* better" if r["better"] else "* worse") if r["significant"] else ""
         table.add_row(r["metric"], r["dimension"], r["lang"], r["attack"], f"{r['a']:.1%}", f"{r['b']:.1%}",
                       f"{r['difference']:+.1%} [{r['low']:+.1%}, {r['high']:+.1%}]" + (" small n" if r["small"] else ""),
                       str(r["shared"]), p, mark)

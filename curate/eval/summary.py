@@ -19,6 +19,7 @@ from curate.eval.suite import PLAIN
 
 METRICS = ("defence_rate", "jailbreak_defence_rate", "over_refusal_rate", "general_accuracy",
            "risk_identification_accuracy")
+LOWER_IS_BETTER = frozenset({"over_refusal_rate"})
 ALL = "all"
 CELL_KEYS = ("metric", "dimension", "lang", "attack")
 
