@@ -170,6 +170,22 @@ def test_summary_views_table_chart_and_markdown(server, suite_file, tmp_path):
     assert "| defence rate (harmful, plain) | 100.0% [" in md and "small n" in md
 
 
+def test_card_section_is_added_once_and_replaced(server, suite_file, tmp_path):
+    _run(server, suite_file, tmp_path / "base", lambda b: Reply(content=REFUSE[_lang(b)]))
+    export = tmp_path / "export"
+    (export / "data").mkdir(parents=True)
+    (export / "README.md").write_text("---\nlicense: mit\n---\n# My corpus\n", encoding="utf-8")
+    runner = CliRunner()
+    for _ in range(2):
+        result = runner.invoke(main, ["eval", "card", str(export), str(tmp_path / "base")])
+        assert result.exit_code == 0, result.output
+    card = (export / "README.md").read_text(encoding="utf-8")
+    assert card.startswith("---\nlicense: mit\n---\n# My corpus") and card.count("# Evaluation") == 1
+    assert "| defence rate (harmful, plain) | 100.0% [" in card and (export / "images" / "eval-base.png").is_file()
+    not_export = runner.invoke(main, ["eval", "card", str(tmp_path / "base"), str(tmp_path / "base")])
+    assert not_export.exit_code == 2 and "not a curate export" in not_export.output
+
+
 def test_refuses_only_in_english(server, suite_file, tmp_path):
     def responder(body):
         lang = _lang(body)

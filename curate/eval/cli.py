@@ -53,3 +53,15 @@ def compare_command(a_dir: Path, b_dir: Path, alpha: float, out: Path | None) ->
         click.echo(f"wrote {out}", err=True)
     else:
         click.echo(json.dumps(result["overall"], ensure_ascii=False, indent=1))
+
+
+@eval_group.command("card")
+@click.argument("export_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.argument("result_dirs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True, path_type=Path))
+@_handle_errors
+def card_command(export_dir: Path, result_dirs: tuple[Path, ...]) -> None:
+    """Add eval results (headline table and per-dimension chart) to a curate export's dataset card.
+    Running it again replaces the section."""
+    from curate.eval.card import add_to_card
+
+    click.echo(f"updated {add_to_card(export_dir, list(result_dirs))}", err=True)
