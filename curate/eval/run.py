@@ -37,7 +37,8 @@ def run_eval(opts: EvalOptions, log: Callable[[str], None] = print) -> EvalResul
     config = opts.llm_config(opts.out / results.CACHE)  # no endpoint or model: fail before touching anything
     suite = load_suite(opts.suite)
     out = results.prepare(opts.out)
-    items = suite.items
+    # one language after the other: a server that caches prompt prefixes (llama.cpp, vLLM) reuses the system prompt
+    items = suite.items.sort("lang", maintain_order=True)
     if opts.train:
         from curate.eval.contamination import flag_in_train
 
