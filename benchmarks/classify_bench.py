@@ -82,7 +82,7 @@ def judged(pred: pl.DataFrame, judge: dict, tax) -> tuple[pl.DataFrame, int]:
     (the stage's own rule, ``pick_candidates``) take the judge's labels. ``judge['mode']``: "oracle" answers with
     the gold labels (an upper bound: what a perfect judge on those rows would give), "endpoint" asks the LLM at
     ``judge['config']`` over HTTP, as the stage does. Returns the frame and how many rows were judged."""
-    from curate.classify.judge import ask_judge, pick_candidates
+    from curate.classify.label_judge import ask_judge, pick_candidates
 
     rows = pick_candidates(pred["harm_score"].to_numpy(), pred["harm_threshold"].to_numpy(), judge["margin"],
                            [True] * pred.height)
@@ -153,8 +153,8 @@ def speed(df: pl.DataFrame, model: ClassifierModel, n: int = 100_000, log=lambda
 
     from curate import records
     from curate.classify import STAGE, ClassifyOptions
-    from curate.classify.embed import shared_encoder
-    from curate.classify.features import prepare
+    from curate.classify.embedding.encoder import shared_encoder
+    from curate.classify.fasttext.tokens import prepare
     from curate.stage import StageContext
 
     rows = df.sample(n, seed=3, with_replacement=df.height < n)

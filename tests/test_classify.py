@@ -267,7 +267,7 @@ def test_cli_api_train_and_evaluate(tmp_path):
 
 def test_fast_path_matches_fasttext_predict(tiny_model_dir):
     """The numpy/scipy scorer gives fastText's own probabilities (up to its 512-step sigmoid table)."""
-    from curate.classify.features import prepare
+    from curate.classify.fasttext.tokens import prepare
 
     model = ClassifierModel.load(tiny_model_dir)
     texts = ["how do i stab my brother", "怎么给老师做面包，谢谢！", "zzz unknown-words ### only", "", "   ",
@@ -354,7 +354,7 @@ def test_benchmark_judge_step_oracle_and_endpoint(openai_server):
 
 
 def test_pick_candidates_takes_the_least_confident_eligible_rows():
-    from curate.classify.judge import pick_candidates
+    from curate.classify.label_judge import pick_candidates
 
     harm = np.array([0.50, 0.90, 0.58, 0.45, 0.52])
     thresholds = np.array([0.5, 0.5, 0.5, 0.5, 0.4])

@@ -8,8 +8,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from curate.classify.embed import EmbeddingHeads, Encoder
-from curate.classify.embed_layer import INFO_FILE, decide_texts
+from curate.classify.embedding.encoder import EmbeddingHeads, Encoder
+from curate.classify.embedding.layer import INFO_FILE, decide_texts
 from curate.classify.model import ClassifierModel
 from curate.classify.evaluate import evaluate_frame
 from curate.classify.train import train_model
@@ -100,7 +100,7 @@ def test_embed_model_round_trip_and_decisions(embed_model_dir, tmp_path):
 
 @needs_encoder
 def test_cascade_band_chooses_the_rows_the_layer_serves(embed_model_dir):
-    from curate.classify.embed_layer import uncertain_rows
+    from curate.classify.embedding.layer import uncertain_rows
 
     model, _ = embed_model_dir
     texts = pl.Series(_rows(seed=9)["prompt"])

@@ -14,9 +14,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from curate.classify import ftbin
-from curate.classify.fastpath import FastPredictor
-from curate.classify.features import (C_DIGIT, C_HAN, C_SPACE, C_WORD, MAX_CHARS, TOKEN, char_classes, lowercase_table,
+from curate.classify.fasttext import format as ftformat
+from curate.classify.fasttext.predictor import FastPredictor
+from curate.classify.fasttext.tokens import (C_DIGIT, C_HAN, C_SPACE, C_WORD, MAX_CHARS, TOKEN, char_classes, lowercase_table,
                                       normalise, prepare)
 from curate.classify.model import (PREFIX, ClassifierModel, ModelError, TextClassifier, _fasttext, _train_once,
                                    default_model_dir)
@@ -92,12 +92,12 @@ def test_scorer_gives_fasttexts_probabilities(models, corpus, name):
 
 def test_reader_gives_fasttexts_matrices(models):
     plain, quant = models["ova_subwords"], models["quantised_pruned"]
-    arrays = ftbin.read(plain.raw)
+    arrays = ftformat.read(plain.raw)
     assert not arrays.quantized and arrays.bucket_rows is None and arrays.loss == "ova"
     assert arrays.words == plain.ft.get_words() and arrays.labels == plain.ft.get_labels()
     np.testing.assert_array_equal(arrays.input, plain.ft.get_input_matrix())
     np.testing.assert_array_equal(arrays.output, plain.ft.get_output_matrix())
-    q = ftbin.read(quant.raw)
+    q = ftformat.read(quant.raw)
     assert q.quantized and q.bucket_rows is not None and q.input.shape[0] == 2000
     assert q.words == quant.ft.get_words()
     for row in range(0, 2000, 97):  # decoded product-quantiser rows are the vectors fastText adds up
@@ -166,7 +166,7 @@ def test_broken_or_foreign_model_files_are_clear_errors(models, tmp_path):
     _write_dir(tmp_path / "labels", raw, ["S00", "S99"])
     with pytest.raises(ModelError, match="no label"):
         ClassifierModel.load(tmp_path / "labels")
-    arrays = ftbin.read(raw)
+    arrays = ftformat.read(raw)
     nan_row = arrays.words.index("stab")
     arrays.input[nan_row, 0] = np.nan  # what a diverged fastText training can leave without an error
     diverged = FastPredictor(arrays, ["S00", "S03", "S06"])

@@ -8,7 +8,7 @@ import polars as pl
 
 from curate import records
 from curate.classify import metrics
-from curate.classify.embed_layer import decide_texts
+from curate.classify.embedding.layer import decide_texts
 from curate.classify.labels import SAFE, prompt_targets
 from curate.classify.model import ClassifierModel
 

@@ -4,7 +4,7 @@ A model directory holds ``prompt.bin`` (multi-label, one-vs-all over S00..S14), 
 (response kind: refusal / safe_completion / helpful / harmful, softmax) and ``model.json`` (label order,
 per-dimension thresholds calibrated on validation data, the harmful-vs-safe threshold, training metadata).
 The .bin files are fastText's own format (plain or quantised) and are what fastText saves; curate reads them
-itself (ftbin, fastpath), so a model retrained with fastText needs no conversion and loading needs no fastText.
+itself (fasttext.format, fasttext.predictor), so a model retrained with fastText needs no conversion and loading needs no fastText.
 """
 from __future__ import annotations
 
@@ -22,10 +22,10 @@ from typing import Any, Sequence
 import numpy as np
 import polars as pl
 
-from curate.classify import embed_layer
-from curate.classify.ftbin import read as read_fasttext
+from curate.classify.embedding import layer as embed_layer
+from curate.classify.fasttext.format import read as read_fasttext
 from curate.config import ConfigError
-from curate.classify.features import prepare
+from curate.classify.fasttext.tokens import prepare
 from curate.classify.labels import SAFE
 
 PREFIX = "__label__"
@@ -86,7 +86,7 @@ def _train_once(path: Path, params: dict[str, Any], seed: int, threads: int, qua
 class TextClassifier:
     """One fastText model (the bytes of its .bin file) plus the column order of its scores.
 
-    Scoring reads the file's matrices with curate's own reader (ftbin, fastpath), quantised or not, so loading
+    Scoring reads the file's matrices with curate's own reader (fasttext.format, fasttext.predictor), quantised or not, so loading
     and predicting need no fastText; the fastText object is built from the bytes only where fastText itself
     is wanted (its own predict, as a reference, and losses the fast path does not cover).
     """
@@ -144,7 +144,7 @@ class TextClassifier:
     def predictor(self) -> Any:
         """The numpy/numba scorer, or None for losses it does not cover (hierarchical softmax, negative sampling)."""
         if self._fast is None:
-            from curate.classify.fastpath import FastPredictor  # numba loads here, not with every curate command
+            from curate.classify.fasttext.predictor import FastPredictor  # numba loads here, not with every curate command
 
             arrays = read_fasttext(self.raw)
             self._fast = FastPredictor(arrays, self.labels) if arrays.loss in ("ova", "softmax") else False

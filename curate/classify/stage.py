@@ -14,8 +14,8 @@ import polars as pl
 from pydantic import Field, field_validator
 
 from curate import records
-from curate.classify.embed_layer import decide_texts
-from curate.classify.judge import ask_judge, pick_candidates
+from curate.classify.embedding.layer import decide_texts
+from curate.classify.label_judge import ask_judge, pick_candidates
 from curate.classify.labels import SAFE
 from curate.classify.model import ClassifierModel, default_model_dir
 from curate.config import ConfigError

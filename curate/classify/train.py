@@ -39,7 +39,7 @@ class TrainConfig:
     calibration_folds: int = 3
     calibration_rows_per_source: int = 3000  # rows scored per source for cross-source calibration
     quantize_cutoff: int | None = None  # quantise the prompt model keeping this many feature rows (smaller file)
-    # sentence-embedding layer (curate.classify.embed_layer): its share in the blended scores (0 = fastText only)
+    # sentence-embedding layer (curate.classify.embedding.layer): its share in the blended scores (0 = fastText only)
     embed_weight: float = 0.0
     embed_example_weight: float = 10.0  # weight of each taxonomy line in the heads (a source row weighs <= 1)
     embed_balance: float = 0.5  # dimension head: class weights (mean / class mass) ** this (0 = none)
@@ -154,7 +154,7 @@ def _fit_prompt(rows: pl.DataFrame, taxonomy, config: TrainConfig, quantize: boo
 
 
 def _fit_heads(rows: pl.DataFrame, labels: list[str], taxonomy, config: TrainConfig):
-    from curate.classify.embed_layer import fit_heads
+    from curate.classify.embedding.layer import fit_heads
 
     texts, targets = taxonomy_examples(taxonomy, 1)
     return fit_heads(rows, labels, texts, targets, extra_weight=config.embed_example_weight,
@@ -162,8 +162,8 @@ def _fit_heads(rows: pl.DataFrame, labels: list[str], taxonomy, config: TrainCon
 
 
 def _head_scores(heads, texts: pl.Series, labels: list[str]) -> np.ndarray:
-    from curate.classify.embed import shared_encoder
-    from curate.classify.embed_layer import EmbeddingLayer
+    from curate.classify.embedding.encoder import shared_encoder
+    from curate.classify.embedding.layer import EmbeddingLayer
 
     return EmbeddingLayer(heads).scores(shared_encoder().encode(texts.to_list()), labels)
 
@@ -246,7 +246,7 @@ def train_model(df: pl.DataFrame, taxonomy=None, config: TrainConfig | None = No
     calibration: dict[str, Any] = {"mode": mode}
     layer = None
     if config.embed_weight > 0:
-        from curate.classify.embed_layer import EmbeddingLayer
+        from curate.classify.embedding.layer import EmbeddingLayer
 
         harm_train = split_validation(harm_only, config.val_fraction, config.seed)[0] if mode == "holdout" else harm_only
         layer = EmbeddingLayer(_fit_heads(pl.concat([train, _with_null_target(harm_train)]), model.labels, taxonomy,

@@ -25,7 +25,7 @@ from curate.llm.config import BASE_URL_ENV, MODEL_ENV, public_url
 from curate.stage import StageContext
 from curate.synthesize.filters import DEFAULT_BOILERPLATE, Bounds, check_candidate
 from curate.synthesize.goals import DimensionPolicy, goal_for, load_policies, render_policies
-from curate.synthesize.judge import JudgeScores, judge_request
+from curate.synthesize.answer_judge import JudgeScores, judge_request
 from curate.synthesize.kind import KindFn, kind_mismatch, load_detector
 from curate.synthesize.neardup import AnswerIndex
 from curate.synthesize.options import SynthesizeOptions

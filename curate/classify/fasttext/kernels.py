@@ -5,7 +5,7 @@ numpy step per token kind (regex lists, string joins, unique/join, one call into
 at 12-33k records/s. One loop per row does every step while the row is in cache and releases the GIL.
 
 What the loop reproduces (fastText's Dictionary::getLine / addSubwords / computeSubwords / addWordNgrams):
-tokens are split by the character classes of features.TOKEN; a token's FNV-1a hash (bytes sign-extended as
+tokens are split by the character classes of tokens.TOKEN; a token's FNV-1a hash (bytes sign-extended as
 int8) finds it in the vocabulary (compared byte for byte, as fastText does); a known word adds its row and its
 character n-grams' rows (precomputed per word in ``word_table``), an unknown one its n-grams' rows; "</s>" ends
 every line; each run of ``word_ngrams`` hashes adds a hashed bucket row; pruned models map buckets through
@@ -18,8 +18,8 @@ import numpy as np
 from numba import njit
 
 # numba freezes these into its on-disk cache, which only notices edits to this file: changing their values
-# in features.py needs a touch here
-from curate.classify.features import C_DIGIT, C_SPACE, C_WORD
+# in tokens.py needs a touch here
+from curate.classify.fasttext.tokens import C_DIGIT, C_SPACE, C_WORD
 
 _OFFSET = np.uint64(2166136261)
 _PRIME = np.uint64(16777619)
@@ -249,7 +249,7 @@ def score_rows(data, offsets, text, model, scalars, sigmoid, out, status):
     """fastText's probabilities for each row of raw UTF-8 text, into ``out`` (rows x padded labels).
 
     ``text`` says how to read it: (lower, classes, max_chars, lowering). With ``lowering`` the loop does what
-    features.normalise does (first max_chars characters, lowercase, each digit run as one 0) while it splits;
+    tokens.normalise does (first max_chars characters, lowercase, each digit run as one 0) while it splits;
     a row with a character whose lowercase depends on its neighbours or is longer (``lower`` = -1) is left
     for polars (``status`` = 1) and comes back already normalised, read with ``lowering`` off.
 

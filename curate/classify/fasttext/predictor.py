@@ -1,10 +1,10 @@
 """fastText inference without fastText: its probabilities for many texts at once, from the model file.
 
-The model file (plain or quantised, read by ftbin) gives the vocabulary, the kept hash buckets, the input and
+The model file (plain or quantised, read by format.py) gives the vocabulary, the kept hash buckets, the input and
 output matrices. At load every input row is multiplied by the output matrix (rows x labels: fastText averages
 input rows and then multiplies, a linear map, so the order can be swapped), and every vocabulary word's rows
 (the word and its character n-grams) are summed once. Scoring a batch is then one compiled loop per row
-(ftkernels.score_rows) over the text's UTF-8 bytes straight from Arrow: it does features.normalise's work
+(kernels.score_rows) over the text's UTF-8 bytes straight from Arrow: it does tokens.normalise's work
 (cut, lowercase, digit runs; from per-code-point tables that polars computed, so both agree), splits, hashes
 and looks up tokens, sums their rows and turns the sums into fastText's table sigmoid (one-vs-all) or softmax.
 Batches are split over threads; the loop releases the GIL.
@@ -18,9 +18,9 @@ from typing import Sequence
 import numpy as np
 import polars as pl
 
-from curate.classify import ftkernels
-from curate.classify.features import MAX_CHARS, char_classes, lowercase_table, normalise
-from curate.classify.ftbin import FastTextArrays
+from curate.classify.fasttext import kernels
+from curate.classify.fasttext.tokens import MAX_CHARS, char_classes, lowercase_table, normalise
+from curate.classify.fasttext.format import FastTextArrays
 from curate.utf8 import utf8_buffers
 
 EOS = "</s>"
@@ -78,12 +78,12 @@ class FastPredictor:
         self.word_bytes = np.frombuffer(b"".join(encoded) or b"\0", dtype=np.uint8)
         self.word_offsets = np.concatenate([[0], np.cumsum([len(w) for w in encoded], dtype=np.int64)])
         self.slots = np.full(1 << max(4, (2 * len(encoded)).bit_length()), -1, dtype=np.int64)
-        self.word_hash = ftkernels.vocabulary(self.word_bytes, self.word_offsets, self.slots)
+        self.word_hash = kernels.vocabulary(self.word_bytes, self.word_offsets, self.slots)
         self.eos = model.words.index(EOS) if EOS in model.words else -1
-        self.eos_hash = np.uint64(ftkernels.word_hash_of(np.frombuffer(EOS.encode(), dtype=np.uint8)))
+        self.eos_hash = np.uint64(kernels.word_hash_of(np.frombuffer(EOS.encode(), dtype=np.uint8)))
         self.wsum = _aligned_rows(np.zeros((len(encoded), self.n_labels)))
         self.wcount = np.zeros(len(encoded), dtype=np.int64)
-        ftkernels.word_table(self.word_bytes, self.word_offsets, self.eos, self.minn, self.maxn, self.bucket,
+        kernels.word_table(self.word_bytes, self.word_offsets, self.eos, self.minn, self.maxn, self.bucket,
                              self.bucket_rows, self.pruned, self.proj, self.wsum, self.wcount)
         self._model = (self.slots, self.word_hash, self.word_bytes, self.word_offsets, self.wsum, self.wcount,
                        self.proj, self.bucket_rows)
@@ -97,7 +97,7 @@ class FastPredictor:
         status = np.zeros(len(offsets) - 1, dtype=np.uint8)
         lower, classes = lowercase_table()
         text = (lower, classes, MAX_CHARS, True) if lowering else (lower, char_classes(), 1 << 62, False)
-        ftkernels.score_rows(data, offsets, text, self._model, self._scalars, _SIGMOID_TABLE, out, status)
+        kernels.score_rows(data, offsets, text, self._model, self._scalars, _SIGMOID_TABLE, out, status)
         redo = np.flatnonzero(status)
         if len(redo):  # the few rows whose lowercase is not per character: polars normalises them
             out[redo] = self._score(normalise(raw.gather(redo)), lowering=False)

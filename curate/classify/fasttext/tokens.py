@@ -5,7 +5,7 @@ bigrams for Chinese and word bigrams for English; other scripts keep their words
 own token, digits collapse to 0 (numbers carry source style, not harm), and over-long texts are cut.
 
 ``prepare`` writes the tokens out as fastText input lines (training, fastText's own predict). The fast
-scorer (fastpath) reads the raw text in one pass with ``lowercase_table`` and ``char_classes``: ``normalise``
+scorer (predictor.py) reads the raw text in one pass with ``lowercase_table`` and ``char_classes``: ``normalise``
 and ``TOKEN`` evaluated once per code point by polars itself, so both see the same token stream.
 """
 from __future__ import annotations

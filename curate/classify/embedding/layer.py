@@ -17,7 +17,7 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 import polars as pl
 
-from curate.classify.embed import EmbeddingHeads, Encoder, shared_encoder
+from curate.classify.embedding.encoder import EmbeddingHeads, Encoder, shared_encoder
 from curate.classify.labels import SAFE
 
 HEADS_FILE = "embed.npz"
