@@ -3,7 +3,7 @@
 1. load the suite (suite.py), flag items found in a training corpus (contamination.py);
 2. ask the model through the shared client (curate.llm: concurrency, retries, cache, budget) with progress;
 3. score: the response-kind detector for harmful/benign items, the reference for maths/multiple choice,
-   optionally the LLM judge (judge.py);
+   optionally the LLM judge (verdict_judge.py);
 4. summarise with intervals (summary.py) and write the result folder (results.py).
 
 An item whose request failed keeps its error (status "failed"); one the budget did not reach is "budget"
@@ -129,7 +129,7 @@ def _score(items: pl.DataFrame, detect, detector: str) -> pl.DataFrame:
 
 def _judge(items: pl.DataFrame, opts: EvalOptions, config, stats: LLMStats) -> tuple[pl.DataFrame, dict]:
     """The judge's verdict replaces the detector's where it answered; ``detector_verdict`` keeps the other."""
-    from curate.eval.judge import judge_request, usable
+    from curate.eval.verdict_judge import judge_request, usable
 
     todo = items.with_row_index("_row").filter((pl.col("status") == "ok") & pl.col("task").is_in(["harmful", "benign"]))
     requests = [judge_request(t, p, a, mode=opts.json_mode, model=opts.judge_model)
