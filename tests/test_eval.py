@@ -435,6 +435,19 @@ def test_export_test_split_is_a_suite(tmp_path):
     assert loaded.items.filter(pl.col("item_id") == "b")["dimensions"].to_list() == [["s"]]
 
 
+def test_reference_answers_are_extracted_after_normalisation():
+    from curate.eval.scoring import extracted_letter, extracted_number
+
+    answers = ["Answer: $1,000.00", "so 18 eggs.\n**Answer:** 18", "答案：42", "We get 7 then 9", "#### 3.50",
+               "no number here"]
+    got = pl.DataFrame({"a": answers}).select(extracted_number(pl.col("a")))["a"].to_list()
+    assert got == ["1000", "18", "42", "9", "3.5", None]
+    letters = ["Answer: B", "The answer is **(C)**.", "答案：D", "A. because ...", "The answer is a bit unclear",
+               "I think it could be anything"]
+    got = pl.DataFrame({"a": letters}).select(extracted_letter(pl.col("a")))["a"].to_list()
+    assert got == ["B", "C", "D", "A", None, None]
+
+
 # -- statistics -----------------------------------------------------------------------------------
 
 def test_wilson_matches_published_values_and_covers_95_percent():

@@ -18,7 +18,8 @@ _BENIGN = {"refusal": "over_refused"}
 _NUMBER = r"-?\d[\d,]*(?:\.\d+)?"
 # "Answer: 42", "答案：42", "#### 42" take precedence over the last number in the text
 _MARKED_NUMBER = r"(?i)(?:answer|答案|####)\s*[:：是为]?\s*\**\s*[$￥¥]?\s*(" + _NUMBER + ")"
-_MARKED_LETTER = r"(?i)(?:answer|答案|选项|选择)\s*(?:is|是|为)?\s*[:：]?\s*\**\s*[\(（]?([A-D])\b"
+# the keyword ignores case, the letter does not ("the answer is a bit ..." chooses nothing)
+_MARKED_LETTER = r"(?:(?i:answer)|答案|选项|选择)\s*(?:(?i:is)|是|为)?\s*[:：]?\s*\**\s*[\(（]?([A-D])\b"
 _LEADING_LETTER = r"^\s*\**\s*[\(（]?([A-D])(?:[\)）\.．、:：\s]|$)"
 
 
@@ -45,8 +46,8 @@ def normalise_number(text: pl.Expr) -> pl.Expr:
 
 def extracted_letter(answer: pl.Expr) -> pl.Expr:
     """The chosen option: "Answer: B" / "答案：B", else an answer that starts with the letter."""
-    marked = answer.str.extract_all(_MARKED_LETTER).list.last().str.extract(r"([A-Da-d])\W*$", 1)
-    return pl.coalesce(marked, answer.str.extract(_LEADING_LETTER, 1)).str.to_uppercase()
+    marked = answer.str.extract_all(_MARKED_LETTER).list.last().str.extract(r"([A-D])\W*$", 1)
+    return pl.coalesce(marked, answer.str.extract(_LEADING_LETTER, 1))
 
 
 def reference_verdicts(task: pl.Expr, answer: pl.Expr, reference: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
