@@ -285,6 +285,7 @@ def test_compare_flags_a_real_difference_and_not_noise(server, tmp_path):
     assert real["overall"]["defence_rate"]["shared"] == 80
     assert real["overall"]["defence_rate"]["low"] > 0 and real["overall"]["defence_rate"]["better"] is True
     assert real["overall"]["over_refusal_rate"]["better"] is False  # refusing more benign prompts is worse
+    assert real["lengths"]["defence_rate"]["a"]["answer_chars_mean"] > 0
     assert not noise["overall"]["defence_rate"]["significant"]
     assert noise["overall"]["defence_rate"]["low"] < 0 < noise["overall"]["defence_rate"]["high"]
     assert not noise["overall"]["over_refusal_rate"]["significant"]

@@ -35,7 +35,9 @@ def compare(a_dir: Path, b_dir: Path, alpha: float = ALPHA) -> dict:
                                    or paired.get((metric, "all", "all", "none")), alpha)
     return {"a": {"dir": str(a_dir), "model": a_summary.get("model"), "system_prompt": a_summary.get("system_prompt")},
             "b": {"dir": str(b_dir), "model": b_summary.get("model"), "system_prompt": b_summary.get("system_prompt")},
-            "alpha": alpha, "overall": overall, "cells": rows}
+            "alpha": alpha, "overall": overall, "cells": rows,
+            "lengths": {m: {"a": a_summary["lengths"].get(m), "b": b_summary["lengths"].get(m)}
+                        for m in METRICS if m in a_summary["lengths"] and m in b_summary["lengths"]}}
 
 
 def _row(key: dict, a: dict, b: dict, pair: dict | None, alpha: float) -> dict:

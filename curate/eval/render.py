@@ -44,3 +44,6 @@ def print_comparison(result: dict, console: Console | None = None) -> None:
                       f"{r['difference']:+.1%} [{r['low']:+.1%}, {r['high']:+.1%}]" + (" small n" if r["small"] else ""),
                       str(r["shared"]), p, mark)
     console.print(table)
+    for metric, pair in result.get("lengths", {}).items():
+        console.print(f"{metric}: answer chars (mean) A {pair['a']['answer_chars_mean']} -> B {pair['b']['answer_chars_mean']}, "
+                      f"reasoning chars (mean) A {pair['a']['reasoning_chars_mean']} -> B {pair['b']['reasoning_chars_mean']}")
