@@ -158,6 +158,17 @@ def test_the_response_kind_classifier_decides_by_default(server, tmp_path):
     assert result.summary["defence_rate"]["rate"] == 1.0
 
 
+def test_reasoning_in_think_tags_is_split_off_the_answer(server, tmp_path):
+    """llama.cpp returns the chain of thought inside <think> in the content: it is reasoning, not answer."""
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("sources:\n  - preset: benign\n    limit: 5\n", encoding="utf-8")
+    result = _run(server, suite, tmp_path / "out", lambda b: Reply(content=COMPLY["en"], reasoning="Think first. " * 5,
+                                                                  reasoning_style="think"))
+    assert (result.items["answer"] == COMPLY["en"]).all()
+    assert (result.items["reasoning_chars"] == len(("Think first. " * 5).strip())).all()
+    assert result.summary["lengths"]["over_refusal_rate"]["reasoning_chars_mean"] > 0
+
+
 def test_summary_views_table_chart_and_markdown(server, suite_file, tmp_path):
     from curate.eval.view import dimension_cells, dimension_chart, markdown
 
