@@ -501,8 +501,8 @@ def report_command(run_dir: Path, out: Path | None) -> None:
 
 
 _register_stage_commands()
-from curate.eval.cli import eval_group  # noqa: E402 - the eval group imports helpers defined above
-main.add_command(eval_group)
+from curate.eval.cli import eval_group  # noqa: E402 - built by a function: it uses the helpers above
+main.add_command(eval_group())
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
