@@ -324,6 +324,13 @@ def test_cli_eval_and_compare(server, suite_file, tmp_path):
                                "--out", str(tmp_path / "cmp.json")])
     assert cmp.exit_code == 0, cmp.output
     assert json.loads((tmp_path / "cmp.json").read_text())["overall"]["defence_rate"]["difference"] == 0
+    again = runner.invoke(main, ["eval", "compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out",
+                                 str(tmp_path / "cmp.json")])
+    assert again.exit_code == 0, again.output  # its own earlier output may be replaced
+    (tmp_path / "notes.json").write_text('{"mine": 1}')
+    refused = runner.invoke(main, ["eval", "compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out",
+                                   str(tmp_path / "notes.json")])
+    assert refused.exit_code == 2 and json.loads((tmp_path / "notes.json").read_text()) == {"mine": 1}
 
 
 # -- accounting, contamination, judge, errors ------------------------------------------------------

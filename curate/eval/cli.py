@@ -52,6 +52,8 @@ def eval_group() -> click.Group:
         from curate.eval.render import print_comparison
         from curate.store import write_json
 
+        if out is not None and out.exists() and not _is_comparison(out):
+            raise UserError(f"{out}: exists and is not an earlier `curate eval compare` output; choose a new file")
         result = compare(a_dir, b_dir, alpha)
         print_comparison(result)
         if out is not None:
@@ -73,3 +75,11 @@ def eval_group() -> click.Group:
         click.echo(f"updated {add_to_card(export_dir, list(result_dirs))}", err=True)
 
     return group
+
+
+def _is_comparison(path: Path) -> bool:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and {"a", "b", "overall", "cells"} <= data.keys()
