@@ -107,6 +107,7 @@ def main() -> None:
                                                              if k != "loso_per_source"}}, indent=1))
 
 
+NOTES = Path(__file__).with_name("model_card_notes.md")
 # benchmark configs shown in the card, best first
 RECIPES = {"curate_embed": "curate recipe with the embedding layer", "curate": "curate recipe, fastText only",
            "baseline": "plain fastText baseline"}
@@ -190,6 +191,8 @@ def write_card(out: Path, metrics: dict, bench_json: Path | None) -> None:
               "- Character n-grams cause odd hits (e.g. 'photosynthesis' near 'synthesise'); check category_scores and",
               "  meta.classify before trusting a single label.",
               "- Training is single-threaded and seeded: `make model` rebuilds the same prompt.bin byte for byte.", ""]
+    if NOTES.is_file():  # figures measured by hand (other corpora, tried and not adopted), with their commands
+        lines += [NOTES.read_text(encoding="utf-8").rstrip("\n"), ""]
     (out.parent / "MODEL_CARD.md").write_text("\n".join(lines), encoding="utf-8")
 
 

@@ -6,6 +6,8 @@
       02-dedup/...
       cache/                     stage caches (LLM responses, review cursors)
       quarantine/<stage>.jsonl   input lines that could not be used, with the reason
+      export/                    the dataset (export's default folder in a pipeline)
+      report.html, report.md     the run report (+ report_files/)
 
 A stage's folder is complete exactly when its ``_manifest.json`` exists: shards and manifest are
 written into a temporary sibling folder and renamed into place in one step, so a killed stage
@@ -20,6 +22,7 @@ import re
 import shutil
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -137,14 +140,52 @@ def redact(value: Any) -> Any:
     return value
 
 
-class RunStore:
-    """One run directory."""
+STAGE_FOLDER = re.compile(r"^(\d{2})-(.+)$")
+RECIPE = "config.resolved.yaml"
 
-    def __init__(self, root: Path):
+
+@dataclass(frozen=True)
+class FinishedStage:
+    """A stage folder with a readable manifest (a finished stage), as found in a run directory."""
+
+    index: int
+    name: str
+    path: Path
+    manifest: dict[str, Any]
+
+
+class RunStore:
+    """One run directory: the only code that knows its layout."""
+
+    def __init__(self, root: Path, *, read_only: bool = False):
         self.root = Path(root)
+        if read_only:  # a run may be in progress in it: create nothing, clean up nothing
+            if not self.root.is_dir():
+                raise FileNotFoundError(f"{self.root}: no such run directory")
+            return
         self.root.mkdir(parents=True, exist_ok=True)
         self.cache_dir.mkdir(exist_ok=True)
         self._remove_stale_temp()
+
+    @classmethod
+    def existing(cls, root: Path) -> "RunStore":
+        """An existing run directory, opened to read."""
+        return cls(root, read_only=True)
+
+    @property
+    def recipe_path(self) -> Path:
+        """The pipeline as run (secrets redacted)."""
+        return self.root / RECIPE
+
+    @property
+    def report_path(self) -> Path:
+        """The run report (``report.md`` and ``report_files/`` beside it)."""
+        return self.root / "report.html"
+
+    @property
+    def export_dir(self) -> Path:
+        """Where a pipeline's export stage writes the dataset unless told otherwise."""
+        return self.root / "export"
 
     @property
     def cache_dir(self) -> Path:
@@ -173,6 +214,19 @@ class RunStore:
         except (json.JSONDecodeError, OSError):
             return None  # unreadable manifest = stage not finished
 
+    def finished_stages(self) -> list[FinishedStage]:
+        """Every finished stage folder in pipeline order (an unreadable manifest is an unfinished stage)."""
+        out = []
+        for folder in sorted(p for p in self.root.iterdir() if p.is_dir() and STAGE_FOLDER.match(p.name)):
+            index, name = STAGE_FOLDER.match(folder.name).groups()
+            manifest = self.manifest(int(index), name)
+            if manifest is not None:
+                out.append(FinishedStage(int(index), name, folder, manifest))
+        return out
+
+    def manifests(self) -> list[dict[str, Any]]:
+        return [stage.manifest for stage in self.finished_stages()]
+
     def write_stage(self, index: int, name: str, df: pl.DataFrame, manifest: dict[str, Any]) -> str:
         return write_shards(df, self.stage_dir(index, name), manifest=manifest)
 
@@ -180,8 +234,7 @@ class RunStore:
         return read_shards(self.stage_dir(index, name))
 
     def write_config(self, config: dict[str, Any]) -> None:
-        path = self.root / "config.resolved.yaml"
-        with atomic_path(path) as tmp:
+        with atomic_path(self.recipe_path) as tmp:
             tmp.write_text(yaml.safe_dump(redact(config), allow_unicode=True, sort_keys=False), encoding="utf-8")
 
     def write_quarantine(self, stage: str, rows: list[dict[str, Any]]) -> Path | None:

@@ -15,7 +15,7 @@ from curate.balance import STAGE as BALANCE
 from curate.export import STAGE as EXPORT
 from curate.export.folder import ExportError
 from curate.export.hub import HubError
-from curate.export.licenses import normalize, summarize
+from curate.licenses import normalize, summarize
 from curate.stage import StageContext
 from curate.store import RunStore
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import polars as pl
 
-from curate.export.summary import Summary
+from curate.summary import DatasetSummary
 
 IMAGES = "images"
 
@@ -17,7 +17,7 @@ def balance_input(df: pl.DataFrame) -> pl.DataFrame:
     return df.filter(pl.col("drop_reason").is_null() | pl.col("drop_reason").is_in([NOT_SELECTED, *INELIGIBLE]))
 
 
-def write_plots(folder: Path, df: pl.DataFrame, exported: pl.DataFrame, summary: Summary) -> dict[str, str]:
+def write_plots(folder: Path, df: pl.DataFrame, exported: pl.DataFrame, summary: DatasetSummary) -> dict[str, str]:
     """Write the PNGs into ``folder/images``; returns {title: relative path} for the card."""
     from curate.report import plots
 

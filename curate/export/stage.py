@@ -6,14 +6,16 @@ from pathlib import Path
 
 import polars as pl
 
+from curate import records
 from curate.export import hub
 from curate.export.card import build_card
 from curate.export.folder import ExportError, staged_folder, write_split
 from curate.export.formats import to_table
 from curate.export.options import ExportOptions
 from curate.export.plots import write_plots
-from curate.export.summary import exportable, load_manifests, prepare, summarize_run
 from curate.stage import StageContext
+from curate.store import RunStore
+from curate.summary import dataset_rows, summarize
 
 RECIPE = "recipe.yaml"
 
@@ -31,7 +33,7 @@ def output_folder(opts: ExportOptions, ctx: StageContext) -> Path:
     if opts.out is not None:
         return Path(opts.out)
     if ctx.run_dir is not None:
-        return Path(ctx.run_dir) / "export"
+        return RunStore.existing(ctx.run_dir).export_dir
     raise ExportError("export needs an output folder (out / --out)")
 
 
@@ -39,26 +41,25 @@ def run(df: pl.DataFrame, opts: ExportOptions, ctx: StageContext) -> pl.DataFram
     target = output_folder(opts, ctx)
     if opts.push_to_hub:
         hub.require_token()  # fail before the work, not after it
-    rows, kinds, pending = prepare(df)
-    if not rows:
+    exported = dataset_rows(df)
+    pending = records.kept(df).height - exported.height
+    if not exported.height:
         raise ExportError(f"nothing to export: of {df.height:,} rows none is kept with a response "
                           f"({pending:,} pending synthesis, {df.height - pending:,} dropped)")
-    manifests = load_manifests(ctx.run_dir)
-    summary = summarize_run(df, rows, kinds, manifests)
-    # The same rows prepare() returned, in the same order, with their kinds; no split = train.
-    exported = exportable(df).with_columns(pl.Series("kind", kinds, dtype=pl.Utf8),
-                                           pl.col("split").fill_null("train"))
-    recipe = Path(ctx.run_dir) / "config.resolved.yaml" if ctx.run_dir else None
+    run = RunStore.existing(ctx.run_dir) if ctx.run_dir is not None and Path(ctx.run_dir).is_dir() else None
+    summary = summarize(df, run.manifests() if run else [], exported=exported)
+    dataset = summary.dataset
+    recipe = run.recipe_path if run else None
     with staged_folder(target) as folder:
         data_files = {}
-        with ctx.progress(len(summary.splits), "writing splits") as bar:
-            for split in summary.splits:
+        with ctx.progress(len(dataset.splits), "writing splits") as bar:
+            for split in dataset.splits:
                 table = to_table(exported.filter(pl.col("split") == split), opts.format, opts.reasoning)
                 data_files[split] = write_split(folder, split, table, opts.shard_rows)
                 bar.advance()
         plots = {}
         if opts.plots:
-            plots = write_plots(folder, df, exported, summary)
+            plots = write_plots(folder, df, exported, dataset)
         has_recipe = bool(recipe and recipe.is_file())
         if has_recipe:
             shutil.copyfile(recipe, folder / RECIPE)  # already redacted by the run store
@@ -66,12 +67,12 @@ def run(df: pl.DataFrame, opts: ExportOptions, ctx: StageContext) -> pl.DataFram
                           fmt=opts.format, reasoning=opts.reasoning, names=taxonomy_names(ctx), plots=plots,
                           description=opts.description, has_recipe=has_recipe)
         card.save(str(folder / "README.md"))
-    ctx.stats.update({"out": str(target), "exported": summary.exported, "splits": summary.splits,
-                      "pending_left_out": pending, "license": summary.licenses.license,
-                      "non_commercial_sources": summary.licenses.non_commercial, "format": opts.format,
+    ctx.stats.update({"out": str(target), "exported": dataset.total, "splits": dataset.splits,
+                      "pending_left_out": pending, "license": dataset.licenses.license,
+                      "non_commercial_sources": dataset.licenses.non_commercial, "format": opts.format,
                       "reasoning": opts.reasoning})
-    ctx.log(f"exported {summary.exported:,} rows ({', '.join(f'{k}: {v:,}' for k, v in summary.splits.items())}) "
-            f"to {target}; license {summary.licenses.license}" + (f"; {pending:,} pending rows left out" if pending else ""))
+    ctx.log(f"exported {dataset.total:,} rows ({', '.join(f'{k}: {v:,}' for k, v in dataset.splits.items())}) "
+            f"to {target}; license {dataset.licenses.license}" + (f"; {pending:,} pending rows left out" if pending else ""))
     if opts.push_to_hub:
         url = hub.push_folder(target, opts.push_to_hub, private=opts.private)
         ctx.stats["pushed"] = url

@@ -5,14 +5,14 @@ from pathlib import Path
 
 from curate.report.data import load_run
 from curate.report.render import build_sections, to_html, to_markdown
-from curate.store import atomic_path
+from curate.store import RunStore, atomic_path
 
 
 def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write ``report.html`` and ``report.md`` (+ ``report_files/*.png``) for a run; returns the HTML path."""
     run_dir = Path(run_dir)
     data = load_run(run_dir)
-    html_path = Path(out) if out else run_dir / "report.html"
+    html_path = Path(out) if out else RunStore.existing(run_dir).report_path
     html_path.parent.mkdir(parents=True, exist_ok=True)
     sections = build_sections(data)
     title = f"curate run report: {run_dir.name}"

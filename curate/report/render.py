@@ -9,8 +9,6 @@ from typing import Any
 
 import polars as pl
 
-from curate import funnel as funnel_mod
-from curate.records import load_meta
 from curate.report import plots
 from curate.report.data import RunData
 
@@ -29,21 +27,15 @@ class Section:
     samples: list[tuple[str, list[dict[str, str]]]] = field(default_factory=list)  # (dimension, rows)
 
 
-def _stats(data: RunData, stage: str) -> dict[str, Any] | None:
-    manifest = data.stage(stage)
-    return None if manifest is None else (manifest.get("stats") or {})
-
-
 def build_sections(data: RunData) -> list[Section]:
-    final = data.final
-    quarantined = sum(m.get("quarantined", 0) for m in data.manifests)
-    fun = funnel_mod.compute(final, quarantined=quarantined, collected=data.manifests[0]["rows_out"])
+    final, summary = data.final, data.summary
+    fun = summary.funnel
     kept = final.filter(pl.col("drop_reason").is_null())
     sections: list[Section] = []
 
-    stage_rows = [[m["stage"], f"{m['rows_in']:,}", f"{m['rows_out']:,}",
-                   ", ".join(f"{k}: {v:,}" for k, v in sorted((m.get("new_drops") or {}).items())) or "-",
-                   f"{m.get('quarantined', 0):,}", f"{m.get('seconds', 0):.1f}"] for m in data.manifests]
+    stage_rows = [[s.stage, f"{s.rows_in:,}", f"{s.rows_out:,}",
+                   ", ".join(f"{k}: {v:,}" for k, v in sorted(s.new_drops.items())) or "-",
+                   f"{s.quarantined:,}", f"{s.seconds:.1f}"] for s in summary.stages]
     sections.append(Section(
         "funnel", "Funnel per stage",
         text=f"{fun.collected:,} records collected, {fun.quarantined:,} input lines quarantined; "
@@ -59,7 +51,7 @@ def build_sections(data: RunData) -> list[Section]:
 
     if data.before_balance is not None:
         before = data.before_balance.filter(pl.col("drop_reason").is_null())
-        shortfall = (_stats(data, "balance") or {}).get("shortfall") or []
+        shortfall = summary.balance.get("shortfall") or []
         sec = Section("balance", "Before and after balancing",
                       text=f"{before.height:,} records before balancing, {kept.height:,} after.",
                       images=[("balance_before_after.png", plots.before_after(before, kept))])
@@ -72,27 +64,22 @@ def build_sections(data: RunData) -> list[Section]:
 
     sections.append(Section("lengths", "Prompt and answer lengths", images=[("lengths.png", plots.lengths(final))]))
 
-    dup = final.filter(pl.col("dup_cluster").is_not_null())
     sections.append(Section(
         "duplicates", "Near-duplicate clusters",
-        text=(f"{final['is_duplicate'].sum():,} duplicates in {dup['dup_cluster'].n_unique():,} clusters."
-              if dup.height else "The dedup stage did not run."),
-        images=[("duplicate_clusters.png", plots.cluster_sizes(final))] if dup.height else []))
+        text=(f"{summary.duplicates:,} duplicates in {summary.duplicate_clusters:,} clusters."
+              if summary.duplicate_clusters else "The dedup stage did not run."),
+        images=[("duplicate_clusters.png", plots.cluster_sizes(final))] if summary.duplicate_clusters else []))
 
     scored = final.filter(pl.col("category_scores").is_not_null())
-    origin = dict(final.group_by("label_origin").len().fill_null("none").iter_rows())
+    origin = summary.label_origins
     sections.append(Section(
         "classifier", "Classifier confidence",
         text=f"Label origin: {', '.join(f'{k}: {v:,}' for k, v in sorted(origin.items(), key=str))}." +
              ("" if scored.height else " No classifier scores in this run."),
         images=[("classifier_confidence.png", plots.confidence(final))] if scored.height else []))
 
-    synth = _stats(data, "synthesize")
-    statuses: dict[str, int] = {}
-    for value in final["meta"].to_list():
-        status = load_meta(value).get("synthesize", {}).get("status")
-        if status:
-            statuses[status] = statuses.get(status, 0) + 1
+    synth = summary.stats("synthesize")
+    statuses = summary.synthesis_statuses
     sections.append(Section(
         "synthesis", "Synthesis outcomes and costs",
         text="The synthesize stage did not run." if synth is None else
@@ -101,7 +88,7 @@ def build_sections(data: RunData) -> list[Section]:
         table=(["status", "records"], [[k, f"{v:,}"] for k, v in sorted(statuses.items())]) if statuses else None,
         images=[("synthesis_outcomes.png", plots.bars(statuses, "Synthesis outcome per record"))] if statuses else []))
 
-    review = _stats(data, "review")
+    review = summary.stats("review")
     sections.append(Section(
         "review", "Review progress and agreement",
         text="The review stage did not run." if review is None else
