@@ -197,6 +197,22 @@ def test_card_section_is_added_once_and_replaced(server, suite_file, tmp_path):
     assert not_export.exit_code == 2 and "not a curate export" in not_export.output
 
 
+def test_run_report_shows_eval_results_of_the_run(server, suite_file, tmp_path, quickstart_run):
+    """`curate eval --out <run>/eval/<name>`: the run report gets a table and a chart per result."""
+    import shutil
+
+    from curate.report import write_report
+
+    run = tmp_path / "run"
+    shutil.copytree(quickstart_run, run)
+    _run(server, suite_file, run / "eval" / "bare", lambda b: Reply(content=COMPLY[_lang(b)]))
+    html = write_report(run).read_text(encoding="utf-8")
+    md = (run / "report.md").read_text(encoding="utf-8")
+    assert "Evaluation bare: scripted" in html and "defence rate (harmful, plain)" in html
+    assert "0.0% [0.0%, 13.8%]" in md  # 0 of 24 plain harmful prompts defended, Wilson upper bound 13.8%
+    assert "eval-bare.png" in md
+
+
 def test_refuses_only_in_english(server, suite_file, tmp_path):
     def responder(body):
         lang = _lang(body)

@@ -61,14 +61,18 @@ def dimension_chart(summary: dict, metric: str = "defence_rate") -> bytes | None
     return _png(fig)
 
 
+def caption(summary: dict) -> str:
+    acc = summary.get("accounting") or {}
+    return (f"Model {summary.get('model')} on suite {summary.get('suite')} (system prompt: "
+            f"{(summary.get('system_prompt') or {}).get('kind', 'none')}; answers scored by "
+            f"{summary.get('kind_detector')}; {acc.get('scored', 0)} of {acc.get('items', 0)} items scored). "
+            f"Rates with 95% Wilson intervals; 'small n' marks fewer than {summary.get('small_n')} items.")
+
+
 def markdown(summary: dict, title: str = "Evaluation") -> str:
     """A short Markdown section (headline metrics) for a dataset card or the report's Markdown twin."""
     head, rows = metrics_table(summary)
-    lines = [f"## {title}", "",
-             f"Model `{summary.get('model')}` on suite `{summary.get('suite')}` (system prompt: "
-             f"{(summary.get('system_prompt') or {}).get('kind', 'none')}; answers scored by "
-             f"{summary.get('kind_detector')}). Rates with 95% Wilson intervals; `small n` marks fewer than "
-             f"{summary.get('small_n')} items.", "",
+    lines = [f"## {title}", "", caption(summary), "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
