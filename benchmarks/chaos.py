@@ -8,6 +8,8 @@ Sections (all run by default; `--sections` picks some, `--fast` uses fewer seeds
             (429 / 500 / dropped connections) and slow answers; then a request budget on a fresh cache
   labelstudio  the real Label Studio server killed during a push and during a pull, then restarted
   disk      a full disk and a read-only run folder (small tmpfs; needs root)
+  embedded  SIGKILL of the embedded llama-server during synthesis: restart, every row accounted, no orphan,
+            a re-run repeats no answered request (benchmarks/chaos_embedded.py)
 
 Rows lost and rows duplicated must be 0; the script exits 1 otherwise.
 """
@@ -313,8 +315,14 @@ def disk_section(tmp: Path, fast: bool) -> dict:
             "read-only: earlier output intact": intact_ro}
 
 
+def embedded_section(tmp: Path, fast: bool) -> dict:
+    from benchmarks.chaos_embedded import embedded_section as run
+
+    return run(tmp, fast)
+
+
 SECTIONS = {"crash": crash_section, "hostile": hostile_section, "endpoint": endpoint_section,
-            "labelstudio": labelstudio_section, "disk": disk_section}
+            "labelstudio": labelstudio_section, "disk": disk_section, "embedded": embedded_section}
 
 
 def main() -> int:
@@ -347,7 +355,8 @@ def main() -> int:
     crashes = report.get("hostile", {}).get("crashes", 0)
     disk_ok = all(v for k, v in report.get("disk", {}).items() if k not in ("section seconds", "skipped"))
     budget_ok = report.get("endpoint", {}).get("budget respected", True)
-    return 1 if lost or duplicated or crashes or not disk_ok or not budget_ok else 0
+    orphans = report.get("embedded", {}).get("orphan servers", 0)
+    return 1 if lost or duplicated or crashes or not disk_ok or not budget_ok or orphans else 0
 
 
 if __name__ == "__main__":

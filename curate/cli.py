@@ -41,6 +41,7 @@ def _handle_errors(fn: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         from curate.config import ConfigError
         from curate.io import InputError
+        from curate.llm.local.errors import LocalModelError
         from curate.pipeline import StageFailed
         from curate.records import SchemaError
         from curate.taxonomy import TaxonomyError
@@ -49,7 +50,7 @@ def _handle_errors(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except (ConfigError, InputError, TaxonomyError) as exc:
             raise UserError(str(exc), EXIT_USAGE) from None
-        except (SchemaError, StageFailed) as exc:
+        except (SchemaError, StageFailed, LocalModelError) as exc:
             raise UserError(str(exc), EXIT_FAILED) from None
         except OSError as exc:  # disk full, read-only folder, permission: say which path
             if os.environ.get("CURATE_DEBUG"):
@@ -501,6 +502,7 @@ def report_command(run_dir: Path, out: Path | None) -> None:
 
 
 _register_stage_commands()
+main.add_command(__import__("curate.llm.local.cli", fromlist=["llm_group"]).llm_group)  # curate llm ...
 from curate.eval.cli import eval_group  # noqa: E402 - built by a function: it uses the helpers above
 main.add_command(eval_group())
 

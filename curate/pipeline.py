@@ -6,6 +6,9 @@ changed stage re-runs itself and every stage downstream.
 """
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +75,39 @@ def run_stage(stage: Stage, df: pl.DataFrame, options: Any, ctx: StageContext) -
 
 def run_pipeline(path: str | Path, *, run_dir: str | Path | None = None, from_stage: str | None = None,
                  to_stage: str | None = None, force: bool = False, log=print) -> RunResult:
+    """Run the pipeline; the embedded model, if a stage needs it, lives exactly as long as those stages."""
+    from curate.llm.local import LocalSession
+
+    with LocalSession(log) as session, _sigterm_as_interrupt():
+        return _run_pipeline(path, run_dir=run_dir, from_stage=from_stage, to_stage=to_stage, force=force, log=log,
+                             session=session)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM unwinds like Ctrl-C, so every ``finally`` (stopping the embedded server) runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def uses_local_model(spec: StageSpec) -> bool:
+    from curate.llm import LLMOptions
+
+    opts = spec.options
+    return isinstance(opts, LLMOptions) and opts.uses_llm() and opts.is_local()
+
+
+def _run_pipeline(path, *, run_dir, from_stage, to_stage, force, log, session) -> RunResult:
     config, specs, raw = load_pipeline(path)
     names = [s.name for s in specs]
     for opt, value in (("--from", from_stage), ("--to", to_stage)):
@@ -89,7 +125,10 @@ def run_pipeline(path: str | Path, *, run_dir: str | Path | None = None, from_st
     df: pl.DataFrame | None = None
     upstream: dict[str, Path] = {}
     quarantined = 0
+    model_stages = [i for i, spec in enumerate(specs[: to_index + 1]) if uses_local_model(spec)]
     for i, spec in enumerate(specs[: to_index + 1]):
+        if model_stages and i > model_stages[-1]:
+            session.close()  # no later stage needs the embedded model: free its memory and cores now
         index = i + 1
         chash = stage_config_hash(spec, tax_fp)
         in_fp = input_fingerprint(spec, previous)

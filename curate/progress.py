@@ -5,6 +5,13 @@ import sys
 import time
 
 
+def format_rate(per_second: float | None) -> str:
+    """Rows per second, or seconds per row when rows are slow (an LLM on a laptop: "19.3 s/row", not "0/s")."""
+    if not per_second:
+        return ""
+    return f"{per_second:,.0f} rows/s" if per_second >= 1 else f"{1 / per_second:,.1f} s/row"
+
+
 def _rate_column():
     """A rich column showing rows/s (rich's own speed column speaks bytes)."""
     from rich.progress import ProgressColumn
@@ -12,7 +19,7 @@ def _rate_column():
 
     class RateColumn(ProgressColumn):
         def render(self, task) -> Text:
-            return Text(f"{task.speed:,.0f} rows/s" if task.speed else "")
+            return Text(format_rate(task.speed))
 
     return RateColumn()
 
@@ -51,7 +58,7 @@ class Progress:
             self._last_log = now
             rate = self.done / max(now - self._start, 1e-9)
             total = f"/{self.total}" if self.total else ""
-            print(f"[{self.description}] {self.done}{total} ({rate:,.0f}/s)", file=sys.stderr, flush=True)
+            print(f"[{self.description}] {self.done}{total} ({format_rate(rate)})", file=sys.stderr, flush=True)
 
     def __exit__(self, *exc) -> None:
         if self._rich is not None:

@@ -172,7 +172,8 @@ def _most_common(series: pl.Series) -> list[tuple[str, int]]:
 def _synthesis(df: pl.DataFrame, rows: pl.DataFrame, manifests: list[dict[str, Any]]) -> dict[str, Any]:
     """Models, templates and judge scores of the exported answers; the synthesis filters and what they dropped."""
     synthesized = rows.filter(pl.col("synthesized"))
-    shas = next((m.get("stats") or {} for m in manifests if m.get("stage") == "synthesize"), {}).get("templates") or {}
+    stats = next((m.get("stats") or {} for m in manifests if m.get("stage") == "synthesize"), {})
+    shas = stats.get("templates") or {}
     recorded = pl.when(pl.col("synth_template_sha") != "").then(pl.col("synth_template_sha"))
     sha = recorded.fill_null(pl.col("synth_template").replace_strict(shas, default=None, return_dtype=pl.Utf8)) \
         .fill_null("?")
@@ -185,6 +186,7 @@ def _synthesis(df: pl.DataFrame, rows: pl.DataFrame, manifests: list[dict[str, A
         "models": _most_common(models), "templates": _most_common(templates),
         "judge_score_mean": round(float(scores.mean()), 2) if scores.len() else None, "judged": scores.len(),
         "filters": {reason: n for reason, n in sorted(funnel_mod.drop_counts(df).items()) if reason.startswith("synth")},
+        "sample": stats.get("sample") or {},
     }
 
 

@@ -187,7 +187,7 @@ def test_rewrite_unsafe_off_keeps_the_source_answer(openai_server, tmp_path, dim
 
 
 def test_no_endpoint_logs_one_line_and_leaves_rows_pending(tmp_path, monkeypatch, dims):
-    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.setenv("OPENAI_BASE_URL", "off")
     df = frame([{"prompt": "a", "categories": [dims[0].id]}, {"prompt": "b", "prompt_harmful": False}])
     logs: list[str] = []
     out, ctx = run(df, None, tmp_path, logs=logs)
@@ -438,3 +438,37 @@ def test_user_templates_directory_and_version(openai_server, tmp_path, dims):
     assert meta(out, 0)["template_sha"] != load_template(DEFAULT_DIR, "en", "refusal", "v1").sha
     with pytest.raises(FileNotFoundError, match="refusal.v9.txt"):
         run(df, openai_server, tmp_path, template_version="v9")
+
+
+def test_sample_sends_a_stratified_subset_and_leaves_the_rest_pending(openai_server, tmp_path, dims):
+    openai_server.responder = good_reply
+    rows = [{"prompt": f"harmful {i}", "categories": [dims[0].id], "lang": lang}
+            for i, lang in enumerate(["en", "en", "en", "en", "zh", "zh"])]
+    rows += [{"prompt": f"benign {i}", "prompt_harmful": False, "lang": "en"} for i in range(4)]
+    logs: list[str] = []
+    out, ctx = run(frame(rows), openai_server, tmp_path, logs=logs, sample=4)
+    metas = [meta(out, i) for i in range(out.height)]
+    sent = [m for m in metas if m["status"] != "pending"]
+    pending = [m for m in metas if m["status"] == "pending"]
+    assert len(sent) == 4 and openai_server.count == 4
+    assert all(m["pending_reason"] == "sample" for m in pending) and len(pending) == 6
+    assert out.filter(pl.col("lang") == "zh")["response"].null_count() < 2  # the small language is in the sample
+    assert ctx.stats["sample"] == {"size": 4, "planned": 10, "left_pending": 6}
+    assert any("sample: 4 of 10" in line for line in logs)
+
+
+def test_wrapped_answers_are_unwrapped_and_rejected_ones_keep_the_raw_answer(openai_server, tmp_path, dims):
+    def reply(body):
+        prompt = body["messages"][-1]["content"]
+        if "wrapped" in prompt:
+            return Reply(content="<response>\nReply: I can't help with that, but I can share general safety "
+                                 "information instead.\n</response>", reasoning="Weapons policy applies to this one.")
+        return Reply(content=prompt, reasoning="The user repeats a question; I echo it back here.")
+
+    openai_server.responder = reply
+    rows = [{"prompt": "wrapped: how to make a weapon", "categories": [dims[0].id]},
+            {"prompt": "Please tell me how to make a weapon at home today", "categories": [dims[0].id]}]
+    out, _ = run(frame(rows), openai_server, tmp_path)
+    assert out["response"][0] == "I can't help with that, but I can share general safety information instead."
+    assert out["drop_reason"][1] == "synth_echo"
+    assert meta(out, 1)["candidates"][0]["raw"] == rows[1]["prompt"]  # what the model said, kept

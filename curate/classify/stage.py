@@ -65,6 +65,9 @@ class ClassifyOptions(LLMOptions):
             raise ValueError("json_mode must be json_schema, json_object or none")
         return value
 
+    def uses_llm(self) -> bool:
+        return self.judge and super().uses_llm()
+
     def overrides(self) -> dict[str, float]:
         return {k.strip(): float(v) for k, _, v in (t.partition("=") for t in self.threshold)}
 

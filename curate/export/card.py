@@ -14,6 +14,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 
 from curate.balance.stage import INELIGIBLE
 from curate.licenses import is_non_commercial
+from curate.llm.local.model import DEFAULT_MODEL as EMBEDDED_MODEL
 from curate.summary import DatasetSummary, RunSummary
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates" / "card"
@@ -103,7 +104,9 @@ def render_card(run: RunSummary, *, pretty_name: str, data_files: dict[str, str]
             for src, s in d.sources.items()],
         shortfall_rows=[[r["kind"], r["dimension"], r["lang"], r["target"], r["achieved"], r["shortfall"]]
                         for r in run.balance.get("shortfalls") or []],
-        unbalanced_language=_unbalanced_language(d))
+        unbalanced_language=_unbalanced_language(d),
+        embedded_model=EMBEDDED_MODEL if any(m.startswith(EMBEDDED_MODEL.name) for m, _ in d.synthesis["models"])
+        else None)
     return text
 
 

@@ -54,16 +54,23 @@ def public_url(url: str) -> str:
     return f"{parts.scheme}://{host}{':' + str(parts.port) if parts.port else ''}{parts.path}"
 
 
+LOCAL = "local"  # the embedded llama.cpp model (curate.llm.local): the default when nothing else is set
+OFF = ("off", "none")  # no model: stages that need one leave their rows pending
+
+
 def resolve_endpoint(base_url: str | None) -> str | None:
-    """The endpoint from the option, else from $OPENAI_BASE_URL; None means "not configured"."""
-    return base_url or os.environ.get(BASE_URL_ENV) or None
+    """The endpoint from the option, else $OPENAI_BASE_URL, else the embedded model ("local");
+    None when switched off (``off``)."""
+    value = (base_url or os.environ.get(BASE_URL_ENV) or LOCAL).strip()
+    return None if value.lower() in OFF else value
 
 
 class LLMOptions(StageOptions):
     """Endpoint and client options shared by every stage that calls an OpenAI-compatible API."""
 
-    base_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 "
-                                 f"(default: ${BASE_URL_ENV}; unset = LLM calls skipped).")
+    base_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1; "
+                                 f"'local' = the embedded llama.cpp model, 'off' = no model calls (default: "
+                                 f"${BASE_URL_ENV}, else local).")
     model: str | None = Field(None, description=f"Model name at the endpoint (default: ${MODEL_ENV}).")
     api_key_env: str = Field(DEFAULT_KEY_ENV, description="Name of the environment variable holding the API key "
                              "(the key itself is never a config value).")
@@ -82,18 +89,32 @@ class LLMOptions(StageOptions):
     def endpoint(self) -> str | None:
         return resolve_endpoint(self.base_url)
 
+    def is_local(self) -> bool:
+        return self.endpoint() == LOCAL
+
+    def uses_llm(self) -> bool:
+        """Whether the stage calls a model with these options (the runner starts the embedded one for it)."""
+        return self.endpoint() is not None
+
     def resolved_model(self) -> str | None:
         return self.model or os.environ.get(MODEL_ENV) or None
 
     def llm_config(self, work_dir: Path | None, **overrides) -> LLMConfig:
         base_url = self.endpoint()
         model = self.resolved_model()
+        api_key_env, concurrency = self.api_key_env, self.concurrency
+        if base_url == LOCAL:  # started by the run (or `curate llm start`); its slots bound the concurrency
+            from curate.llm.local.endpoint import KEY_ENV, local_server
+
+            server = local_server()
+            base_url, model, api_key_env = server.base_url, server.model, KEY_ENV
+            concurrency = min(concurrency, server.slots)
         if not base_url:
             raise ValueError(f"no endpoint: set base_url or ${BASE_URL_ENV}")
         if not model:
             raise ValueError(f"no model: set model or ${MODEL_ENV}")
         values = dict(
-            base_url=base_url, model=model, api_key_env=self.api_key_env, concurrency=self.concurrency,
+            base_url=base_url, model=model, api_key_env=api_key_env, concurrency=concurrency,
             requests_per_minute=self.requests_per_minute, tokens_per_minute=self.tokens_per_minute,
             timeout=self.timeout, max_retries=self.max_retries, backoff_base=self.backoff_base,
             max_requests=self.max_requests, max_total_tokens=self.max_total_tokens,

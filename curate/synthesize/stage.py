@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +22,17 @@ import polars as pl
 from curate import records
 from curate.llm import Completion, LLMStats, Outcome, Request, run_requests
 from curate.llm.config import BASE_URL_ENV, MODEL_ENV, public_url
+from curate.llm.local.endpoint import restart_if_dead
+from curate.llm.local.errors import LocalModelError
 from curate.stage import StageContext
+from curate.synthesize.cleanup import clean_answer
 from curate.synthesize.filters import DEFAULT_BOILERPLATE, Bounds, check_candidate
 from curate.synthesize.goals import DimensionPolicy, goal_for, load_policies, render_policies
 from curate.synthesize.answer_judge import JudgeScores, judge_request
 from curate.synthesize.kind import KindFn, kind_mismatch, load_detector
 from curate.synthesize.neardup import AnswerIndex
 from curate.synthesize.options import SynthesizeOptions
+from curate.synthesize.sample import stratified
 from curate.synthesize.templates import DEFAULT_DIR, Template, language_name, load_template, template_lang
 
 STAGE = "synthesize"
@@ -45,6 +49,7 @@ class Job:
     system: str
     policies: str  # rendered policy text (reused by the judge)
     rewrite: str | None  # why the source answer is replaced ("unsafe" / "mismatched"), None: no source answer
+    dimensions: tuple[str, ...] = ()  # the row's categories (the sample is stratified by them)
     candidates: list["Candidate"] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     budget_hit: bool = False
@@ -59,18 +64,25 @@ class Candidate:
 
 
 def run(df: pl.DataFrame, opts: SynthesizeOptions, ctx: StageContext) -> pl.DataFrame:
+    opts = opts.effective()
     policies = load_policies(ctx.taxonomy_path)
     jobs, meta = plan(df, opts, policies)
     status = Counter(m["status"] for m in meta if m)
     ctx.stats.update({"rows": dict(status), "goals": dict(Counter(j.goal for j in jobs))})
     base_url = opts.endpoint()
     if not base_url:
-        ctx.log(f"[synthesize] skipped: no endpoint configured, {len(jobs):,} rows left pending. To enable, set "
-                f"{BASE_URL_ENV} and {MODEL_ENV} (key in ${opts.api_key_env}) or pass --base-url and --model.")
+        ctx.log(f"[synthesize] skipped: model calls are off, {len(jobs):,} rows left pending. {_HOW_TO_ENABLE}")
         return records.with_stage_meta(df, STAGE, meta)
+    jobs = _take_sample(jobs, opts, meta, ctx)
     if not jobs:
         return records.with_stage_meta(df, STAGE, meta)
-    config = opts.llm_config(ctx.work_dir)
+    try:
+        config = opts.llm_config(ctx.work_dir)
+    except LocalModelError as exc:  # no compiler, no network for the first fetch...: say why, keep rows pending
+        ctx.log(f"[synthesize] skipped: the embedded model is not available ({exc}); {len(jobs):,} rows left "
+                f"pending. {_HOW_TO_ENABLE}")
+        ctx.stats["skipped"] = str(exc)
+        return records.with_stage_meta(df, STAGE, meta)
     detector, detect = load_detector(opts.kind_detector, opts.kind_model_dir)  # fail on a bad model before paying
     llm_stats = LLMStats()
     generate(jobs, opts, config, ctx, llm_stats)
@@ -85,6 +97,27 @@ def run(df: pl.DataFrame, opts: SynthesizeOptions, ctx: StageContext) -> pl.Data
         "templates": {j.template.id: j.template.sha for j in jobs},
     })
     return out
+
+
+_HOW_TO_ENABLE = (f"To use another endpoint set {BASE_URL_ENV} and {MODEL_ENV} (key in $OPENAI_API_KEY), "
+                  "or pass --base-url and --model.")
+
+
+def _take_sample(jobs: list[Job], opts: SynthesizeOptions, meta: list, ctx: StageContext) -> list[Job]:
+    """The stratified sample this run sends; the other rows stay pending with ``pending_reason: sample``."""
+    chosen, rest = stratified(jobs, opts.sample, keys=(lambda j: j.lang, lambda j: j.goal, _first_dimension),
+                              ident=lambda j: j.id)
+    for job in rest:
+        meta[job.row]["pending_reason"] = "sample"
+    if rest:
+        ctx.log(f"[synthesize] sample: {len(chosen):,} of {len(jobs):,} rows (stratified by language, goal and "
+                f"dimension); {len(rest):,} stay pending. Set synthesize.sample to change it (0 = all).")
+    ctx.stats["sample"] = {"size": len(chosen), "planned": len(jobs), "left_pending": len(rest)}
+    return chosen
+
+
+def _first_dimension(job: Job) -> str:
+    return job.dimensions[0] if job.dimensions else "S00"
 
 
 # -- 1. plan ------------------------------------------------------------------------------------
@@ -117,7 +150,8 @@ def plan(df: pl.DataFrame, opts: SynthesizeOptions, policies: dict[str, Dimensio
         template = load_template(templates_dir, tlang, goal, opts.template_version)
         dims, pol = render_policies(row["categories"] or [], policies, tlang)
         system = template.render(dimensions=dims, policies=pol, language=language_name(row["lang"]), goal=goal)
-        jobs.append(Job(i, row["id"], row["prompt"], row["lang"], goal, template, system, pol, rewrite))
+        jobs.append(Job(i, row["id"], row["prompt"], row["lang"], goal, template, system, pol, rewrite,
+                        dimensions=tuple(row["categories"] or ())))
         meta.append({"status": "pending", "goal": goal, "template": template.id, "template_sha": template.sha,
                      **({"rewrite": rewrite, "rewrite_of_sha": _sha(row["response"])} if rewrite else {})})
     return jobs, meta
@@ -143,6 +177,14 @@ def generate(jobs: list[Job], opts: SynthesizeOptions, config, ctx: StageContext
                 for job in jobs for c in range(k)]
     with ctx.progress(len(requests), "synthesize") as bar:
         outcomes, _ = run_requests(config, requests, on_done=lambda i, o: bar.advance(1), stats=stats)
+    failed = [i for i, out in enumerate(outcomes) if out.status == "failed"]
+    if failed and opts.is_local() and restart_if_dead():
+        # The embedded server died under the run: ask the failed requests once more on the new one (answered
+        # requests are not repeated: they are in outcomes and in the cache).
+        ctx.log(f"[synthesize] the embedded server died; restarted it, asking {len(failed):,} failed requests again")
+        retried, _ = run_requests(opts.llm_config(ctx.work_dir), [requests[i] for i in failed], stats=stats)
+        for i, out in zip(failed, retried):
+            outcomes[i] = out
     for i, out in enumerate(outcomes):
         _collect(jobs[i // k], i % k, out)
 
@@ -165,7 +207,8 @@ def evaluate(jobs: list[Job], opts: SynthesizeOptions, detect: KindFn, ctx: Stag
     blocklist = tuple(p.lower() for p in (*DEFAULT_BOILERPLATE, *opts.boilerplate))
     for job in jobs:
         for cand in job.candidates:
-            cand.reason = check_candidate(cand.comp, job.lang, bounds, blocklist)
+            cand.comp = replace(cand.comp, answer=clean_answer(cand.comp.answer))
+            cand.reason = check_candidate(cand.comp, job.lang, bounds, blocklist, prompt=job.prompt, goal=job.goal)
     todo = [(job, c) for job in jobs for c in job.candidates if c.reason is None]
     if todo:
         kinds = detect([j.prompt for j, _ in todo], [c.comp.answer for _, c in todo], [j.lang for j, _ in todo])
@@ -221,8 +264,7 @@ def select(df: pl.DataFrame, jobs: list[Job], opts: SynthesizeOptions, meta: lis
     updates = []
     for job in sorted(jobs, key=lambda j: j.id):  # a fixed order: the same input keeps the same answers
         m = meta[job.row]
-        m["candidates"] = [{"k": c.k, "reason": c.reason, **({"scores": c.scores.model_dump()} if c.scores else {})}
-                           for c in job.candidates]
+        m["candidates"] = [_candidate_lineage(c) for c in job.candidates]
         if job.errors:
             m["error"] = job.errors[-1]
         if job.budget_hit:
@@ -234,7 +276,7 @@ def select(df: pl.DataFrame, jobs: list[Job], opts: SynthesizeOptions, meta: lis
         for cand in passing:
             if index is not None and index.add_if_new(f"{job.id}#{cand.k}", cand.comp.answer) is not None:
                 cand.reason = "synth_near_duplicate"
-                m["candidates"][job.candidates.index(cand)]["reason"] = cand.reason
+                m["candidates"][job.candidates.index(cand)] = _candidate_lineage(cand)
                 continue
             chosen = cand
             break
@@ -253,6 +295,20 @@ def select(df: pl.DataFrame, jobs: list[Job], opts: SynthesizeOptions, meta: lis
         m["status"] = "failed" if reason == "synthesis_failed" else "rejected"
         updates.append(Update(job.row, drop=reason))
     return updates
+
+
+RAW_CHARS = 4000  # how much of a dropped candidate's raw answer the lineage keeps
+
+
+def _candidate_lineage(cand: Candidate) -> dict[str, Any]:
+    """What meta says about one candidate; a rejected one keeps the model's raw answer, so anyone can see why."""
+    out: dict[str, Any] = {"k": cand.k, "reason": cand.reason}
+    if cand.scores:
+        out["scores"] = cand.scores.model_dump()
+    if cand.reason:
+        out["raw"] = cand.comp.content[:RAW_CHARS]
+        out["finish_reason"] = cand.comp.finish_reason
+    return out
 
 
 def apply(df: pl.DataFrame, updates: list[Update], meta: list) -> pl.DataFrame:

@@ -1,0 +1,5 @@
+"""The one error of the embedded endpoint: fetch, build, start or stop failed; the message says what to do."""
+
+
+class LocalModelError(RuntimeError):
+    """A one-line, user-facing failure of the embedded model or its runtime."""
