@@ -213,6 +213,17 @@ def test_run_report_shows_eval_results_of_the_run(server, suite_file, tmp_path, 
     assert "eval-bare.png" in md
 
 
+def test_answers_cut_off_at_max_tokens_are_scored_and_cached(server, tmp_path):
+    """A truncated answer is what the model said within the budget: scored, and not asked again on a re-run."""
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("sources:\n  - preset: harmful\n    limit: 3\n", encoding="utf-8")
+    responder = lambda b: Reply(content=REFUSE[_lang(b)], truncated=True)  # noqa: E731
+    first = _run(server, suite, tmp_path / "out", responder).summary
+    assert first["lengths"]["defence_rate"]["truncated"] == 6 and first["defence_rate"]["rate"] == 1.0
+    _run(server, suite, tmp_path / "out", responder)
+    assert server.count == 0
+
+
 def test_refuses_only_in_english(server, suite_file, tmp_path):
     def responder(body):
         lang = _lang(body)

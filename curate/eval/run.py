@@ -33,8 +33,20 @@ class EvalResult:
 
 
 def run_eval(opts: EvalOptions, log: Callable[[str], None] = print) -> EvalResult:
+    """Evaluate; with the embedded model (``base_url: local``, the default) it is started for this eval and
+    stopped after it, also on failure and Ctrl-C (or the one of `curate llm start` is reused)."""
+    from curate.llm.local import LocalSession
+
+    if not opts.is_local():
+        return _run_eval(opts, log)
+    with LocalSession(log):
+        return _run_eval(opts, log)
+
+
+def _run_eval(opts: EvalOptions, log: Callable[[str], None]) -> EvalResult:
     started = time.time()
-    config = opts.llm_config(opts.out / results.CACHE)  # no endpoint or model: fail before touching anything
+    # no endpoint or model: fail before touching anything
+    config = opts.llm_config(opts.out / results.CACHE, cache_truncated=True)
     suite = load_suite(opts.suite)
     out = results.prepare(opts.out)
     # one language after the other: a server that caches prompt prefixes (llama.cpp, vLLM) reuses the system prompt
