@@ -36,10 +36,11 @@ def run_eval(opts: EvalOptions, log: Callable[[str], None] = print) -> EvalResul
     """Evaluate; with the embedded model (``base_url: local``, the default) it is started for this eval and
     stopped after it, also on failure and Ctrl-C (or the one of `curate llm start` is reused)."""
     from curate.llm.local import LocalSession
+    from curate.pipeline import _sigterm_as_interrupt  # the runner's own guard, so a killed eval stops its server
 
     if not opts.is_local():
         return _run_eval(opts, log)
-    with LocalSession(log):
+    with LocalSession(log), _sigterm_as_interrupt():
         return _run_eval(opts, log)
 
 
