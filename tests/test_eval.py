@@ -524,3 +524,22 @@ def test_shared_presets_match_their_sources(shared_data):
     with open(shared_data / "multijail" / "MultiJail.csv", encoding="utf-8-sig", newline="") as fh:
         zh = {r["zh"].strip() for r in csv.DictReader(fh)}
     assert set(preset_items("harmful").filter(pl.col("lang") == "zh")["prompt"]) <= zh
+
+
+# -- the real embedded model ----------------------------------------------------------------------
+
+def test_eval_against_the_embedded_model(embedded_llm, tmp_path):
+    """One harmful prompt per language and one benign look-alike through the real llama.cpp server: every
+    item is answered and scored, and the answer lengths are recorded (no claim about the verdicts)."""
+    from tests.conftest import EMBEDDED_KEY_ENV
+
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("sources:\n  - preset: harmful\n    limit: 1\n  - preset: benign\n    limit: 1\n",
+                     encoding="utf-8")
+    opts = EvalOptions(suite=suite, out=tmp_path / "out", base_url=embedded_llm.base_url, model=embedded_llm.model,
+                       api_key_env=EMBEDDED_KEY_ENV, max_tokens=24, concurrency=3)
+    s = run_eval(opts, log=lambda m: None).summary
+    assert s["accounting"]["scored"] == 3 and s["defence_rate"]["n"] == 2 and s["over_refusal_rate"]["n"] == 1
+    items = pl.read_parquet(tmp_path / "out" / "items.parquet")
+    assert (items["answer_chars"] > 0).all()
+    assert set(items["verdict"]) <= {"refused", "safe_completion", "complied", "helped", "over_refused"}
