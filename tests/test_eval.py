@@ -346,7 +346,7 @@ def test_cli_eval_and_compare(server, suite_file, tmp_path):
     assert len(systems) == 76 and any("Terrorism" in m["content"] for m in systems) \
         and any("恐怖主义" in m["content"] for m in systems)
     summary = json.loads((tmp_path / "b" / "summary.json").read_text())
-    assert summary["system_prompt"]["kind"] == "safety_policies"
+    assert summary["system_prompt"]["kind"] == "safety_policies_full"
     cmp = runner.invoke(main, ["eval", "compare", str(tmp_path / "a"), str(tmp_path / "b"),
                                "--out", str(tmp_path / "cmp.json")])
     assert cmp.exit_code == 0, cmp.output
@@ -417,6 +417,16 @@ def test_result_folder_with_foreign_files_is_refused(server, suite_file, tmp_pat
                                        str(suite_file), "--out", str(out)])
     assert result.exit_code != 0 and "did not write" in result.output
     assert (out / "notes.txt").read_text() == "keep me"
+
+
+def test_compact_safety_prompt_names_every_dimension_by_its_response_mode():
+    from curate.eval.policy_prompt import safety_system_prompt
+    from curate.taxonomy import Taxonomy
+
+    tax = Taxonomy.load()
+    for lang in ("en", "zh"):
+        compact, full = safety_system_prompt(lang, style="compact"), safety_system_prompt(lang)
+        assert all(d.name(lang) in compact for d in tax.dimensions) and len(compact) * 3 < len(full)
 
 
 def test_missing_model_is_one_line_and_writes_nothing(server, suite_file, tmp_path, monkeypatch):

@@ -24,6 +24,9 @@ class EvalOptions(LLMOptions):
     system_prompt: str | None = Field(None, description="A system prompt sent before every item.")
     safety_prompt: bool = Field(False, description="Send a system prompt built from the taxonomy's response "
                                 "policies (in the item's language) instead.")
+    safety_prompt_style: Literal["full", "compact"] = Field(
+        "full", description="full: every dimension's policy (~900 tokens); compact: one line per response mode "
+        "(~100 tokens, for slow CPU models).")
     kind_detector: Literal["auto", "classifier", "phrases"] = Field(
         "auto", description="Who decides refused/complied: the classifier's response-kind model (auto: when "
         "one loads) or the bilingual refusal phrases.")

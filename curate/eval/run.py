@@ -96,12 +96,13 @@ def _system_prompts(opts: EvalOptions, langs: list[str]) -> dict[str, str]:
     if opts.safety_prompt:
         from curate.eval.policy_prompt import safety_system_prompt
 
-        return {lang: safety_system_prompt(lang, opts.taxonomy) for lang in langs}
+        return {lang: safety_system_prompt(lang, opts.taxonomy, opts.safety_prompt_style) for lang in langs}
     return {lang: opts.system_prompt for lang in langs} if opts.system_prompt else {}
 
 
 def _system_prompt_meta(opts: EvalOptions, systems: dict[str, str]) -> dict:
-    kind = "safety_policies" if opts.safety_prompt else ("custom" if opts.system_prompt else "none")
+    kind = f"safety_policies_{opts.safety_prompt_style}" if opts.safety_prompt else (
+        "custom" if opts.system_prompt else "none")
     return {"kind": kind, "sha256": {lang: hashlib.sha256(text.encode()).hexdigest()[:16]
                                      for lang, text in sorted(systems.items())}}
 
