@@ -23,7 +23,14 @@ def _llm_group() -> click.Group:
     return llm_group
 
 
-@click.group(cls=LazyGroup, lazy={**stages.lazy_commands(), "llm": _llm_group}, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+def _eval_group() -> click.Group:
+    from curate.commands.eval import eval_group
+
+    return eval_group()
+
+
+@click.group(cls=LazyGroup, lazy={**stages.lazy_commands(), "llm": _llm_group, "eval": _eval_group},
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, prog_name="curate")
 def main() -> None:
     """curate: build bilingual (zh/en) safety training corpora for reasoning LLMs.

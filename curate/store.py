@@ -247,6 +247,14 @@ class RunStore:
         return self.root / "export"
 
     @property
+    def eval_dir(self) -> Path:
+        """Eval results of models trained on this run (``curate eval --out <run>/eval/<name>``): the report shows them."""
+        return self.root / "eval"
+
+    def eval_results(self) -> list[Path]:
+        return sorted(p.parent for p in self.eval_dir.glob("*/summary.json"))
+
+    @property
     def cache_dir(self) -> Path:
         return self.root / "cache"
 

@@ -122,7 +122,7 @@ def options_from_model(model: type[BaseModel], skip: set[str] = frozenset(), *,
         if name in skip:
             continue
         flag = (flags or {}).get(name) or "--" + name.replace("_", "-")
-        default = field.get_default(call_default_factory=True)
+        default = None if field.is_required() else field.get_default(call_default_factory=True)
         shown = "" if default in (None, [], {}) or isinstance(default, BaseModel) else f" [default: {default}]"
         help_text = (field.description or "") + shown
         if _unwrap_optional(field.annotation) is bool:

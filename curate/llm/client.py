@@ -211,7 +211,7 @@ class LLMClient:
                     continue
                 self.stats.failed += 1
                 return Outcome("failed", comp, error=f"malformed answer: {str(exc)[:200]}", attempts=attempts)
-            if self._cache is not None and not comp.truncated and comp.content.strip():
+            if self._cache is not None and (self.config.cache_truncated or not comp.truncated) and comp.content.strip():
                 self._cache.put(key, model, comp.to_cache())
             return Outcome("ok", comp, parsed, attempts=attempts)
 

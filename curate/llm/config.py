@@ -47,6 +47,9 @@ class LLMConfig:
     max_requests: int | None = None  # budget: HTTP requests sent (retries included); cache hits are free
     max_total_tokens: int | None = None  # budget: prompt + completion tokens
     cache_path: Path | None = None  # sqlite file; None = no cache
+    # eval scores what the model wrote within max_tokens, so a cut-off answer is a result worth keeping;
+    # synthesis wants whole answers and asks again
+    cache_truncated: bool = False
     json_retries: int = 2  # extra requests when an answer fails to parse/validate
 
     def api_key(self) -> str:

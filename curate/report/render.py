@@ -9,6 +9,7 @@ from typing import Any
 
 import polars as pl
 
+from curate.eval import view as eval_view
 from curate.report import plots
 from curate.report.data import RunData
 
@@ -100,6 +101,12 @@ def build_sections(data: RunData) -> list[Section]:
         "review", "Review progress and agreement",
         text="The review stage did not run." if review is None else
              json.dumps(review, ensure_ascii=False, indent=1, default=str)[:4000]))
+
+    for name, result in data.evals:
+        chart = eval_view.dimension_chart(result)
+        sections.append(Section(f"eval-{name}", f"Evaluation {name}: {result.get('model')}",
+                                text=eval_view.caption(result), table=eval_view.metrics_table(result),
+                                images=[(f"eval-{name}.png", chart)] if chart else []))
 
     samples = []
     exploded = plots.explode_categories(kept if kept.height else final)
