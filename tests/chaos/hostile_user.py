@@ -61,6 +61,7 @@ class Case:
         proc = subprocess.run([sys.executable, "-m", "curate.cli", *args], capture_output=True, text=True,
                               cwd=cwd or self.user, timeout=timeout,
                               env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "OPENAI_API_KEY": SECRETS[2],
+                                   "OPENAI_BASE_URL": "off",  # no model unless a case names one (unset = embedded)
                                    **(env or {})})
         self.outputs += [proc.stdout, proc.stderr]
         return proc
