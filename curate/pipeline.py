@@ -167,11 +167,11 @@ def _run_pipeline(path, *, run_dir, from_stage, to_stage, force, log, session) -
             raise ConfigError(f"{path}: {opt} {value!r} is not a stage of this pipeline ({', '.join(names)})")
     store = RunStore(Path(run_dir) if run_dir else (config.run_dir or Path("runs") / config.name))
     with store.locked():  # held for the whole run: a second run into this folder refuses, naming our PID
-        return _run_locked(store, config, specs, raw, from_stage, to_stage, force, log)
+        return _run_locked(store, config, specs, raw, from_stage, to_stage, force, log, session)
 
 
 def _run_locked(store: RunStore, config, specs: list[StageSpec], raw: dict[str, Any], from_stage: str | None,
-                to_stage: str | None, force: bool, log) -> RunResult:
+                to_stage: str | None, force: bool, log, session) -> RunResult:
     names = [s.name for s in specs]
     store.write_config(raw)
     result = RunResult(run_dir=store.root)
