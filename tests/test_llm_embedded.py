@@ -85,7 +85,7 @@ def test_synthesis_zh_and_en_end_to_end(embedded_llm, tmp_path, artifacts_dir):
 
 
 def test_answer_judge_returns_schema_valid_json(embedded_llm, tmp_path):
-    from curate.synthesize.judge import JudgeScores, judge_request
+    from curate.synthesize.answer_judge import JudgeScores, judge_request
     from curate.synthesize.templates import DEFAULT_DIR, load_template
 
     template = load_template(DEFAULT_DIR, "en", "judge", "v1")
@@ -101,7 +101,7 @@ def test_answer_judge_returns_schema_valid_json(embedded_llm, tmp_path):
 
 
 def test_classifier_label_judge_returns_schema_valid_json(embedded_llm, tmp_path):
-    from curate.classify.judge import JudgeVerdict, ask_judge
+    from curate.classify.label_judge import JudgeVerdict, ask_judge
     from curate.taxonomy import Taxonomy
 
     taxonomy = Taxonomy.load(None)
@@ -158,7 +158,7 @@ def test_pipeline_starts_and_stops_the_embedded_server(tmp_path, prepared_llm, n
     assert len(started) == 1 and len(stopped) == 1, logs
     pid = int(started[0].split("PID ")[1].split(",")[0])
     assert not is_our_server(pid)
-    assert _llama_servers_of(os.getpid()) == []
+    assert pid not in _llama_servers_of(os.getpid())  # (the session fixture's own server may still be up)
 
 
 def test_killed_run_leaves_no_orphan_server(tmp_path, prepared_llm, no_shared_server):
