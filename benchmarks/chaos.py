@@ -383,9 +383,8 @@ def main() -> int:
     budget_ok = report.get("endpoint", {}).get("budget respected", True)
     userdata_ok = not userdata or (userdata["cases passed"] == userdata["cases tried"] and
                                    not userdata["user files lost"] and not userdata["secrets written"])
-    return 1 if lost or duplicated or crashes or not disk_ok or not budget_ok or not userdata_ok else 0
     orphans = report.get("embedded", {}).get("orphan servers", 0)
-    return 1 if lost or duplicated or crashes or not disk_ok or not budget_ok or orphans else 0
+    return 1 if lost or duplicated or crashes or not disk_ok or not budget_ok or not userdata_ok or orphans else 0
 
 
 if __name__ == "__main__":
