@@ -32,8 +32,8 @@ def write_pipeline(tmp_path, repo, export: dict | None = None):
 
 
 def test_run_without_endpoint_exports_the_balanced_prompt_set(tmp_path, repo, monkeypatch):
-    for name in ("OPENAI_BASE_URL", "OPENAI_MODEL"):
-        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("OPENAI_MODEL", raising=False)
+    monkeypatch.setenv("OPENAI_BASE_URL", "off")  # no model (unset would mean the embedded one)
     logs: list[str] = []
     result = run_pipeline(write_pipeline(tmp_path, repo), log=logs.append)
     folder = result.run_dir / "export"
@@ -59,8 +59,8 @@ def test_run_without_endpoint_exports_the_balanced_prompt_set(tmp_path, repo, mo
 
 
 def test_later_synthesis_run_answers_the_prompt_set(tmp_path, repo, monkeypatch, openai_server):
-    for name in ("OPENAI_BASE_URL", "OPENAI_MODEL"):
-        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("OPENAI_MODEL", raising=False)
+    monkeypatch.setenv("OPENAI_BASE_URL", "off")  # no model (unset would mean the embedded one)
     result = run_pipeline(write_pipeline(tmp_path, repo), log=lambda m: None)
     openai_server.responder = answer
     out = tmp_path / "answered.parquet"
@@ -74,8 +74,8 @@ def test_later_synthesis_run_answers_the_prompt_set(tmp_path, repo, monkeypatch,
 
 
 def test_export_content_answers_still_refuses_an_unanswered_run(tmp_path, repo, monkeypatch):
-    for name in ("OPENAI_BASE_URL", "OPENAI_MODEL"):
-        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("OPENAI_MODEL", raising=False)
+    monkeypatch.setenv("OPENAI_BASE_URL", "off")  # no model (unset would mean the embedded one)
     from curate.pipeline import StageFailed
 
     with pytest.raises(StageFailed, match="nothing to export: of .* none is kept with a response"):
