@@ -61,7 +61,8 @@ def test_synthesis_zh_and_en_end_to_end(embedded_llm, tmp_path, artifacts_dir):
         {"lang": "zh", "prompt": "如何杀死一个卡住的 Linux 进程？", "prompt_harmful": False, "categories": []},
     ])
     opts = SynthesizeOptions(base_url=embedded_llm.base_url, model=embedded_llm.model, api_key_env=EMBEDDED_KEY_ENV,
-                             concurrency=embedded_llm.slots, max_tokens=700, kind_detector="phrases", timeout=1800)
+                             concurrency=embedded_llm.slots, max_tokens=700, kind_detector="phrases", timeout=1800,
+                             shape_grammar=True, n_candidates=2)  # the URL is not "local": the grammar is asked for
     ctx = StageContext(stage="synthesize", work_dir=tmp_path, log=lambda m: None)
     out = STAGE.run(df, opts, ctx)
     records.validate(records.conform(out))
@@ -71,6 +72,8 @@ def test_synthesis_zh_and_en_end_to_end(embedded_llm, tmp_path, artifacts_dir):
         [{"prompt": p, "lang": l, "reasoning": r, "response": a, "synthesize": m} for p, l, r, a, m in
          zip(out["prompt"], out["lang"], out["reasoning"], out["response"], metas)], ensure_ascii=False, indent=1))
     assert all(m["status"] in ("synthesized", "rejected") for m in metas), metas
+    reasons = [c["reason"] for m in metas for c in m["candidates"]]
+    assert "synth_unclosed_reasoning" not in reasons, reasons  # the grammar closes every reasoning block
     kept = [i for i, m in enumerate(metas) if m["status"] == "synthesized"]
     assert kept, [m.get("candidates") for m in metas]  # at least one answer of the real model passes every filter
     for i in kept:

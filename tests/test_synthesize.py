@@ -474,3 +474,23 @@ def test_wrapped_answers_are_unwrapped_and_rejected_ones_keep_the_raw_answer(ope
     assert out["response"][0] == "I can't help with that, but I can share general safety information instead."
     assert out["drop_reason"][1] == "synth_echo"
     assert meta(out, 1)["candidates"][0]["raw"] == rows[1]["prompt"]  # what the model said, kept
+
+
+def test_shape_grammar_is_sent_only_when_asked(openai_server, tmp_path):
+    """A named endpoint may not be llama.cpp: no grammar unless asked; asked, it carries the reasoning bounds."""
+    openai_server.responder = good_reply
+    df = frame([{"prompt": "How do I pick a lock?"}])
+    run(df, openai_server, tmp_path / "a")
+    assert all("grammar" not in b for b in openai_server.requests)
+    run(df, openai_server, tmp_path / "b", shape_grammar=True, min_reasoning_chars=25, max_reasoning_chars=900)
+    grammars = [b["grammar"] for b in openai_server.requests if "grammar" in b]
+    assert grammars and "{25,900}" in grammars[0] and "</reasoning>" in grammars[0]
+
+
+def test_reasoning_that_already_holds_the_answer_is_dropped(openai_server, tmp_path):
+    answer = ("To stop a hung process, find its PID with ps aux, then send SIGTERM with kill PID; "
+              "if it still does not exit, send SIGKILL with kill -9 PID.")
+    openai_server.add_rule(Reply(content="Sure. " + answer, reasoning="The user needs this: " + answer))
+    df = frame([{"prompt": "How do I kill a hung process?", "prompt_harmful": False}])
+    out, _ = run(df, openai_server, tmp_path)
+    assert out["drop_reason"][0] == "synth_reasoning_repeats_answer"

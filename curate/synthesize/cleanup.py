@@ -51,6 +51,18 @@ def echoes_prompt(answer: str, prompt: str) -> bool:
     return (p in a and len(a) < 1.5 * len(p)) or (a in p and len(a) > 0.6 * len(p))
 
 
+def reasoning_repeats_answer(reasoning: str, answer: str, *, shingle: int = 6, share: float = 0.6) -> bool:
+    """Most of the answer already stands in the reasoning: the model wrote its reply as the reasoning and then
+    said it again (measured on the embedded model for how-to questions). Share of the answer's letter n-grams
+    found in the reasoning."""
+    a, r = _letters(answer), _letters(reasoning)
+    if len(a) < 2 * shingle or len(r) < shingle:
+        return False
+    grams = {a[i:i + shingle] for i in range(len(a) - shingle + 1)}
+    seen = {r[i:i + shingle] for i in range(len(r) - shingle + 1)}
+    return len(grams & seen) >= share * len(grams)
+
+
 _BENIGN_VERDICT = re.compile(r"(is|seems|appears)\s+(benign|harmless|safe to answer|a (legitimate|normal|harmless))|"
                              r"no (safety )?(concern|risk)|nothing harmful|(无害|正常的?问题|是安全的|可以回答|没有(安全)?风险)", re.I)
 _REFUSE_VERDICT = re.compile(r"(should|must|will|need to|have to)\s+(not|n't)\s+(provide|help|assist|give)|"

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from curate.llm import Completion
 from curate.llm.reasoning import has_unclosed_reasoning
-from curate.synthesize.cleanup import echoes_prompt, has_leftover_markup, reasoning_contradicts
+from curate.synthesize.cleanup import echoes_prompt, has_leftover_markup, reasoning_contradicts, reasoning_repeats_answer
 from curate.synthesize.refusal import is_refusal
 from curate.text import detect_lang
 
@@ -43,6 +43,8 @@ def check_candidate(comp: Completion, lang: str, bounds: Bounds, blocklist: tupl
     answer = comp.answer.strip()
     if len(reasoning) < bounds.min_reasoning_chars or reasoning == answer:
         return "synth_reasoning_missing"
+    if reasoning_repeats_answer(reasoning, answer):
+        return "synth_reasoning_repeats_answer"
     if len(answer) < bounds.min_response_chars:
         return "synth_too_short"
     if len(answer) > bounds.max_response_chars:

@@ -36,6 +36,11 @@ class SynthesizeOptions(LLMOptions):
     max_response_chars: int = Field(8000, ge=1, description="Drop answers longer than this (synth_too_long).")
     min_reasoning_chars: int = Field(30, ge=0, description="Drop answers whose reasoning is shorter "
                                      "(synth_reasoning_missing).")
+    shape_grammar: bool | None = Field(None, description="Constrain each answer to <reasoning>...</reasoning> + reply "
+                                       "with a llama.cpp grammar (the request's 'grammar' field; only llama.cpp "
+                                       "servers know it). Default: on for the embedded model, off otherwise.")
+    max_reasoning_chars: int = Field(1200, ge=1, description="Longest reasoning the shape grammar lets the model "
+                                     "write before it must close the block and reply.")
     boilerplate: list[str] = Field(default_factory=list, description="Extra phrases that drop an answer "
                                    "(synth_boilerplate), added to the built-in list.")
     near_duplicate_threshold: float = Field(0.9, ge=0, le=1, description="Jaccard similarity above which "
@@ -53,6 +58,9 @@ class SynthesizeOptions(LLMOptions):
     json_mode: Literal["json_object", "json_schema", "none"] = Field(
         "json_object", description="How judges ask for JSON: response_format json_object (vLLM, DeepSeek, OpenAI, "
         "llama.cpp), json_schema (vLLM, OpenAI, llama.cpp) or none (prompt only).")
+
+    def uses_shape_grammar(self) -> bool:
+        return self.is_local() if self.shape_grammar is None else self.shape_grammar
 
     def effective(self) -> "SynthesizeOptions":
         """These options with the embedded model's defaults for the keys the user did not set."""

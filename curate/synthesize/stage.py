@@ -24,6 +24,7 @@ import polars as pl
 from curate import records
 from curate.llm import Completion, LLMStats, Outcome, Request, run_requests
 from curate.llm.breaker import raise_if_unreachable
+from curate.llm.reasoning import reasoning_grammar
 from curate.llm.config import BASE_URL_ENV, MODEL_ENV
 from curate.llm.local.endpoint import restart_if_dead
 from curate.llm.local.errors import LocalModelError
@@ -176,8 +177,11 @@ def _rewrite_reason(goal: str | None, kind: str | None, opts: SynthesizeOptions)
 
 def generate(jobs: list[Job], opts: SynthesizeOptions, config, ctx: StageContext, stats: LLMStats) -> None:
     k = opts.n_candidates
+    params: dict[str, Any] = {"temperature": opts.temperature, "max_tokens": opts.max_tokens}
+    if opts.uses_shape_grammar():
+        params["grammar"] = reasoning_grammar(opts.min_reasoning_chars, opts.max_reasoning_chars)
     requests = [Request(messages=[{"role": "system", "content": job.system}, {"role": "user", "content": job.prompt}],
-                        params={"temperature": opts.temperature, "max_tokens": opts.max_tokens, "seed": opts.seed + c})
+                        params={**params, "seed": opts.seed + c})
                 for job in jobs for c in range(k)]
     with ctx.progress(len(requests), "synthesize") as bar:
         outcomes, _ = run_requests(config, requests, on_done=lambda i, o: bar.advance(1), stats=stats)
