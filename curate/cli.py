@@ -17,6 +17,7 @@ import click
 from pydantic import BaseModel, ValidationError
 
 from curate import __version__
+from curate.engine.cli import FLAGS as ENGINE_FLAGS, engine_options, engine_params, settings_from_flags
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
@@ -82,16 +83,20 @@ def main() -> None:
 @click.option("--from", "from_stage", metavar="STAGE", help="Re-run from this stage on (earlier stages are reused).")
 @click.option("--to", "to_stage", metavar="STAGE", help="Stop after this stage.")
 @click.option("--force", is_flag=True, help="Re-run every stage even if its config and input did not change.")
+@engine_options
 @_handle_errors
-def run_command(pipeline: Path, run_dir: Path | None, from_stage: str | None, to_stage: str | None, force: bool) -> None:
+def run_command(pipeline: Path, run_dir: Path | None, from_stage: str | None, to_stage: str | None, force: bool,
+                **engine_flags) -> None:
     """Run a pipeline YAML. Finished stages whose config and input did not change are skipped;
     a changed stage re-runs with everything after it. Ends with the funnel: every collected record is
     exported, pending, or dropped with a reason."""
     from curate import funnel
+    from curate.config import load_pipeline
     from curate.pipeline import run_pipeline
 
+    engine = settings_from_flags(load_pipeline(pipeline)[0].engine_settings(), **engine_flags)
     result = run_pipeline(pipeline, run_dir=run_dir, from_stage=from_stage, to_stage=to_stage, force=force,
-                          log=lambda m: click.echo(m, err=True))
+                          log=lambda m: click.echo(m, err=True), engine=engine)
     funnel.render(result.funnel, title=f"Funnel of {result.run_dir}")
     if not result.funnel.balanced:
         raise UserError("funnel totals do not add up: some records are unaccounted for", EXIT_FAILED)
@@ -171,11 +176,12 @@ def parse_options(model: type[BaseModel], given: dict[str, Any], base_dir: Path)
 
 
 def run_stage_on_files(stage_name: str, in_paths: list[Path], out_path: Path | None, options: BaseModel,
-                       taxonomy: Path | None, cache_dir: Path | None) -> None:
+                       taxonomy: Path | None, cache_dir: Path | None, engine=None) -> None:
     """Run one stage alone: read records, run, check the contract, write records and quarantine, print the funnel."""
     import polars as pl
 
     from curate import funnel, records
+    from curate.engine import open_engine
     from curate.io import read_records, write_records
     from curate.pipeline import run_stage
     from curate.stage import StageContext, available_stages
@@ -187,9 +193,11 @@ def run_stage_on_files(stage_name: str, in_paths: list[Path], out_path: Path | N
     work_dir = cache_dir or anchor.parent / ".curate-cache"
     work_dir.mkdir(parents=True, exist_ok=True)
     quarantine = QuarantineBuffer(stage_name)
-    ctx = StageContext(stage=stage_name, work_dir=work_dir, taxonomy_path=taxonomy, quarantine=quarantine,
-                       log=lambda m: click.echo(m, err=True))
-    out = run_stage(stage, df, options, ctx)
+    log = lambda m: click.echo(m, err=True)  # noqa: E731
+    with open_engine(engine, log) as opened:
+        ctx = StageContext(stage=stage_name, work_dir=work_dir, taxonomy_path=taxonomy, quarantine=quarantine,
+                           log=log, engine=opened)
+        out = run_stage(stage, df, options, ctx)
     if out_path is not None:
         write_records(out, out_path)
         click.echo(f"wrote {out.height:,} records to {out_path}", err=True)
@@ -212,8 +220,10 @@ def make_stage_command(stage) -> click.Command:
     def callback(in_paths, out, taxonomy, cache_dir, **given):
         if has_out_field:
             given["out"] = out
+        engine = settings_from_flags(None, **{flag: given.pop(flag) for flag in ENGINE_FLAGS})
         options = parse_options(stage.Options, given, Path.cwd())
-        run_stage_on_files(stage.name, list(in_paths), None if has_out_field else out, options, taxonomy, cache_dir)
+        run_stage_on_files(stage.name, list(in_paths), None if has_out_field else out, options, taxonomy, cache_dir,
+                           engine)
 
     params = [
         click.Option(["--in", "in_paths"], multiple=True, required=True, type=click.Path(path_type=Path),
@@ -226,6 +236,7 @@ def make_stage_command(stage) -> click.Command:
         click.Option(["--cache-dir"], type=click.Path(file_okay=False, path_type=Path),
                      help="Folder for caches (default: .curate-cache beside the output)."),
         *options_from_model(stage.Options, skip),
+        *engine_params(),
     ]
     return click.Command(stage.name, callback=callback, params=params, help=stage.help + "\n\nRuns the stage alone on "
                          "files; the same options are the stage's keys in a pipeline YAML.")

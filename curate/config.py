@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo
 
+from curate.engine.settings import DaskSettings, EngineName, EngineSettings
 from curate.stage import Stage, StageOptions, available_stages
 
 
@@ -56,6 +57,11 @@ class PipelineConfig(BaseModel):
     taxonomy: InputPath | None = Field(None, description="Taxonomy folder (default: the one shipped with curate).")
     report: bool = Field(True, description="Write the HTML/Markdown run report at the end of the run.")
     stages: list[dict[str, Any]] = Field(description="Ordered stages, each a one-key mapping: - <stage>: {options}.")
+    engine: EngineName = Field("local", description="Where stages run: local (this process) or dask (a cluster).")
+    dask: DaskSettings = Field(default_factory=DaskSettings, description="The Dask cluster (engine: dask).")
+
+    def engine_settings(self) -> EngineSettings:
+        return EngineSettings(engine=self.engine, dask=self.dask)
 
 
 def _format_error(exc: ValidationError, file: Path, prefix: str = "") -> str:

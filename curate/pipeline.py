@@ -16,6 +16,7 @@ import xxhash
 
 from curate import __version__, funnel, records
 from curate.config import StageSpec, load_pipeline
+from curate.engine import EngineSettings, open_engine
 from curate.stage import Stage, StageContext
 from curate.store import QuarantineBuffer, RunStore, config_hash, fingerprint_files
 
@@ -60,7 +61,7 @@ def run_stage(stage: Stage, df: pl.DataFrame, options: Any, ctx: StageContext) -
     """Run one stage and check its contract: schema-valid output, and every input id still present."""
     if not stage.creates_rows:
         records.validate(df, where=f"input of {stage.name}")
-    out = records.conform(stage.run(df, options, ctx))
+    out = records.conform(ctx.engine.run_stage(stage, df, options, ctx))
     records.validate(out, where=f"output of {stage.name}")
     if not stage.creates_rows:
         missing = df.join(out.select("id"), on="id", how="anti")
@@ -71,8 +72,16 @@ def run_stage(stage: Stage, df: pl.DataFrame, options: Any, ctx: StageContext) -
 
 
 def run_pipeline(path: str | Path, *, run_dir: str | Path | None = None, from_stage: str | None = None,
-                 to_stage: str | None = None, force: bool = False, log=print) -> RunResult:
+                 to_stage: str | None = None, force: bool = False, log=print,
+                 engine: EngineSettings | None = None) -> RunResult:
+    """Run a pipeline file; ``engine`` replaces the file's engine settings (the CLI's --engine/--scheduler)."""
     config, specs, raw = load_pipeline(path)
+    with open_engine(engine or config.engine_settings(), log) as opened:
+        return _run_stages(path, config, specs, raw, opened, run_dir=run_dir, from_stage=from_stage,
+                           to_stage=to_stage, force=force, log=log)
+
+
+def _run_stages(path, config, specs, raw, engine, *, run_dir, from_stage, to_stage, force, log) -> RunResult:
     names = [s.name for s in specs]
     for opt, value in (("--from", from_stage), ("--to", to_stage)):
         if value is not None and value not in names:
@@ -106,7 +115,8 @@ def run_pipeline(path: str | Path, *, run_dir: str | Path | None = None, from_st
             df = store.read_stage(index - 1, specs[i - 1].name)
         quarantine = QuarantineBuffer(spec.name)
         ctx = StageContext(stage=spec.name, work_dir=store.cache_dir, run_dir=store.root,
-                           taxonomy_path=config.taxonomy, quarantine=quarantine, log=log, upstream=dict(upstream))
+                           taxonomy_path=config.taxonomy, quarantine=quarantine, log=log, upstream=dict(upstream),
+                           engine=engine)
         started = time.time()
         log(f"[{spec.name}] running")
         try:
