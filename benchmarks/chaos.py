@@ -8,6 +8,7 @@ Sections (all run by default; `--sections` picks some, `--fast` uses fewer seeds
             (429 / 500 / dropped connections) and slow answers; then a request budget on a fresh cache
   labelstudio  the real Label Studio server killed during a push and during a pull, then restarted
   disk      a full disk and a read-only run folder (small tmpfs; needs root)
+  dask      SIGKILL of one Dask worker process mid-classify (LocalCluster on 127.0.0.1), compared with the local engine
 
 Rows lost and rows duplicated must be 0; the script exits 1 otherwise.
 """
@@ -313,8 +314,28 @@ def disk_section(tmp: Path, fast: bool) -> dict:
             "read-only: earlier output intact": intact_ro}
 
 
+def dask_section(tmp: Path, fast: bool) -> dict:
+    import polars as pl
+
+    from curate.pipeline import run_pipeline
+    from curate.store import RunStore
+    from tests.chaos.dask_worker_kill import fasttext_quickstart, kill_a_worker_mid_stage
+
+    recipe = fasttext_quickstart(tmp)
+    run_pipeline(recipe, run_dir=tmp / "local", to_stage="classify", log=lambda m: None)
+    happened = kill_a_worker_mid_stage(recipe, tmp / "dask", stage="classify", shard_rows=100)
+    if not happened["finished"]:
+        return {"kills survived": 0, "rows lost": "run failed", "failures": repr(happened["failures"])[:300]}
+    local = RunStore.existing(tmp / "local").read_stage(3, "classify")
+    dask = RunStore.existing(tmp / "dask").read_stage(3, "classify")
+    return {"kills survived": 1, "shards written at the kill": f"{happened['shards written at the kill']} of "
+            f"{happened['shards']}", "rows lost": local.join(dask, on="id", how="anti").height,
+            "rows duplicated": dask.height - dask["id"].n_unique(),
+            "equal to the local engine": dask.equals(local)}
+
+
 SECTIONS = {"crash": crash_section, "hostile": hostile_section, "endpoint": endpoint_section,
-            "labelstudio": labelstudio_section, "disk": disk_section}
+            "labelstudio": labelstudio_section, "disk": disk_section, "dask": dask_section}
 
 
 def main() -> int:
@@ -347,7 +368,8 @@ def main() -> int:
     crashes = report.get("hostile", {}).get("crashes", 0)
     disk_ok = all(v for k, v in report.get("disk", {}).items() if k not in ("section seconds", "skipped"))
     budget_ok = report.get("endpoint", {}).get("budget respected", True)
-    return 1 if lost or duplicated or crashes or not disk_ok or not budget_ok else 0
+    dask_equal = report.get("dask", {}).get("equal to the local engine", True)
+    return 1 if lost or duplicated or crashes or not disk_ok or not budget_ok or not dask_equal else 0
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ BENCHMARKS = {
     "dedup": ("dedup_bench.py", []),
     "balance_export": ("balance_export_bench.py", []),
     "review": ("review_bench.py", []),
+    "dask": ("dask_bench.py", ["--rows", "200000", "--workers", "2"]),  # local vs Dask engine, ~80 s
     "classify": ("classify_bench.py", ["--permissive", "--judge", "oracle"]),  # ~45 min on 2 cores
 }
 

@@ -65,6 +65,8 @@ class Stage:
     always_run: bool = False  # review: its input lives outside the run (reviewers' work), so never skip it
     # Each output row depends on its input row alone (under these options): an engine may run it per shard.
     shardable: Callable[[Any], bool] = field(default=lambda options: False)
+    # A stage that creates rows from independent inputs: its options split into one per input (collect: a source).
+    parts: Callable[[Any], list[Any]] | None = None
 
 
 def available_stages() -> dict[str, Stage]:

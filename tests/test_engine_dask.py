@@ -7,20 +7,18 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import threading
 import time
 from pathlib import Path
 
 import polars as pl
 import pytest
-import yaml
 from polars.testing import assert_frame_equal
 
 from curate.engine import DaskSettings, EngineSettings, open_engine
 from curate.pipeline import run_pipeline, run_stage
 from curate.stage import StageContext
 from curate.store import RunStore
+from tests.chaos.dask_worker_kill import fasttext_quickstart, kill_a_worker_mid_stage
 
 distributed = pytest.importorskip("distributed", reason="the dask extra is not installed: pip install 'curate[dask]'")
 pytestmark = pytest.mark.dask
@@ -48,24 +46,6 @@ def offline(monkeypatch):
     """The quickstart's synthesize and review stay skipped, whatever the developer's shell exports."""
     for name in OFFLINE_ENV:
         monkeypatch.delenv(name, raising=False)
-
-
-def fasttext_quickstart(folder: Path) -> Path:
-    """The quickstart recipe with classify on fastText alone: the sentence encoder's matrix products are not
-    batch-invariant (float32 noise of ~2e-7 moves a score's 4th decimal on a few rows), fastText is per row."""
-    recipe = yaml.safe_load(QUICKSTART.read_text(encoding="utf-8"))
-    for item in recipe["stages"]:
-        (name, options), = item.items()
-        for source in options.get("sources", []) if name == "collect" else []:
-            source["path"] = str(QUICKSTART.parent / source["path"])
-        if name == "dedup":
-            options["against"] = [str(QUICKSTART.parent / p) for p in options["against"]]
-        if name == "classify":
-            item[name] = {"embed_band": 0}
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "quickstart-fasttext.yaml"
-    path.write_text(yaml.safe_dump(recipe, allow_unicode=True), encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +102,7 @@ def test_with_the_embedding_layer_decisions_are_equal_and_scores_within_rounding
     dask = RunStore.existing(tmp_path / "run").read_stage(3, "classify")
     exact = [c for c in local.columns if c not in ("category_scores", "meta")]
     assert_frame_equal(dask.select(exact), local.select(exact))  # labels, flags, kinds, origins: identical
-    scores = [pl.DataFrame([json.loads(s) for s in f["category_scores"]]) for f in (local, dask)]
+    scores = [pl.DataFrame([json.loads(s) if s else {} for s in f["category_scores"]]) for f in (local, dask)]
     assert_frame_equal(scores[1], scores[0], check_exact=False, abs_tol=1.5e-4, rel_tol=0)
 
 
@@ -148,36 +128,11 @@ def test_near_duplicates_in_different_shards_are_found(cluster, tmp_path):
 
 def test_a_worker_killed_mid_classify_still_gives_the_local_output(local_run, tmp_path, offline):
     recipe, local_dir = local_run
-    run_dir = tmp_path / "run"
-    shards = run_dir / "cache" / "shards"
-    with start_cluster() as killable:
-        with distributed.Client(killable) as client:
-            pids = client.run(os.getpid)  # worker address -> process id
-        failures: list[BaseException] = []
-
-        def run():
-            try:
-                run_pipeline(recipe, run_dir=run_dir, to_stage="classify", engine=dask_on(killable, 100),
-                             log=lambda m: None)
-            except BaseException as exc:  # re-raised in the test below
-                failures.append(exc)
-
-        runner = threading.Thread(target=run)
-        runner.start()
-        try:
-            deadline = time.monotonic() + 300
-            while not list(shards.glob("classify-*/out-*.parquet")) and runner.is_alive() and time.monotonic() < deadline:
-                time.sleep(0.01)
-            done, total = len(list(shards.glob("classify-*/out-*.parquet"))), len(list(shards.glob("classify-*/in-*")))
-            victim = sorted(pids.values())[0]
-            os.kill(victim, signal.SIGKILL)
-        finally:
-            runner.join(timeout=600)
-        assert not failures, failures
-        assert 0 < done < total, f"the kill came after {done} of {total} classify shards: not mid-stage"
-        with pytest.raises(ProcessLookupError):
-            os.kill(victim, 0)
-    assert_same_stages(local_dir, run_dir, upto=3)
+    happened = kill_a_worker_mid_stage(recipe, tmp_path / "run", stage="classify", shard_rows=100)
+    assert not happened["failures"], happened["failures"]
+    assert happened["finished"] and happened["victim gone"]
+    assert 0 < happened["shards written at the kill"] < happened["shards"], f"not killed mid-stage: {happened}"
+    assert_same_stages(local_dir, tmp_path / "run", upto=3)
 
 
 def test_a_local_cluster_curate_starts_is_stopped_with_its_worker_processes(tmp_path):

@@ -101,16 +101,20 @@ class _SourceReader:
         }
 
 
+def check_unique_names(options: CollectOptions) -> None:
+    names = [s.source_name for s in options.sources]
+    duplicates = {n for n in names if names.count(n) > 1}
+    if duplicates:
+        raise ValueError(f"collect: source name {sorted(duplicates)[0]!r} is used twice; give each source a unique 'name'")
+
+
 def run(df: pl.DataFrame, options: CollectOptions, ctx: StageContext) -> pl.DataFrame:
     from curate.taxonomy import Taxonomy
 
     taxonomy = Taxonomy.load(ctx.taxonomy_path)
     rows: list[dict[str, Any]] = []
     per_source: dict[str, Any] = {}
-    names = [s.source_name for s in options.sources]
-    duplicates = {n for n in names if names.count(n) > 1}
-    if duplicates:
-        raise ValueError(f"collect: source name {sorted(duplicates)[0]!r} is used twice; give each source a unique 'name'")
+    check_unique_names(options)
     for spec in options.sources:
         reader = _SourceReader(spec, ctx, options, taxonomy)
         kept_langs = 0
@@ -142,5 +146,11 @@ def run(df: pl.DataFrame, options: CollectOptions, ctx: StageContext) -> pl.Data
         "drop_reason": pl.Utf8}, strict=False))
 
 
-STAGE = Stage(name="collect", Options=CollectOptions, run=run, creates_rows=True,
+def per_source(options: CollectOptions) -> list[CollectOptions]:
+    """One collect per source (sources are read independently; their order is the order of the rows)."""
+    check_unique_names(options)
+    return [options.model_copy(update={"sources": [source]}) for source in options.sources]
+
+
+STAGE = Stage(name="collect", Options=CollectOptions, run=run, creates_rows=True, parts=per_source,
               help="Read sources (files, HF datasets, built-in presets), map labels, normalise, detect language.")

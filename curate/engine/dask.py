@@ -51,16 +51,22 @@ class DaskEngine:
         return results
 
     def run_stage(self, stage, df: pl.DataFrame, options: Any, ctx) -> pl.DataFrame:
-        if not stage.shardable(options):
+        if stage.creates_rows and stage.parts is not None:
+            parts = stage.parts(options)  # collect: one task per source
+            jobs, sizes, unit = [(part, None) for part in parts], [1] * len(parts), "parts"
+        elif stage.shardable(options):
+            rows, unit = self.settings.shard_rows, "shards"
+        else:
             return stage.run(df, options, ctx)
-        rows = self.settings.shard_rows
         with self._shard_folder(ctx.work_dir, stage.name) as folder:
-            paths = write_input_shards(df, folder, rows)
-            sizes = [min(rows, max(df.height - i * rows, 0)) for i in range(len(paths))]
-            futures = [self.client.submit(run_stage_shard, stage.name, options, path, ctx.taxonomy_path,
+            if unit == "shards":
+                jobs = [(options, path) for path in write_input_shards(df, folder, rows)]
+                sizes = [min(rows, max(df.height - i * rows, 0)) for i in range(len(jobs))]
+            futures = [self.client.submit(run_stage_shard, stage.name, part_options, in_path,
+                                          folder / f"out-{i:05d}.parquet", ctx.taxonomy_path,
                                           Path(ctx.work_dir).resolve(), key=f"{stage.name}-{folder.name}-{i}",
-                                          pure=False) for i, path in enumerate(paths)]
-            with ctx.progress(df.height, f"{stage.name} on {len(paths)} dask shards") as bar:
+                                          pure=False) for i, (part_options, in_path) in enumerate(jobs)]
+            with ctx.progress(sum(sizes), f"{stage.name} on {len(jobs)} dask {unit}") as bar:
                 results: list[ShardResult] = self._gather(futures, sizes, bar.advance)
             out = pl.concat([pl.read_parquet(r.out_path) for r in results], how="vertical")
         ctx.stats.update(merge_stats([r.stats for r in results]))

@@ -38,10 +38,6 @@ def write_input_shards(df: pl.DataFrame, folder: Path, shard_rows: int) -> list[
     return paths
 
 
-def output_path(in_path: Path) -> Path:
-    return in_path.with_name(in_path.name.replace("in-", "out-", 1))
-
-
 class _Quiet:
     """Progress on a worker: the client shows progress per shard, workers stay silent."""
 
@@ -58,14 +54,14 @@ class _Quiet:
         pass
 
 
-def run_stage_shard(stage_name: str, options: Any, in_path: Path, taxonomy_path: Path | None,
-                    work_dir: Path) -> ShardResult:
-    """A worker task: the stage's own ``run`` on one shard, its output written once, atomically."""
+def run_stage_shard(stage_name: str, options: Any, in_path: Path | None, out_path: Path,
+                    taxonomy_path: Path | None, work_dir: Path) -> ShardResult:
+    """A worker task: the stage's own ``run`` on one shard (None: a stage that creates rows, on its part of
+    the options), its output written once, atomically."""
     from curate import records
     from curate.stage import StageContext, available_stages
     from curate.store import QuarantineBuffer
 
-    out_path = output_path(in_path)
     info_path = out_path.with_suffix(".json")
     if out_path.exists():  # this task already ran to the end (the worker was lost after writing)
         return ShardResult(out_path=out_path, **json.loads(info_path.read_text(encoding="utf-8")))
@@ -73,7 +69,8 @@ def run_stage_shard(stage_name: str, options: Any, in_path: Path, taxonomy_path:
     quarantine = QuarantineBuffer(stage_name)
     ctx = StageContext(stage=stage_name, work_dir=work_dir, taxonomy_path=taxonomy_path, quarantine=quarantine,
                        progress=_Quiet, log=lambda message: None)
-    out = records.conform(stage.run(pl.read_parquet(in_path), options, ctx))
+    df = records.empty() if in_path is None else pl.read_parquet(in_path)
+    out = records.conform(stage.run(df, options, ctx))
     info = {"rows": out.height, "stats": ctx.stats, "quarantine": quarantine.rows}
     with atomic_path(info_path) as tmp:  # first the side facts, then the shard: the shard marks it done
         tmp.write_text(json.dumps(info, ensure_ascii=False, default=str), encoding="utf-8")
