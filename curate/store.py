@@ -31,6 +31,7 @@ import xxhash
 import yaml
 
 MANIFEST = "_manifest.json"
+SHARDS = "shards"  # the Dask engine's per-stage shard folders, under a cache folder (removed when the stage ends)
 SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|authorization)", re.I)
 REDACTED = "***redacted***"
 
@@ -201,6 +202,7 @@ class RunStore:
         if self.quarantine_dir.exists():
             for stale in self.quarantine_dir.glob(".tmp-*"):
                 stale.unlink(missing_ok=True)
+        shutil.rmtree(self.cache_dir / SHARDS, ignore_errors=True)  # left by a run killed mid-stage
 
     def stage_dir(self, index: int, name: str) -> Path:
         return self.root / f"{index:02d}-{name}"

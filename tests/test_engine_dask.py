@@ -189,3 +189,13 @@ def test_cli_engine_flags_give_the_same_records_and_a_one_line_error(tmp_path):
     nobody = dedup("none.parquet", "--scheduler", "tcp://127.0.0.1:9")
     assert nobody.returncode == 2
     assert nobody.stderr.strip().splitlines()[-1].startswith("error: dask: no scheduler answers at tcp://127.0.0.1:9")
+
+
+def test_shard_folders_left_by_a_killed_run_are_removed_at_the_next_start(tmp_path):
+    left = tmp_path / "run" / "cache" / "shards" / "classify-1234abcd"
+    left.mkdir(parents=True)
+    (left / "in-00000.parquet").write_bytes(b"half")
+    keep = tmp_path / "run" / "cache" / "llm.sqlite"
+    keep.write_bytes(b"cache")
+    RunStore(tmp_path / "run")
+    assert not (tmp_path / "run" / "cache" / "shards").exists() and keep.read_bytes() == b"cache"

@@ -5,6 +5,7 @@ process on the gathered frame. Output equals the local engine's (shards are conc
 from __future__ import annotations
 
 import contextlib
+import logging
 import shutil
 import uuid
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any, Callable, Iterator
 import polars as pl
 
 from curate.engine.settings import DaskSettings
+from curate.store import SHARDS
 from curate.engine.shards import (VALUES, ShardResult, apply_to_shard, merge_stats, run_stage_shard,
                                   write_input_shards)
 
@@ -28,7 +30,7 @@ class DaskEngine:
     def _shard_folder(self, work_dir: Path | None, label: str) -> Iterator[Path]:
         """A fresh folder for one stage's shards, removed when the stage is over (the manifest is the record)."""
         root = Path(self.settings.shard_dir or work_dir or Path.cwd() / ".curate-cache").resolve()
-        folder = root / "shards" / f"{label}-{uuid.uuid4().hex[:8]}"
+        folder = root / SHARDS / f"{label}-{uuid.uuid4().hex[:8]}"
         folder.mkdir(parents=True)
         try:
             yield folder
@@ -107,9 +109,11 @@ def connect(settings: DaskSettings, log: Callable[[str], None]) -> Iterator[Dask
 
                 raise ConfigError(f"dask: no scheduler answers at {settings.scheduler_address}: {exc}") from None
         else:
+            # silence_logs: the cluster's INFO/WARNING lines (a nanny ending a slow worker at shutdown) are not
+            # the user's business; errors still show
             cluster = stack.enter_context(LocalCluster(n_workers=settings.local_workers, threads_per_worker=1,
                                                        processes=True, host="127.0.0.1",
-                                                       dashboard_address="127.0.0.1:0"))
+                                                       dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR))
             client = stack.enter_context(Client(cluster))
         workers = len(client.scheduler_info().get("workers", {}))
         dashboard = "dashboard" in client.scheduler_info().get("services", {})
