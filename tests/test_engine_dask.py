@@ -199,3 +199,20 @@ def test_shard_folders_left_by_a_killed_run_are_removed_at_the_next_start(tmp_pa
     keep.write_bytes(b"cache")
     RunStore(tmp_path / "run")
     assert not (tmp_path / "run" / "cache" / "shards").exists() and keep.read_bytes() == b"cache"
+
+
+def test_engine_settings_from_yaml_and_flags(tmp_path):
+    from curate.config import ConfigError, load_pipeline
+
+    recipe = tmp_path / "p.yaml"
+    recipe.write_text("name: p\nengine: dask\ndask: {local_workers: 3, shard_rows: 50}\n"
+                      "stages:\n  - collect: {sources: [{preset: xstest, path: %s}]}\n"
+                      % (QUICKSTART.parent / "data" / "quickstart" / "xstest"), encoding="utf-8")
+    settings = load_pipeline(recipe)[0].engine_settings()
+    assert (settings.engine, settings.dask.local_workers, settings.dask.shard_rows) == ("dask", 3, 50)
+    assert settings.overridden(engine="local").engine == "local"
+    remote = EngineSettings().overridden(scheduler="tcp://10.0.0.5:8786")  # a scheduler implies dask
+    assert (remote.engine, remote.dask.scheduler_address) == ("dask", "tcp://10.0.0.5:8786")
+    recipe.write_text(recipe.read_text(encoding="utf-8").replace("local_workers", "workers"), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"p.yaml: dask.workers: unknown key"):
+        load_pipeline(recipe)

@@ -14,8 +14,8 @@ import numpy as np
 import polars as pl
 
 from curate.dedup import kernels
-from curate.engine.local import LOCAL
 from curate.dedup.shingles import Shingles, Shingling, kernel_input
+from curate.engine.local import LOCAL
 
 
 @dataclass(frozen=True)
