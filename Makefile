@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install quickstart test test-fast bench chaos model label-studio label-studio-env browser clean
+.PHONY: install llm quickstart test test-fast bench chaos model label-studio label-studio-env browser clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,17 +14,23 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## Offline demo: install, then run every stage on the bundled sample into runs/quickstart.
+## The embedded model: fetch and verify the weights (1.1 GB), find or build llama.cpp's llama-server
+## (~6 min on 2 cores, once). Both are cached in CURATE_CACHE_DIR (default ~/.cache/curate).
+llm: install
+	$(BIN)/curate llm prepare
+
+## Offline demo: install, then run every stage on the bundled sample into runs/quickstart. Synthesis uses the
+## embedded model (started and stopped by the run) unless OPENAI_BASE_URL points elsewhere.
 quickstart: install
 	$(BIN)/curate run pipelines/quickstart.yaml
 
 ## Whole test suite, with the servers it needs (Label Studio in its own venv, headless Chromium).
-test: install label-studio-env browser
+test: install label-studio-env browser llm
 	$(BIN)/python -m pytest
 
 ## The suite without the slow integration servers.
 test-fast: install
-	$(BIN)/python -m pytest -m "not label_studio and not browser"
+	$(BIN)/python -m pytest -m "not label_studio and not browser and not embedded_llm"
 
 ## Label Studio lives in its own virtual environment: it pins openai<2 and pyarrow<25 (see docs).
 label-studio-env: install

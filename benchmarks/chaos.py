@@ -8,6 +8,12 @@ Sections (all run by default; `--sections` picks some, `--fast` uses fewer seeds
             (429 / 500 / dropped connections) and slow answers; then a request budget on a fresh cache
   labelstudio  the real Label Studio server killed during a push and during a pull, then restarted
   disk      a full disk and a read-only run folder (small tmpfs; needs root)
+  userdata  the hostile-user audit (issue 15): export over a project folder, --run-dir /tmp-like folders, two
+            runs in one folder, shared quarantine names, dead and hanging endpoints, endpoint set later,
+            credentials in URLs, path-like run names, hostile values, invisible characters, zero rows;
+            user files lost and secrets written must be 0
+  embedded  SIGKILL of the embedded llama-server during synthesis: restart, every row accounted, no orphan,
+            a re-run repeats no answered request (benchmarks/chaos_embedded.py)
   dask      SIGKILL of one Dask worker process mid-classify (LocalCluster on 127.0.0.1), compared with the local engine
 
 Rows lost and rows duplicated must be 0; the script exits 1 otherwise.
@@ -110,6 +116,8 @@ def _run_measured(cmd: list[str]) -> tuple[int, float, str]:
 def hostile_section(tmp: Path, fast: bool) -> dict:
     import polars as pl
 
+    from curate.io import sidecar_path
+
     inputs = hostile_inputs(tmp / "hostile", fast)
     crashes, peak, lost, results = 0, 0.0, 0, {}
     for desc, path in inputs.items():
@@ -123,7 +131,7 @@ def hostile_section(tmp: Path, fast: bool) -> dict:
             results[desc] = f"CRASH exit {code}: {stderr[-300:]}"
             continue
         rows = pl.read_parquet(out).height
-        qfile = out.with_name(out.name.split(".")[0] + ".quarantine.jsonl")
+        qfile = sidecar_path(out, "quarantine.jsonl")
         quarantined = sum(1 for _ in open(qfile, encoding="utf-8")) if qfile.exists() else 0
         if path.is_file() and path.suffix == ".jsonl":
             lines = sum(1 for line in path.read_bytes().split(b"\n") if line.strip())
@@ -314,6 +322,28 @@ def disk_section(tmp: Path, fast: bool) -> dict:
             "read-only: earlier output intact": intact_ro}
 
 
+# ---------------------------------------------------------------------------------------------- user data
+
+
+def userdata_section(tmp: Path, fast: bool) -> dict:
+    from tests.chaos.hostile_user import run_cases
+    from tests.servers.openai_compat import OpenAICompatServer
+
+    server = OpenAICompatServer(latency=0.01).start()
+    try:
+        figures = run_cases(tmp, server.base_url)
+    finally:
+        server.stop()
+    return {"cases tried": figures.tried, "cases passed": figures.passed, "user files lost": figures.user_files_lost,
+            "secrets written": figures.secrets_written, "failures": figures.failures}
+
+
+def embedded_section(tmp: Path, fast: bool) -> dict:
+    from benchmarks.chaos_embedded import embedded_section as run
+
+    return run(tmp, fast)
+
+
 def dask_section(tmp: Path, fast: bool) -> dict:
     import polars as pl
 
@@ -335,7 +365,8 @@ def dask_section(tmp: Path, fast: bool) -> dict:
 
 
 SECTIONS = {"crash": crash_section, "hostile": hostile_section, "endpoint": endpoint_section,
-            "labelstudio": labelstudio_section, "disk": disk_section, "dask": dask_section}
+            "labelstudio": labelstudio_section, "disk": disk_section, "userdata": userdata_section,
+            "embedded": embedded_section, "dask": dask_section}
 
 
 def main() -> int:
@@ -359,17 +390,24 @@ def main() -> int:
                for r in report.values())
     duplicated = sum(int(r.get("rows duplicated", 0) or 0) + int(r.get("duplicate tasks", 0) or 0) for r in report.values())
     kills = sum(int(r.get("kills survived", 0) or 0) for r in report.values())
+    userdata = report.get("userdata", {})
     print(f"\nchaos summary ({time.monotonic() - started:.0f}s): kills survived {kills}, bad inputs tried "
           f"{report.get('hostile', {}).get('bad inputs tried', 0)}, requests failed and recovered "
           f"{report.get('endpoint', {}).get('requests failed and recovered', 0)}, rows lost {lost}, "
-          f"rows duplicated {duplicated}")
+          f"rows duplicated {duplicated}" + (
+              f"; hostile-user cases {userdata['cases passed']}/{userdata['cases tried']} passed, user files lost "
+              f"{userdata['user files lost']}, secrets written {userdata['secrets written']}" if userdata else ""))
     if args.json:
         args.json.write_text(json.dumps(report, indent=1, default=str))
     crashes = report.get("hostile", {}).get("crashes", 0)
     disk_ok = all(v for k, v in report.get("disk", {}).items() if k not in ("section seconds", "skipped"))
     budget_ok = report.get("endpoint", {}).get("budget respected", True)
+    userdata_ok = not userdata or (userdata["cases passed"] == userdata["cases tried"] and
+                                   not userdata["user files lost"] and not userdata["secrets written"])
+    orphans = report.get("embedded", {}).get("orphan servers", 0)
     dask_equal = report.get("dask", {}).get("equal to the local engine", True)
-    return 1 if lost or duplicated or crashes or not disk_ok or not budget_ok or not dask_equal else 0
+    return 1 if (lost or duplicated or crashes or not disk_ok or not budget_ok or not userdata_ok or orphans
+                 or not dask_equal) else 0
 
 
 if __name__ == "__main__":

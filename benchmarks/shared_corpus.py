@@ -75,11 +75,14 @@ def build(presets: list[str], data_dir: Path = SHARED, gsm8k_limit: int = 2000, 
 
 
 def fingerprint() -> str:
-    """Hash of what decides the corpus labels: the default taxonomy and mappings, and the collect code."""
+    """Hash of what decides the corpus labels: the default taxonomy's dimensions and mappings, and the collect
+    code (not its examples or candidate sets: those shape training, not the collected labels)."""
     import hashlib
 
     h = hashlib.sha256()
-    files = sorted((REPO / "taxonomy" / "default").rglob("*.yaml")) + sorted((REPO / "curate" / "collect").rglob("*.py"))
+    taxonomy = REPO / "taxonomy" / "default"
+    files = ([taxonomy / "dimensions.yaml"] + sorted((taxonomy / "mappings").rglob("*.yaml"))
+             + sorted((REPO / "curate" / "collect").rglob("*.py")))
     for f in files:
         h.update(str(f.relative_to(REPO)).encode() + b"\0" + f.read_bytes())
     return h.hexdigest()[:16]

@@ -26,7 +26,8 @@ from curate.classify.train import TrainConfig, split_validation, train_model  # 
 from curate.taxonomy import Taxonomy  # noqa: E402
 
 REFUSAL = r"(?i)\b(can(?:'|no|’)t|won(?:'|’)t|unable to|not able to) (assist|help|provide|comply|support|fulfil)"
-DEFAULT_CONFIG = dict(quantize_cutoff=100_000, threads=1, seed=0, embed_weight=0.7)
+# generic_ratio: the specific-over-generic rule (issue 21), chosen on S-Eval (benchmarks/heldout_eval.py, see the card)
+DEFAULT_CONFIG = dict(quantize_cutoff=100_000, threads=1, seed=0, embed_weight=0.7, generic_ratio=0.5)
 
 
 def star1_kinds(df: pl.DataFrame) -> pl.DataFrame:
@@ -59,6 +60,9 @@ def main() -> None:
                     "random-split and LOSO figures (curate recipe and plain baseline) go into the model card "
                     "(default: <out>/benchmark.json when present)")
     ap.add_argument("--card-only", action="store_true", help="rewrite MODEL_CARD.md from the saved metrics")
+    ap.add_argument("--decision-rules-only", action="store_true", help="set the decision rules of DEFAULT_CONFIG "
+                    "(the specific-over-generic ratio) on the saved model and rewrite the card, without retraining: "
+                    "what `make model` gives when only decision settings changed (training is deterministic)")
     args = ap.parse_args()
     if args.bench_json is None and (args.out / "benchmark.json").is_file():
         args.bench_json = args.out / "benchmark.json"
@@ -66,7 +70,14 @@ def main() -> None:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "benchmark.json").write_bytes(args.bench_json.read_bytes())  # keep the card reproducible
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
-    if args.card_only:
+    if args.decision_rules_only:
+        from curate.classify.model import ClassifierModel
+
+        model = ClassifierModel.load(args.out)
+        model.generic, model.generic_ratio = list(Taxonomy.load().generic), DEFAULT_CONFIG.get("generic_ratio")
+        model.meta.setdefault("config", {})["generic_ratio"] = model.generic_ratio
+        model.save(args.out)
+    if args.card_only or args.decision_rules_only:
         metrics = json.loads((args.out / "metrics.json").read_text(encoding="utf-8"))
         write_card(args.out, metrics, args.bench_json)
         return
@@ -121,6 +132,87 @@ def _row(name: str, m: dict | None) -> str:
             f"| {en.get('binary_f1', '-')} |")
 
 
+def _s05_row(name: str, m: dict) -> str:
+    cells = []
+    for lang in ("zh", "en"):
+        v = m.get(lang, {})
+        cells += [v.get("macro_f1", "-"), v.get("S05_precision", "-"), _pct(v.get("S05_share_of_others")),
+                  _pct(v.get("harmful_recall"))]
+    return f"| {name} | " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{x:.0%}"
+
+
+def s05_section(out: Path) -> list[str]:
+    """The catch-all S05 and the harmful flag (issue 21), from <out>/heldout.json (benchmarks/heldout_eval.py) and
+    <out>/coarse_options.json (benchmarks/coarse_options.py), with the plots beside the card."""
+    heldout, options = out / "heldout.json", out / "coarse_options.json"
+    if not heldout.is_file() and not options.is_file():
+        return []
+    head = ("| {what} | macro-F1 zh | S05 precision zh | S05 share of others zh | harmful recall zh | macro-F1 en "
+            "| S05 precision en | S05 share of others en | harmful recall en |")
+    lines = ["", "## The catch-all S05, confusions and the harmful flag", "",
+             "S05 (illegal or unethical acts) is the catch-all: sources with coarse labels ('crimes and illegal",
+             "activities') send many rows of specific dimensions to it, so it learned 'anything illegal' and took their",
+             "rows. *S05 share of others*: share of rows of the other harm dimensions whose top prediction is S05.",
+             "The specific-over-generic rule (curate/classify/specific.py) drops S05 when a specific dimension scores",
+             "at least *ratio* times S05's score; `specific_over_generic` in model.json holds the shipped ratio."]
+    if heldout.is_file():
+        data = json.loads(heldout.read_text(encoding="utf-8"))
+        lines += ["", "### On S-Eval, a source no shipped model was trained on (the classify stage's cascade)", "",
+                  "`python benchmarks/heldout_eval.py --per-lang 2000 --ratios none,0.1,0.2,0.3,0.5,0.7,0.9 --out "
+                  "curate/models/default/heldout.json` (2,000 rows per language, seed 0; the plot: `--ratios none,"
+                  f"{DEFAULT_CONFIG.get('generic_ratio')} --plot curate/models/confusion_s_eval.png`). S-Eval's own "
+                  "labels are coarse too (Crimes_and_Illegal_Activities and Ethics_and_Morality map to S05), so S05",
+                  "rows the rule gives to a specific dimension count as errors here even where the specific dimension",
+                  "is right; every S-Eval prompt is harmful, so its recall is the harmful flag's recall.", "",
+                  head.format(what="decision"), "|---|---|---|---|---|---|---|---|---|"]
+        lines += [_s05_row(name, m) for name, m in data.items()]
+        lines.append("")
+        shipped = f"rule {DEFAULT_CONFIG.get('generic_ratio')}"
+        for name in [n for n in ("no rule", shipped) if n in data]:
+            for lang in ("zh", "en"):
+                top = data[name].get(lang, {}).get("top_confusions") or []
+                if top:
+                    lines.append(f"- top confusions, {name}, {lang}: " + "; ".join(
+                        f"{t}->{p} {s:.0%} of {n}" for t, p, s, n in top))
+        lines += ["", f"Confusion on S-Eval, without the rule and with the shipped ratio ({shipped}):", "",
+                  "![confusion on S-Eval](confusion_s_eval.png)"]
+    if options.is_file():
+        data = json.loads(options.read_text(encoding="utf-8"))
+        lines += ["", "### Options tried: coarse labels and the rule (leave-one-source-out, a sentence-vector proxy)", "",
+                  "`python benchmarks/coarse_options.py --modes generic,partial,harm_only --tradeoff generic:0.5 "
+                  "--plot-tradeoff curate/models/flag_tradeoff.png --out curate/models/default/coarse_options.json`",
+                  "fits closed-form ridge heads over the shipped encoder's sentence vectors without each source",
+                  "(thresholds calibrated on the other sources' held-out scores) and decides its rows. A full",
+                  "leave-one-source-out of the shipped recipe (four fastText models per source) did not fit the time on",
+                  "the shared machine; this proxy has no fastText and a cruder harm head, so read its rows against each",
+                  "other, not against the tables above. *generic*: coarse rows are S05 positives (as mapped),",
+                  "*harm_only*: they teach the harmful flag only, *partial*: each takes its most likely candidate",
+                  "(taxonomy/default/candidates.yaml) from heads fitted without them, refitted once.", "",
+                  head.format(what="option"), "|---|---|---|---|---|---|---|---|---|"]
+        lines += [_s05_row(name, m) for name, m in data.items()]
+        lines += ["", "Kept: the rule at the shipped ratio (decision time; `specific_over_generic` above). It trades S05",
+                  "recall for S05 precision: macro-F1 falls in zh in this loop and is level on S-Eval. Not kept:",
+                  "*partial* and *harm_only* lowered macro-F1 in both languages here, so `make model` still trains",
+                  "coarse rows as S05 (`--coarse` offers both for other corpora)."]
+        curve = next(((name, m["tradeoff"]) for name, m in data.items() if "tradeoff" in m), None)
+        if curve:
+            name, langs = curve
+            lines += ["", f"Harmful flag against benign look-alikes (the proxy, {name}; shift: how far below its",
+                      "calibrated threshold a row is still flagged; look-alikes: XSTest safe prompts (en), CValues (zh)):",
+                      "", "| shift | recall zh | look-alikes flagged zh | other benign flagged zh | recall en "
+                      "| look-alikes flagged en | other benign flagged en |", "|---|---|---|---|---|---|---|"]
+            for zh, en in zip(langs.get("zh", []), langs.get("en", [])):
+                lines.append(f"| {zh['shift']:+.2f} | {_pct(zh['recall'])} | {_pct(zh.get('flagged_lookalike'))} "
+                             f"| {_pct(zh.get('flagged_other_benign'))} | {_pct(en['recall'])} "
+                             f"| {_pct(en.get('flagged_lookalike'))} | {_pct(en.get('flagged_other_benign'))} |")
+            lines += ["", "![harmful flag trade-off](flag_tradeoff.png)"]
+    return lines
+
+
 def write_card(out: Path, metrics: dict, bench_json: Path | None) -> None:
     """curate/models/MODEL_CARD.md from the measured figures (nothing in it is typed by hand)."""
     lines = [
@@ -173,6 +265,7 @@ def write_card(out: Path, metrics: dict, bench_json: Path | None) -> None:
                       "| held-out source | macro-F1 zh | macro-F1 en | binary F1 zh | binary F1 en |",
                       "|---|---|---|---|---|"]
             lines += [_row(src, m) for src, m in bench[best]["loso"]["per_source"].items()]
+    lines += s05_section(out)
     kind = metrics.get("random_split_kind")
     if kind:
         lines += ["", f"Response kind (random split): accuracy {kind['accuracy']}, macro-F1 {kind['macro_f1']} "

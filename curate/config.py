@@ -11,18 +11,30 @@ Relative paths inside the file are resolved against the file's own folder.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from curate.engine.settings import DaskSettings, EngineName, EngineSettings
-from curate.stage import Stage, StageOptions, available_stages
+from curate.errors import UsageError
+from curate.stage import STAGE_MODULES, Stage, StageOptions, load_stage
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError):
     """A one-line, user-facing configuration error."""
+
+
+# Names (of runs, of sources) become folder and file names: no separators, no "..", no leading dot or dash.
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def check_name(name: str, what: str) -> str:
+    if not SAFE_NAME.match(name) or ".." in name:
+        raise ValueError(f"{what} {name!r} must be a plain name matching {SAFE_NAME.pattern} (no '..', no path)")
+    return name
 
 
 def _resolve(path: Path, info: ValidationInfo) -> Path:
@@ -63,18 +75,42 @@ class PipelineConfig(BaseModel):
     def engine_settings(self) -> EngineSettings:
         return EngineSettings(engine=self.engine, dask=self.dask)
 
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        return check_name(value, "run name")
 
-def _format_error(exc: ValidationError, file: Path, prefix: str = "") -> str:
+
+def validation_message(exc: ValidationError, prefix: str = "", *, as_flag: bool = False) -> str:
+    """The first pydantic error as one line, ``where: what`` (the one formatter for pipeline keys, CLI flags and
+    collect sources). ``where`` is the dotted key path after ``prefix``, or with ``as_flag`` the CLI flag."""
     err = exc.errors()[0]
-    loc = ".".join(str(p) for p in (prefix.split(".") if prefix else []) + [str(p) for p in err["loc"]])
-    msg = err["msg"]
+    parts = (prefix.split(".") if prefix else []) + [str(p) for p in err["loc"]]
+    if as_flag:
+        where = "--" + parts[0].replace("_", "-") if parts else "options"
+    else:
+        where = ".".join(parts) or "(top level)"
+    msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
-        msg = "unknown key"
-    elif err["type"] == "missing":
+        msg = "unknown option" if as_flag else "unknown key"
+    elif err["type"] == "missing" and not as_flag:
         msg = "required key is missing"
-    elif msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
-    return f"{file}: {loc or '(top level)'}: {msg}"
+    return f"{where}: {msg}"
+
+
+def load_yaml(path: Path) -> Any:
+    """A YAML file's content; a file that is not UTF-8 YAML is a one-line ConfigError naming the line."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())  # one line, whatever the parser says
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem[:200]}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: YAML nested too deeply") from None
 
 
 def load_pipeline(path: str | Path) -> tuple[PipelineConfig, list[StageSpec], dict[str, Any]]:
@@ -82,31 +118,23 @@ def load_pipeline(path: str | Path) -> tuple[PipelineConfig, list[StageSpec], di
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: pipeline file not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
+    raw = load_yaml(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping with 'name' and 'stages' at the top level")
     context = {"base_dir": path.parent}
     try:
         config = PipelineConfig.model_validate(raw, context=context)
     except ValidationError as exc:
-        raise ConfigError(_format_error(exc, path)) from None
-    registry = available_stages()
+        raise ConfigError(f"{path}: {validation_message(exc)}") from None
     specs: list[StageSpec] = []
     seen: set[str] = set()
     for i, item in enumerate(config.stages):
         if not isinstance(item, dict) or len(item) != 1:
             raise ConfigError(f"{path}: stages.{i}: each stage is a one-key mapping, e.g. '- dedup: {{threshold: 0.8}}'")
         (name, options), = item.items()
-        stage: Stage | None = registry.get(name)
+        stage: Stage | None = load_stage(name) if isinstance(name, str) else None  # only the stages the run uses
         if stage is None:
-            raise ConfigError(f"{path}: stages.{i}: unknown stage {name!r} (available: {', '.join(registry)})")
+            raise ConfigError(f"{path}: stages.{i}: unknown stage {name!r} (available: {', '.join(STAGE_MODULES)})")
         if name in seen:
             raise ConfigError(f"{path}: stages.{i}: stage {name!r} appears twice")
         seen.add(name)
@@ -115,7 +143,7 @@ def load_pipeline(path: str | Path) -> tuple[PipelineConfig, list[StageSpec], di
         try:
             opts = stage.Options.model_validate(options or {}, context=context)
         except ValidationError as exc:
-            raise ConfigError(_format_error(exc, path, f"stages.{i}.{name}")) from None
+            raise ConfigError(f"{path}: {validation_message(exc, f'stages.{i}.{name}')}") from None
         specs.append(StageSpec(name=name, options=opts, stage=stage))
     if not specs:
         raise ConfigError(f"{path}: stages: the pipeline has no stages")

@@ -12,6 +12,7 @@ from pathlib import Path
 import polars as pl
 
 from curate import records
+from curate.errors import UsageError
 from curate.store import atomic_path
 
 SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".csv", ".parquet")
@@ -19,7 +20,7 @@ JSON_COLUMNS = ("meta", "category_scores")
 LIST_COLUMNS = ("source_labels", "categories")
 
 
-class InputError(ValueError):
+class InputError(UsageError):
     """A path cannot be read as records; the message says which path and why."""
 
 
@@ -31,6 +32,19 @@ def table_format(path: Path) -> str:
         if name.endswith(suffix):
             return suffix.lstrip(".")
     raise InputError(f"{path}: unsupported file type (use {', '.join(SUFFIXES)} or a folder of parquet shards)")
+
+
+def sidecar_path(path: Path, what: str) -> Path:
+    """The file beside a records output that belongs to it alone: ``a.v1.parquet`` -> ``a.v1.<what>.jsonl``.
+
+    Only the records suffix is taken off, so two outputs in one folder never share a quarantine file.
+    """
+    name = path.name
+    for suffix in (".jsonl.gz", *SUFFIXES):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return path.with_name(f"{name}.{what}")
 
 
 def read_records(path: str | Path) -> pl.DataFrame:
@@ -102,8 +116,13 @@ def write_records(df: pl.DataFrame, path: str | Path, *, shard_rows: int = 100_0
     """Write records atomically to a file, or to a folder of parquet shards when ``path`` has no suffix."""
     path = Path(path)
     if path.suffix == "" and not path.name.endswith(".jsonl.gz"):
-        from curate.store import write_shards
+        from curate.store import MANIFEST, write_shards
 
+        # The folder is replaced whole: only ever one that holds nothing but shards (ours, or nothing at all).
+        if path.is_dir() and any(not (p.name.startswith("part-") and p.suffix == ".parquet") and p.name != MANIFEST
+                                 for p in path.iterdir()):
+            raise InputError(f"{path}: folder holds files that are not record shards; curate replaces an output "
+                             "folder whole, so choose a new or empty folder")
         write_shards(df, path, shard_rows=shard_rows)
         return path
     fmt = table_format(path)

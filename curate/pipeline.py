@@ -6,6 +6,9 @@ changed stage re-runs itself and every stage downstream.
 """
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,13 +18,14 @@ import polars as pl
 import xxhash
 
 from curate import __version__, funnel, records
+from curate.errors import RunFailed
 from curate.config import StageSpec, load_pipeline
 from curate.engine import EngineSettings, open_engine
 from curate.stage import Stage, StageContext
-from curate.store import QuarantineBuffer, RunStore, config_hash, fingerprint_files
+from curate.store import QuarantineBuffer, RunStore, config_hash, fingerprint_files, redact
 
 
-class StageFailed(RuntimeError):
+class StageFailed(RunFailed):
     """A stage broke the contract (lost rows, broke the schema) or raised; the run stops, earlier outputs stay."""
 
 
@@ -42,8 +46,11 @@ def taxonomy_fingerprint(path: Path | None) -> str:
 
 
 def stage_config_hash(spec: StageSpec, taxonomy_fp: str) -> str:
-    return config_hash({"stage": spec.name, "options": spec.options.model_dump(mode="json"),
-                        "taxonomy": taxonomy_fp, "curate": __version__})
+    """Everything that decides a stage's output besides its input: its options (secrets redacted: a new key
+    re-runs nothing) and what they resolve to at run time (an endpoint and model from the environment)."""
+    resolved = spec.options.run_fingerprint() if hasattr(spec.options, "run_fingerprint") else {}
+    return config_hash({"stage": spec.name, "options": redact(spec.options.model_dump(mode="json")),
+                        **({"resolved": resolved} if resolved else {}), "taxonomy": taxonomy_fp, "curate": __version__})
 
 
 def input_fingerprint(spec: StageSpec, previous: dict[str, Any] | None) -> str:
@@ -68,20 +75,97 @@ def run_stage(stage: Stage, df: pl.DataFrame, options: Any, ctx: StageContext) -
         if missing.height:
             raise StageFailed(f"stage {stage.name} lost {missing.height} rows (e.g. id {missing['id'][0]}); "
                               "stages must keep every row and set drop_reason instead")
+        check_writes(stage, df, out)
     return out
+
+
+def check_writes(stage: Stage, before: pl.DataFrame, after: pl.DataFrame) -> None:
+    """A stage changes only the columns its ``writes`` declares (and its own lineage in ``meta``)."""
+    if not before["id"].equals(after["id"]):
+        before, after = before.sort("id"), after.sort("id")
+    changed = [c for c in records.SCHEMA if c != "meta" and c not in stage.writes and not before[c].equals(after[c])]
+    if changed:
+        raise StageFailed(f"stage {stage.name} changed {', '.join(changed)}, which it does not declare in "
+                          f"Stage.writes ({', '.join(stage.writes) or 'nothing'})")
+
+
+@dataclass
+class FilesResult:
+    """What a single-stage run on files produced: the records, and where its side files went."""
+
+    out: pl.DataFrame
+    quarantined: int
+    quarantine_path: Path | None
+    funnel: funnel.Funnel
+
+
+def run_on_files(stage: Stage, in_paths: list[Path], out_path: Path | None, options: Any, *,
+                 taxonomy: Path | None = None, cache_dir: Path | None = None, log=print,
+                 engine: EngineSettings | None = None) -> FilesResult:
+    """The runner on one stage: read records from files, run the stage under its contract (``run_stage``), write
+    the records to ``out_path`` and, beside it, ``<name>.quarantine.jsonl`` and ``<name>.stats.json``.
+    ``engine`` says where the stage runs (default: this process)."""
+    from curate.io import read_records, sidecar_path, write_records
+    from curate.store import write_json, write_quarantine
+
+    df = records.empty() if stage.creates_rows else pl.concat([read_records(p) for p in in_paths], how="vertical")
+    anchor = out_path if out_path is not None else (in_paths[0] if in_paths else Path("."))
+    work_dir = cache_dir or anchor.parent / ".curate-cache"
+    work_dir.mkdir(parents=True, exist_ok=True)
+    quarantine = QuarantineBuffer(stage.name)
+    with open_engine(engine, log) as opened:
+        ctx = StageContext(stage=stage.name, work_dir=work_dir, taxonomy_path=taxonomy, quarantine=quarantine, log=log,
+                           engine=opened)
+        out = run_stage(stage, df, options, ctx)
+    if out_path is not None:
+        write_records(out, out_path)
+        log(f"wrote {out.height:,} records to {out_path}")
+    qpath = write_quarantine(sidecar_path(anchor, "quarantine.jsonl"), quarantine.rows) if quarantine.rows else None
+    if qpath is not None:
+        log(f"quarantined {len(quarantine.rows):,} input lines: {qpath}")
+    if ctx.stats and out_path is not None:
+        write_json(sidecar_path(anchor, "stats.json"), ctx.stats)
+    return FilesResult(out, len(quarantine.rows), qpath, funnel.compute(out, quarantined=len(quarantine.rows)))
 
 
 def run_pipeline(path: str | Path, *, run_dir: str | Path | None = None, from_stage: str | None = None,
                  to_stage: str | None = None, force: bool = False, log=print,
                  engine: EngineSettings | None = None) -> RunResult:
-    """Run a pipeline file; ``engine`` replaces the file's engine settings (the CLI's --engine/--scheduler)."""
+    """Run the pipeline; the embedded model, if a stage needs it, lives exactly as long as those stages.
+    ``engine`` replaces the file's engine settings (the CLI's --engine/--scheduler)."""
+    from curate.llm.local import LocalSession
+
+    with LocalSession(log) as session, _sigterm_as_interrupt():
+        return _run_pipeline(path, run_dir=run_dir, from_stage=from_stage, to_stage=to_stage, force=force, log=log,
+                             session=session, engine=engine)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM unwinds like Ctrl-C, so every ``finally`` (stopping the embedded server) runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def uses_local_model(spec: StageSpec) -> bool:
+    from curate.llm import LLMOptions
+
+    opts = spec.options
+    return isinstance(opts, LLMOptions) and opts.uses_llm() and opts.is_local()
+
+
+def _run_pipeline(path, *, run_dir, from_stage, to_stage, force, log, session, engine=None) -> RunResult:
     config, specs, raw = load_pipeline(path)
-    with open_engine(engine or config.engine_settings(), log) as opened:
-        return _run_stages(path, config, specs, raw, opened, run_dir=run_dir, from_stage=from_stage,
-                           to_stage=to_stage, force=force, log=log)
-
-
-def _run_stages(path, config, specs, raw, engine, *, run_dir, from_stage, to_stage, force, log) -> RunResult:
     names = [s.name for s in specs]
     for opt, value in (("--from", from_stage), ("--to", to_stage)):
         if value is not None and value not in names:
@@ -89,6 +173,14 @@ def _run_stages(path, config, specs, raw, engine, *, run_dir, from_stage, to_sta
 
             raise ConfigError(f"{path}: {opt} {value!r} is not a stage of this pipeline ({', '.join(names)})")
     store = RunStore(Path(run_dir) if run_dir else (config.run_dir or Path("runs") / config.name))
+    with store.locked():  # held for the whole run: a second run into this folder refuses, naming our PID
+        with open_engine(engine or config.engine_settings(), log) as opened:
+            return _run_locked(store, config, specs, raw, from_stage, to_stage, force, log, session, opened)
+
+
+def _run_locked(store: RunStore, config, specs: list[StageSpec], raw: dict[str, Any], from_stage: str | None,
+                to_stage: str | None, force: bool, log, session, engine) -> RunResult:
+    names = [s.name for s in specs]
     store.write_config(raw)
     result = RunResult(run_dir=store.root)
     tax_fp = taxonomy_fingerprint(config.taxonomy)
@@ -98,7 +190,10 @@ def _run_stages(path, config, specs, raw, engine, *, run_dir, from_stage, to_sta
     df: pl.DataFrame | None = None
     upstream: dict[str, Path] = {}
     quarantined = 0
+    model_stages = [i for i, spec in enumerate(specs[: to_index + 1]) if uses_local_model(spec)]
     for i, spec in enumerate(specs[: to_index + 1]):
+        if model_stages and i > model_stages[-1]:
+            session.close()  # no later stage needs the embedded model: free its memory and cores now
         index = i + 1
         chash = stage_config_hash(spec, tax_fp)
         in_fp = input_fingerprint(spec, previous)
@@ -164,9 +259,7 @@ def _new_drops(before: pl.DataFrame | None, after: pl.DataFrame) -> dict[str, in
 
 
 def _write_report(run_dir: Path, log) -> None:
-    try:
-        from curate.report import write_report
-    except ModuleNotFoundError:
-        return
+    from curate.report import write_report
+
     path = write_report(run_dir)
     log(f"report: {path}")

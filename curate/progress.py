@@ -2,7 +2,15 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
+
+
+def format_rate(per_second: float | None) -> str:
+    """Rows per second, or seconds per row when rows are slow (an LLM on a laptop: "19.3 s/row", not "0/s")."""
+    if not per_second:
+        return ""
+    return f"{per_second:,.0f} rows/s" if per_second >= 1 else f"{1 / per_second:,.1f} s/row"
 
 
 def _rate_column():
@@ -12,7 +20,7 @@ def _rate_column():
 
     class RateColumn(ProgressColumn):
         def render(self, task) -> Text:
-            return Text(f"{task.speed:,.0f} rows/s" if task.speed else "")
+            return Text(format_rate(task.speed))
 
     return RateColumn()
 
@@ -28,9 +36,11 @@ class Progress:
         self._log_every = log_every_s
         self._last_log = 0.0
         self._rich = None
+        self._stop = threading.Event()
+        self._heartbeat: threading.Thread | None = None
 
     def __enter__(self) -> "Progress":
-        self._start = self._last_log = time.monotonic()
+        self._start = self._last_log = self._last_advance = time.monotonic()
         if self._interactive:
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress,
                                        TextColumn, TimeElapsedColumn, TimeRemainingColumn)
@@ -39,10 +49,22 @@ class Progress:
                                       _rate_column(), TimeElapsedColumn(), TimeRemainingColumn(), transient=True)
             self._rich.start()
             self._task = self._rich.add_task(self.description, total=self.total)
+        else:  # a log has no live clock: say that we are waiting, so a slow endpoint does not look like a hang
+            self._heartbeat = threading.Thread(target=self._beat, name="curate-progress", daemon=True)
+            self._heartbeat.start()
         return self
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self._log_every):
+            idle = time.monotonic() - self._last_advance
+            if idle >= self._log_every:
+                total = f"/{self.total}" if self.total else ""
+                print(f"[{self.description}] {self.done}{total}, waiting ({idle:.0f}s since the last one finished)",
+                      file=sys.stderr, flush=True)
 
     def advance(self, n: int = 1) -> None:
         self.done += n
+        self._last_advance = time.monotonic()
         if self._rich is not None:
             self._rich.update(self._task, advance=n)
             return
@@ -51,8 +73,11 @@ class Progress:
             self._last_log = now
             rate = self.done / max(now - self._start, 1e-9)
             total = f"/{self.total}" if self.total else ""
-            print(f"[{self.description}] {self.done}{total} ({rate:,.0f}/s)", file=sys.stderr, flush=True)
+            print(f"[{self.description}] {self.done}{total} ({format_rate(rate)})", file=sys.stderr, flush=True)
 
     def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join()
         if self._rich is not None:
             self._rich.stop()

@@ -10,10 +10,14 @@ or stage wrote them. ``meta`` is namespaced by stage (``{"collect": {...}, "dedu
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Iterable
 
+import numpy as np
 import polars as pl
 import xxhash
+
+from curate.errors import RunFailed
 
 SCHEMA: dict[str, pl.DataType] = {
     "id": pl.Utf8,
@@ -47,7 +51,7 @@ ALLOWED_VALUES: dict[str, frozenset[str]] = {
 }
 
 
-class SchemaError(ValueError):
+class SchemaError(RunFailed, ValueError):
     """A frame does not follow the record schema; the message names the column and the row."""
 
 
@@ -136,6 +140,35 @@ def load_meta(value: str | None) -> dict[str, Any]:
 
 def dump_meta(meta: dict[str, Any]) -> str:
     return json.dumps(meta, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def concat_text(*parts: str | pl.Expr) -> pl.Expr:
+    """Text pieces (literal strings or string expressions) joined; a null piece makes the result null."""
+    return pl.concat_str([pl.lit(p) if isinstance(p, str) else p.cast(pl.Utf8) for p in parts])
+
+
+def with_stage_meta_json(df: pl.DataFrame, stage: str, values: pl.Series) -> pl.DataFrame:
+    """Columnar ``with_stage_meta``: ``values`` holds each row's entry as JSON object text (null: unchanged).
+
+    A row whose meta is a JSON object without a ``stage`` key gets the entry spliced into its text (no per-row
+    parse: a million rows take a second, not a minute); the rest (the key already there, or meta that is not an
+    object) are merged by ``with_stage_meta``."""
+    meta = pl.col("meta").fill_null("{}").str.strip_chars()
+    key = json.dumps(stage, ensure_ascii=False)
+    obj = meta.str.starts_with("{") & meta.str.ends_with("}")
+    spliceable = obj & ~meta.str.contains(f"{re.escape(key)}\\s*:")
+    empty = meta.str.strip_chars("{} \n\t") == ""
+    value = pl.col("_entry")
+    spliced = (pl.when(empty).then(concat_text("{", key, ": ", value, "}"))
+                 .otherwise(concat_text(meta.str.slice(0, meta.str.len_chars() - 1), ", ", key, ": ", value, "}")))
+    out = df.with_columns(values.alias("_entry")).with_columns(
+        pl.when(value.is_null()).then(pl.col("meta")).when(spliceable).then(spliced).otherwise(pl.col("meta"))
+          .alias("meta"), (value.is_not_null() & ~spliceable).alias("_slow"))
+    slow = np.flatnonzero(out["_slow"].to_numpy())
+    if len(slow):
+        part = with_stage_meta(out[slow], stage, [json.loads(v) for v in out["_entry"].gather(slow).to_list()])
+        out = out.with_columns(out["meta"].scatter(slow, part["meta"]))
+    return out.drop("_entry", "_slow")
 
 
 def with_stage_meta(df: pl.DataFrame, stage: str, values: Iterable[dict[str, Any] | None]) -> pl.DataFrame:

@@ -62,6 +62,9 @@ class Stage:
     run: Callable[[pl.DataFrame, Any, StageContext], pl.DataFrame]
     help: str
     creates_rows: bool = False  # collect: builds records from sources instead of reading them
+    # the record columns the stage may change; the runner fails a stage that changes any other (``meta`` is
+    # lineage every stage appends to, always allowed)
+    writes: tuple[str, ...] = ()
     always_run: bool = False  # review: its input lives outside the run (reviewers' work), so never skip it
     # Each output row depends on its input row alone (under these options): an engine may run it per shard.
     shardable: Callable[[Any], bool] = field(default=lambda options: False)
@@ -69,16 +72,11 @@ class Stage:
     parts: Callable[[Any], list[Any]] | None = None
 
 
+def load_stage(name: str) -> Stage | None:
+    """One stage by name, importing only its package (so a pipeline loads only the stages it names)."""
+    module = STAGE_MODULES.get(name)
+    return None if module is None else importlib.import_module(module).STAGE
+
+
 def available_stages() -> dict[str, Stage]:
-    stages: dict[str, Stage] = {}
-    for name, module in STAGE_MODULES.items():
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name and (exc.name == module or module.startswith(exc.name + ".") or exc.name.startswith(module)):
-                continue  # stage not built yet
-            raise
-        stage = getattr(mod, "STAGE", None)
-        if stage is not None:
-            stages[name] = stage
-    return stages
+    return {name: load_stage(name) for name in STAGE_MODULES}

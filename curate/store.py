@@ -11,11 +11,18 @@
 
 A stage's folder is complete exactly when its ``_manifest.json`` exists: shards and manifest are
 written into a temporary sibling folder and renamed into place in one step, so a killed stage
-leaves no half-written output (stale ``.tmp-*`` folders are removed on the next start).
+leaves no half-written output. Temporary names carry curate's own prefix (``.curate-tmp-``) and
+temporary folders a marker file inside; the next run removes only leftovers that carry both, in
+the run folder's own layout, never another program's files.
+
+A run holds the run folder's lock (``.curate-run.lock``, the holder's PID inside) from start to end: a
+second run into the same folder refuses with one line naming the holder. The lock is an ``flock``, so
+the kernel releases it when its holder dies: a lock left by a killed run is simply taken over.
 """
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import re
@@ -25,21 +32,45 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import polars as pl
 import xxhash
 import yaml
 
+from curate.config import ConfigError
+
 MANIFEST = "_manifest.json"
 SHARDS = "shards"  # the Dask engine's per-stage shard folders, under a cache folder (removed when the stage ends)
 SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|authorization)", re.I)
 REDACTED = "***redacted***"
+TMP_PREFIX = ".curate-tmp-"
+TMP_MARKER = ".curate-tmp"  # file inside every temporary folder curate makes: only such folders are cleaned up
+LOCK_FILE = ".curate-run.lock"
+# A URL anywhere in a string value: its user-info and query values may be credentials.
+URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+
+
+class RunLocked(ConfigError):
+    """Another live process holds the run folder."""
+
+
+def temp_name(path: Path) -> Path:
+    """A temporary sibling of ``path`` that curate (and only curate) will recognise as its own."""
+    return path.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex[:8]}-{path.name}")
+
+
+def make_temp_folder(path: Path) -> Path:
+    tmp = temp_name(path)
+    tmp.mkdir()
+    (tmp / TMP_MARKER).write_text(f"{os.getpid()}\n", encoding="utf-8")
+    return tmp
 
 
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds."""
-    tmp = path.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{path.name}")
+    tmp = temp_name(path)
     try:
         yield tmp
         with open(tmp, "rb+") as fh:
@@ -59,18 +90,21 @@ def write_json(path: Path, data: Any) -> None:
 def staged_folder(target: Path) -> Iterator[Path]:
     """Yield a fresh temporary folder beside ``target``; if the block succeeds it replaces ``target`` in one rename.
 
-    A killed or failed block leaves ``target`` as it was; the ``.tmp-*`` leftover is removed by the next RunStore.
+    A killed or failed block leaves ``target`` as it was; a leftover in a run folder is removed by the next run.
+    The temporary folder's marker file is removed before the swap, so ``target`` carries no trace of it.
     """
+    target = Path(os.path.abspath(target))  # "." and "x/.." have no usable name for a sibling
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{target.name}")
-    tmp.mkdir()
+    tmp = make_temp_folder(target)
     try:
         yield tmp
+        (tmp / TMP_MARKER).unlink()
         _fsync_dir(tmp)
         old = None
         if target.exists():
-            old = target.with_name(f".tmp-old-{uuid.uuid4().hex[:8]}-{target.name}")
+            old = temp_name(target)
             os.replace(target, old)
+            (old / TMP_MARKER).write_text(f"{os.getpid()}\n", encoding="utf-8")  # ours now: cleanable if killed here
         os.replace(tmp, target)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
@@ -126,8 +160,32 @@ def config_hash(config: Any) -> str:
     return xxhash.xxh3_64_hexdigest(json.dumps(config, sort_keys=True, default=str).encode())
 
 
+def redact_url(url: str) -> str:
+    """The URL with its user-info and every query value replaced (they may be credentials, whatever their name)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # not a parseable URL: hide everything after the scheme
+        return url.split("://", 1)[0] + "://" + REDACTED
+    netloc = parts.netloc
+    if "@" in netloc:
+        host = parts.hostname or ""
+        netloc = f"{REDACTED}@{host}{f':{port}' if port else ''}"
+    query = parts.query
+    if query:
+        query = urlencode([(k, REDACTED) for k, _ in parse_qsl(query, keep_blank_values=True)], safe="*")
+        query = query or REDACTED  # a query that is not key=value pairs is hidden whole
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment and REDACTED))
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every URL in it passed through ``redact_url``."""
+    return URL.sub(lambda m: redact_url(m.group(0)), text) if "://" in text else text
+
+
 def redact(value: Any) -> Any:
-    """Copy of a config with secret-looking values replaced (keys naming an env var, ``*_env``, are kept)."""
+    """Copy of a config with secrets replaced: values of secret-looking keys (keys naming an env var, ``*_env``,
+    are kept), and the user-info and query values of every URL inside any string value."""
     if isinstance(value, dict):
         out = {}
         for key, item in value.items():
@@ -138,6 +196,8 @@ def redact(value: Any) -> Any:
         return out
     if isinstance(value, list):
         return [redact(v) for v in value]
+    if isinstance(value, str):
+        return redact_text(value)
     return value
 
 
@@ -166,7 +226,6 @@ class RunStore:
             return
         self.root.mkdir(parents=True, exist_ok=True)
         self.cache_dir.mkdir(exist_ok=True)
-        self._remove_stale_temp()
 
     @classmethod
     def existing(cls, root: Path) -> "RunStore":
@@ -189,6 +248,14 @@ class RunStore:
         return self.root / "export"
 
     @property
+    def eval_dir(self) -> Path:
+        """Eval results of models trained on this run (``curate eval --out <run>/eval/<name>``): the report shows them."""
+        return self.root / "eval"
+
+    def eval_results(self) -> list[Path]:
+        return sorted(p.parent for p in self.eval_dir.glob("*/summary.json"))
+
+    @property
     def cache_dir(self) -> Path:
         return self.root / "cache"
 
@@ -196,11 +263,35 @@ class RunStore:
     def quarantine_dir(self) -> Path:
         return self.root / "quarantine"
 
-    def _remove_stale_temp(self) -> None:
-        for stale in self.root.glob(".tmp-*"):
-            shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
-        if self.quarantine_dir.exists():
-            for stale in self.quarantine_dir.glob(".tmp-*"):
+    @contextlib.contextmanager
+    def locked(self) -> Iterator["RunStore"]:
+        """Hold the run folder for the block (refuse if a live process holds it), then clean up stale temp."""
+        path = self.root / LOCK_FILE
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+                raise RunLocked(f"{self.root}: another curate run (PID {holder}) is using this run folder; "
+                                "wait for it to finish or choose another --run-dir") from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            self.remove_stale_temp()  # only now: a live run's temp folders are never touched
+            yield self
+        finally:
+            os.close(fd)  # releases the flock; the file stays (removing it would race a run taking it over)
+
+    def remove_stale_temp(self) -> None:
+        """Remove leftovers of killed runs: curate's marked temp folders beside stage outputs, and temp files
+        in the folders only curate writes (quarantine/)."""
+        for stale in self.root.glob(f"{TMP_PREFIX}*"):
+            if stale.is_dir() and not stale.is_symlink() and (stale / TMP_MARKER).is_file():
+                shutil.rmtree(stale, ignore_errors=True)
+            elif stale.is_file() and stale.name.endswith("-config.resolved.yaml"):
+                stale.unlink(missing_ok=True)
+        if self.quarantine_dir.is_dir():
+            for stale in self.quarantine_dir.glob(f"{TMP_PREFIX}*.jsonl"):
                 stale.unlink(missing_ok=True)
         shutil.rmtree(self.cache_dir / SHARDS, ignore_errors=True)  # left by a run killed mid-stage
 
@@ -245,11 +336,16 @@ class RunStore:
             path.unlink(missing_ok=True)
             return None
         self.quarantine_dir.mkdir(exist_ok=True)
-        with atomic_path(path) as tmp:
-            with open(tmp, "w", encoding="utf-8") as fh:
-                for row in rows:
-                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        return path
+        return write_quarantine(path, rows)
+
+
+def write_quarantine(path: Path, rows: list[dict[str, Any]]) -> Path:
+    """Quarantined input lines as JSON lines, written atomically (a run folder's and a single-stage run's alike)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for row in rows:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return path
 
 
 class QuarantineBuffer:

@@ -13,9 +13,10 @@ import polars as pl
 
 from curate import funnel as funnel_mod
 from curate import records
-from curate.balance.kinds import GENERAL_DIMENSION, SAFE_DIMENSION, judge_score, record_kind, was_synthesized
+from curate.balance.kinds import GENERAL_DIMENSION, judge_score, record_kind, was_synthesized
 from curate.licenses import LicenseSummary, summarize as summarize_licenses
 from curate.funnel import HAS_RESPONSE
+from curate.taxonomy import SAFE
 
 SPLIT_ORDER = ("train", "test")
 UNLABELLED = "unlabelled"  # the kind of an exported row balance could not place (prompt_harmful unknown)
@@ -45,6 +46,7 @@ class DatasetSummary:
     licenses: LicenseSummary
     synthesis: dict[str, Any]
     review: dict[str, Any]
+    prompt_set: bool = False  # the export is prompts awaiting synthesis, not answered training rows
 
     @property
     def total(self) -> int:
@@ -72,17 +74,23 @@ class RunSummary:
         return self.stage_stats.get("balance") or {}
 
 
-def exportable(df: pl.DataFrame) -> pl.DataFrame:
-    """Rows that go into the dataset: no drop_reason and a response (pending synthesis stays out)."""
-    return records.kept(df).filter(HAS_RESPONSE)
+def exportable(df: pl.DataFrame, prompt_set: bool = False) -> pl.DataFrame:
+    """Rows that go into the dataset: no drop_reason and a response (pending synthesis stays out); in a prompt
+    set every row no stage rejected."""
+    return records.kept(df) if prompt_set else records.kept(df).filter(HAS_RESPONSE)
 
 
-def dataset_rows(df: pl.DataFrame) -> pl.DataFrame:
+def is_prompt_set(df: pl.DataFrame, content: str) -> bool:
+    """Export a prompt set: asked for (``prompts``), or ``auto`` and no kept row has an answer yet."""
+    return content == "prompts" or (content == "auto" and exportable(df).height == 0)
+
+
+def dataset_rows(df: pl.DataFrame, prompt_set: bool = False) -> pl.DataFrame:
     """The exported rows with their training-mix ``kind`` and lineage facts as columns; no split = train.
 
     The facts come from the row helpers of ``curate.balance.kinds`` (the one place that says what a row is),
     one pass over the exported rows; everything after this is column arithmetic."""
-    rows = exportable(df)
+    rows = exportable(df, prompt_set)
     kinds, synthesized, scores = [], [], []
     for row in rows.select("meta", "prompt_harmful", "response_kind").iter_rows(named=True):
         row["meta"] = records.load_meta(row["meta"])
@@ -109,9 +117,9 @@ def _counts(df: pl.DataFrame, column: str, *, null_as: str | None = None) -> dic
 
 
 def summarize(df: pl.DataFrame, manifests: list[dict[str, Any]], *,
-              exported: pl.DataFrame | None = None) -> RunSummary:
-    """The run at a glance. ``exported``: ``dataset_rows(df)`` when the caller already has it."""
-    exported = dataset_rows(df) if exported is None else exported
+              exported: pl.DataFrame | None = None, prompt_set: bool = False) -> RunSummary:
+    """The run at a glance. ``exported``: ``dataset_rows(df, prompt_set)`` when the caller already has it."""
+    exported = dataset_rows(df, prompt_set) if exported is None else exported
     collected = manifests[0].get("rows_out") if manifests else None
     quarantined = sum(int(m.get("quarantined") or 0) for m in manifests)
     reasons: dict[str, int] = {}
@@ -129,17 +137,18 @@ def summarize(df: pl.DataFrame, manifests: list[dict[str, Any]], *,
         label_origins=_counts(df, "label_origin", null_as="none"),
         synthesis_statuses=_counts(statuses, "status"),
         duplicates=int(df["is_duplicate"].sum() or 0), duplicate_clusters=dup["dup_cluster"].n_unique(),
-        dataset=_dataset(df, exported, manifests) if exported.height else None)
+        dataset=_dataset(df, exported, manifests, prompt_set) if exported.height else None)
 
 
 def _split_key(split: str) -> tuple:
     return (split not in SPLIT_ORDER, SPLIT_ORDER.index(split) if split in SPLIT_ORDER else 0, split)
 
 
-def _dataset(df: pl.DataFrame, rows: pl.DataFrame, manifests: list[dict[str, Any]]) -> DatasetSummary:
+def _dataset(df: pl.DataFrame, rows: pl.DataFrame, manifests: list[dict[str, Any]],
+             prompt_set: bool = False) -> DatasetSummary:
     splits = _counts(rows, "split")
     # A row counts once in each of its dimensions; a row with none counts in its stratum dimension (S00/general).
-    fallback = pl.when(pl.col("kind") == "general").then(pl.lit(GENERAL_DIMENSION)).otherwise(pl.lit(SAFE_DIMENSION))
+    fallback = pl.when(pl.col("kind") == "general").then(pl.lit(GENERAL_DIMENSION)).otherwise(pl.lit(SAFE))
     dims = rows.select(pl.when(pl.col("categories").list.len() > 0).then(pl.col("categories"))
                        .otherwise(pl.concat_list(fallback)).alias("dim"), "lang").explode("dim")
     dimensions: dict[str, dict[str, int]] = {}
@@ -159,7 +168,7 @@ def _dataset(df: pl.DataFrame, rows: pl.DataFrame, manifests: list[dict[str, Any
         splits=dict(sorted(splits.items(), key=lambda kv: _split_key(kv[0]))),
         dimensions=dimensions, languages=_counts(rows, "lang"), kinds=_counts(rows, "kind"),
         sources=sources, licenses=licenses,
-        synthesis=_synthesis(df, rows, manifests), review=_review(rows, manifests))
+        synthesis=_synthesis(df, rows, manifests), review=_review(rows, manifests), prompt_set=prompt_set)
 
 
 def _most_common(series: pl.Series) -> list[tuple[str, int]]:
@@ -172,7 +181,8 @@ def _most_common(series: pl.Series) -> list[tuple[str, int]]:
 def _synthesis(df: pl.DataFrame, rows: pl.DataFrame, manifests: list[dict[str, Any]]) -> dict[str, Any]:
     """Models, templates and judge scores of the exported answers; the synthesis filters and what they dropped."""
     synthesized = rows.filter(pl.col("synthesized"))
-    shas = next((m.get("stats") or {} for m in manifests if m.get("stage") == "synthesize"), {}).get("templates") or {}
+    stats = next((m.get("stats") or {} for m in manifests if m.get("stage") == "synthesize"), {})
+    shas = stats.get("templates") or {}
     recorded = pl.when(pl.col("synth_template_sha") != "").then(pl.col("synth_template_sha"))
     sha = recorded.fill_null(pl.col("synth_template").replace_strict(shas, default=None, return_dtype=pl.Utf8)) \
         .fill_null("?")
@@ -185,6 +195,7 @@ def _synthesis(df: pl.DataFrame, rows: pl.DataFrame, manifests: list[dict[str, A
         "models": _most_common(models), "templates": _most_common(templates),
         "judge_score_mean": round(float(scores.mean()), 2) if scores.len() else None, "judged": scores.len(),
         "filters": {reason: n for reason, n in sorted(funnel_mod.drop_counts(df).items()) if reason.startswith("synth")},
+        "sample": stats.get("sample") or {},
     }
 
 

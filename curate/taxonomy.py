@@ -34,21 +34,23 @@ from typing import Any, Iterable
 
 import yaml
 
+from curate.errors import UsageError
+
 RESPONSE_MODES = ("refuse", "safe_complete", "resources")
-SAFE_ID = "S00"
+SAFE = "S00"  # the taxonomy's safe dimension: benign, or a benign look-alike; the one definition
 _TEXT_FIELDS = ("name_en", "name_zh", "definition_en", "definition_zh", "policy_en", "policy_zh")
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _ABSENT = object()  # a label entry without a 'harmful' key: neutral
 
 
-class TaxonomyError(ValueError):
+class TaxonomyError(UsageError):
     """A taxonomy directory or mapping file cannot be read; the message names the file."""
 
 
 def default_path() -> Path:
-    import curate
+    from curate.resources import shipped
 
-    return Path(curate.__file__).resolve().parents[1] / "taxonomy" / "default"
+    return shipped("taxonomy") / "default"
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,8 @@ class Dimension:
     policy_zh: str
     examples_en: tuple[str, ...] = ()  # short typical requests: extra training lines for the classifier
     examples_zh: tuple[str, ...] = ()
+    scope_en: str = ""  # what the dimension is not for (the catch-all S05): for the judge and annotators, not training
+    scope_zh: str = ""
 
     def name(self, lang: str = "en") -> str:
         return self.name_zh if lang.startswith("zh") else self.name_en
@@ -213,7 +217,7 @@ class LabelMapping:
             prompt_harmful = False
         else:
             prompt_harmful = None
-        categories.discard(SAFE_ID)
+        categories.discard(SAFE)
         return MappedLabels(sorted(categories), prompt_harmful, attack, unknown)
 
     def validate(self, known_ids: set[str]) -> list[str]:
@@ -323,6 +327,35 @@ class Taxonomy:
         except KeyError:
             raise KeyError(f"unknown taxonomy dimension {id!r} (known: {', '.join(self._by_id)})") from None
 
+    @cached_property
+    def _candidates(self) -> dict[str, Any]:
+        """candidates.yaml (the catch-all dimension and the coarse source labels), {} when absent."""
+        file = self.path / "candidates.yaml"
+        return _read_yaml(file) if file.is_file() else {}
+
+    @property
+    def generic(self) -> list[str]:
+        """The catch-all dimension(s) (S05): predicted only when no specific dimension is close."""
+        return [str(d) for d in self._candidates.get("generic") or []]
+
+    def coarse_labels(self) -> dict[tuple[str, str], list[str]]:
+        """(source, source label) -> the candidate dimensions of a row with that coarse label."""
+        sets = self._candidates.get("sets") or {}
+        return {(str(source), str(label)): [str(d) for d in sets.get(name) or []]
+                for source, labels in (self._candidates.get("coarse") or {}).items()
+                for label, name in (labels or {}).items()}
+
+    def _candidate_problems(self, known: set[str]) -> list[str]:
+        sets = self._candidates.get("sets") or {}
+        problems = [f"candidates.yaml: generic dimension {d!r} is not a harm dimension"
+                    for d in self.generic if d not in known or d == self.safe.id]
+        problems += [f"candidates.yaml: set {name!r}: unknown dimension {d!r}"
+                     for name, dims in sets.items() for d in dims or [] if d not in known or d == self.safe.id]
+        problems += [f"candidates.yaml: {source} / {label!r}: unknown set {name!r}"
+                     for source, labels in (self._candidates.get("coarse") or {}).items()
+                     for label, name in (labels or {}).items() if name not in sets]
+        return problems
+
     def label_sets(self) -> list[str]:
         folder = self.path / "mappings"
         return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
@@ -359,6 +392,7 @@ class Taxonomy:
         if self.safe.id in self.harm_ids:
             problems.append(f"dimensions.yaml: the safe id {self.safe.id!r} is also a harm dimension")
         known = set(self.harm_ids) | {self.safe.id}
+        problems += self._candidate_problems(known)
         for label_set in self.label_sets():
             try:
                 problems += self.mapping(label_set).validate(known)

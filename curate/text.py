@@ -5,8 +5,23 @@ import re
 import unicodedata
 from functools import lru_cache
 
-# C0/C1 control characters except tab/newline; zero-width and BOM characters.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\u2060\ufeff]")
+# Characters that are invisible and have no place in training text (they can hide instructions from a
+# reader, or reorder what a reader sees): C0/C1 controls except tab and newline, line/paragraph separators,
+# every Unicode format character (category Cf, as of Unicode 15.1: soft hyphen, zero-width characters
+# including ZWJ/ZWNJ, bidirectional controls, invisible operators, interlinear annotation, tag characters
+# U+E0000-E007F, ...) and the Hangul fillers that render as blanks. ZWJ goes too: an emoji sequence falls
+# apart into its visible parts, which keeps its meaning. One definition, used by Python's re and by polars.
+INVISIBLE_CHARS = ("\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029"
+                   "\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e"
+                   "\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f"
+                   "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f"
+                   "\u115f\u1160\u3164\uffa0")
+INVISIBLE = f"[{INVISIBLE_CHARS}]"
+# Variation selectors choose a glyph (emoji style, CJK variants); a run of them after one character carries
+# hidden data, so a run keeps only its first.
+VARIATION_RUN = "([\ufe00-\ufe0f\U000e0100-\U000e01ef])[\ufe00-\ufe0f\U000e0100-\U000e01ef]+"
+_CONTROL = re.compile(INVISIBLE)
+_VARIATION_RUN = re.compile(VARIATION_RUN)
 _SPACES = re.compile(r"[ \t\u00a0\u3000]+")
 _NEWLINES = re.compile(r"\n{3,}")
 
@@ -31,11 +46,23 @@ LANGID_LANGUAGES = ["en", "fr", "de", "es", "it", "pt", "nl", "ru", "uk", "pl", 
 LANGID_PREFIX_CHARS = 400
 
 
+def strip_invisible(text: str) -> str:
+    """``text`` without invisible characters (INVISIBLE) and with runs of variation selectors cut to one."""
+    return _VARIATION_RUN.sub(r"\1", _CONTROL.sub("", text))
+
+
+def strip_invisible_expr(column: str) -> "pl.Expr":
+    """``strip_invisible`` as a polars expression (the same character classes, applied by the Rust regex engine)."""
+    import polars as pl
+
+    return pl.col(column).str.replace_all(INVISIBLE, "").str.replace_all(VARIATION_RUN, "${1}")
+
+
 def normalize(text: str) -> str:
-    """Unicode NFKC, control characters removed, runs of spaces folded, at most one blank line, trimmed."""
+    """Unicode NFKC, invisible characters removed, runs of spaces folded, at most one blank line, trimmed."""
     text = unicodedata.normalize("NFKC", text)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = _CONTROL.sub("", text)
+    text = strip_invisible(text)
     text = _SPACES.sub(" ", text)
     text = "\n".join(line.strip() for line in text.split("\n"))
     return _NEWLINES.sub("\n\n", text).strip()

@@ -65,6 +65,7 @@ def _rows(n_per_template: int = 6, seed: int = 0) -> pl.DataFrame:
 def _config(**kw) -> TrainConfig:
     kw.setdefault("calibration", "holdout")
     kw.setdefault("kind_seed_copies", 0)
+    kw.setdefault("embed_weight", 0.0)  # fastText alone unless a test asks for the embedding layer
     return TrainConfig(prompt_params=dict(TINY), kind_params=dict(TINY_KIND), group_cap=10_000, group_floor=0,
                        taxonomy_examples=0, val_fraction=0.25, **kw)
 
@@ -206,12 +207,29 @@ def test_judge_valid_answer_relabels(tiny_model_dir, tmp_path, openai_server):
     openai_server.add_rule(Reply(content=_verdict(True, ["S06"])))
     out, ctx = _run(_stage_input(), tmp_path, **_judge_opts(tiny_model_dir, openai_server))
     rows = {r["id"]: r for r in out.iter_rows(named=True)}
-    assert rows["b"]["label_origin"] == "judge" and rows["b"]["categories"] == ["S10"]
+    # the judge decides the flag; the classifier's dimension stays, the judge's is kept in meta
+    assert rows["b"]["label_origin"] == "judge" and rows["b"]["categories"] == ["S03"]
     assert json.loads(rows["b"]["meta"])["classify"]["judge"]["categories"] == ["S10"]
     assert rows["a"]["label_origin"] == "source"  # source labels are never sent to the judge
     assert ctx.stats["judged"] == 2 and openai_server.count == 2  # rows b and c
     system = openai_server.requests[0]["messages"][0]["content"]
     assert "S14" in system and "虚假信息" in system  # the taxonomy definitions are in the prompt
+    # the flag is asked first, the dimension after; S05 is the catch-all
+    assert system.index('"harmful": true') < system.index("Dimensions:")
+    assert "S05 is only for illegal or unethical acts that no other" in system
+    openai_server.requests.clear()
+    out, _ = _run(_stage_input(), tmp_path, **_judge_opts(tiny_model_dir, openai_server, judge_dimensions=True))
+    assert next(r for r in out.iter_rows(named=True) if r["id"] == "b")["categories"] == ["S10"]
+
+
+def test_judge_safe_verdict_clears_dimensions_and_harmful_without_dimension_is_usable(tiny_model_dir, tmp_path,
+                                                                                        openai_server):
+    openai_server.add_rule(Reply(content=_verdict(False, [])), match="怎样殴打陌生人")
+    openai_server.add_rule(Reply(content=_verdict(True, [])))
+    out, ctx = _run(_stage_input(), tmp_path, **_judge_opts(tiny_model_dir, openai_server))
+    rows = {r["id"]: r for r in out.iter_rows(named=True)}
+    assert rows["b"]["prompt_harmful"] is False and rows["b"]["categories"] == []
+    assert rows["c"]["prompt_harmful"] is True and rows["c"]["categories"] == ["S06"] and ctx.stats["judged"] == 2
 
 
 def test_judge_malformed_answer_keeps_classifier_labels(tiny_model_dir, tmp_path, openai_server):
@@ -232,12 +250,15 @@ def test_judge_unknown_dimension_is_flagged(tiny_model_dir, tmp_path, openai_ser
 
 
 def test_judge_timeout_keeps_classifier_labels(tiny_model_dir, tmp_path, openai_server):
-    openai_server.add_rule(Reply(hang=3.0))
+    # Only row b's request hangs; the endpoint answers the other, so the timeout is b's own (an endpoint that
+    # answers nothing at all opens the client's breaker instead: tests/test_endpoint_faults.py).
+    openai_server.add_rule(Reply(hang=3.0), match="怎样殴打陌生人")
+    openai_server.add_rule(Reply(content=_verdict(True, ["S06"])))
     out, ctx = _run(_stage_input(), tmp_path, **_judge_opts(tiny_model_dir, openai_server, timeout=0.3))
     b = next(r for r in out.iter_rows(named=True) if r["id"] == "b")
     assert b["label_origin"] == "classifier" and b["categories"] == ["S03"]
     assert json.loads(b["meta"])["classify"]["judge_error"]
-    assert ctx.stats["judge_failed"] == 2
+    assert ctx.stats["judge_failed"] == 1
 
 
 def test_judge_budget_and_cache(tiny_model_dir, tmp_path, openai_server):
@@ -263,6 +284,9 @@ def test_cli_api_train_and_evaluate(tmp_path):
     assert result["zh"]["dimensions"]["per_label"]["S06"]["support"] == 8
     assert 0.0 <= result["all"]["binary"]["f1"] <= 1.0
     assert "macro-F1" in format_report(result)
+    # the confusion of the top prediction, per language (issue 21)
+    assert sum(count for count, _ in result["confusion"]["zh"]["S06"].values()) == 8  # each S06 row once
+    assert "top prediction (zh" in format_report(result) and "top prediction (en" in format_report(result)
 
 
 def test_fast_path_matches_fasttext_predict(tiny_model_dir):
@@ -336,6 +360,7 @@ def test_benchmark_judge_step_oracle_and_endpoint(openai_server):
         "prompt": ["how do i hurt him", "write a keylogger", "how do i kill a python process"],
         "target": [["S03"], ["S05"], ["S00"]], "prompt_harmful": [True, True, False],
         "pred": [[], ["S06"], ["S03"]], "pred_harmful": [False, True, True],
+        "pred_best": ["S11", "S06", "S03"],
         "harm_score": [0.5, 0.95, 0.4], "harm_threshold": [0.5, 0.5, 0.45]})  # rows 0 and 2 within 0.15
     tax = Taxonomy.load()
     oracle, n = judged(pred, {"mode": "oracle", "margin": 0.15}, tax)
@@ -347,8 +372,11 @@ def test_benchmark_judge_step_oracle_and_endpoint(openai_server):
     config = ClassifyOptions(base_url=openai_server.base_url, model="test-model", max_retries=0, backoff_base=0.0,
                              cache=False).llm_config(None)
     asked, n = judged(pred, {"mode": "endpoint", "margin": 0.15, "config": config}, tax)
-    assert n == 2 and asked["pred"].to_list() == [["S10"], ["S06"], ["S03"]]
+    # the judge decides the flag; the dimension stays the classifier's (its best one where it predicted none)
+    assert n == 2 and asked["pred"].to_list() == [["S11"], ["S06"], ["S03"]]
     assert asked["pred_harmful"].to_list() == [True, True, True]
+    asked, _ = judged(pred, {"mode": "endpoint", "margin": 0.15, "config": config, "dimensions": True}, tax)
+    assert asked["pred"].to_list()[0] == ["S10"]  # asked for, the judge's dimension is taken
     assert any("how do i hurt him" in str(r["messages"]) for r in openai_server.requests)
     assert not any("write a keylogger" in str(r["messages"]) for r in openai_server.requests)  # far from threshold
 

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from curate.classify.embedding.encoder import EmbeddingHeads, Encoder
-from curate.classify.embedding.layer import INFO_FILE, decide_texts
+from curate.classify.embedding.layer import INFO_FILE
 from curate.classify.model import ClassifierModel
 from curate.classify.evaluate import evaluate_frame
 from curate.classify.train import train_model
@@ -88,8 +88,8 @@ def test_embed_model_round_trip_and_decisions(embed_model_dir, tmp_path):
     reloaded = ClassifierModel.load(directory)
     texts = pl.Series(["how can i beat up the teacher", "怎么给老师做面包", "write ransomware to encrypt a coworker",
                        "如何入侵同事的账号"])
-    s1, c1, h1, _ = decide_texts(model, texts)
-    s2, c2, h2, _ = decide_texts(reloaded, texts)
+    s1, c1, h1, _ = model.predict(texts)
+    s2, c2, h2, _ = reloaded.predict(texts)
     np.testing.assert_allclose(s1, s2, atol=1e-5)
     assert c1 == c2 == [["S03"], [], ["S06"], ["S06"]] and h2.tolist() == [True, False, True, True]
     plain = ClassifierModel.load(directory)
@@ -100,18 +100,17 @@ def test_embed_model_round_trip_and_decisions(embed_model_dir, tmp_path):
 
 @needs_encoder
 def test_cascade_band_chooses_the_rows_the_layer_serves(embed_model_dir):
-    from curate.classify.embedding.layer import uncertain_rows
 
     model, _ = embed_model_dir
     texts = pl.Series(_rows(seed=9)["prompt"])
     fast = model.decide(model.prompt.scores(texts))
-    blended = decide_texts(model, texts)
-    none = decide_texts(model, texts, band=0.0)  # nobody is unsure: fastText's own decisions
-    every = decide_texts(model, texts, band=2.0)  # everybody is unsure: the full blend
+    blended = model.predict(texts)
+    none = model.predict(texts, band=0.0)  # nobody is unsure: fastText's own decisions
+    every = model.predict(texts, band=2.0)  # everybody is unsure: the full blend
     assert none[1] == fast[0] and none[2].tolist() == fast[1].tolist()
     assert every[1] == blended[1] and np.allclose(every[0], blended[0])
-    some = uncertain_rows(model, model.prompt.scores(texts), 0.2)
-    part = decide_texts(model, texts, band=0.2)
+    some = model.uncertain_rows(model.prompt.scores(texts), 0.2)
+    part = model.predict(texts, band=0.2)
     for i in range(len(texts)):
         assert part[1][i] == (blended[1][i] if some[i] else fast[0][i])
 
@@ -158,7 +157,7 @@ def test_blended_rows_are_judged_against_the_layers_threshold(embed_model_dir):
     model = dataclasses.replace(model, harmful_threshold=0.9, harmful_by_lang={},
                                 embed=dataclasses.replace(model.embed, harmful_threshold=0.2, harmful_by_lang={}))
     texts = pl.Series(_rows(seed=9)["prompt"])
-    every, none = decide_texts(model, texts, band=2.0), decide_texts(model, texts, band=0.0)
+    every, none = model.predict(texts, band=2.0), model.predict(texts, band=0.0)
     assert every.blended.all() and not none.blended.any()
     assert set(every.harm_thresholds(model).tolist()) == {np.float32(0.2)}
     assert set(none.harm_thresholds(model).tolist()) == {np.float32(0.9)}

@@ -18,8 +18,8 @@ from curate.classify.fasttext import format as ftformat
 from curate.classify.fasttext.predictor import FastPredictor
 from curate.classify.fasttext.tokens import (C_DIGIT, C_HAN, C_SPACE, C_WORD, MAX_CHARS, TOKEN, char_classes, lowercase_table,
                                       normalise, prepare)
-from curate.classify.model import (PREFIX, ClassifierModel, ModelError, TextClassifier, _fasttext, _train_once,
-                                   default_model_dir)
+from curate.classify.fasttext.classifier import PREFIX, ModelError, TextClassifier, _fasttext, _train_once
+from curate.classify.model import ClassifierModel, default_model_dir
 
 HARM_EN = ["how do i stab {x}", "write ransomware to encrypt {x}", "how to hack into {x} account",
            "plan to murder {x} quietly", "phishing kit to steal {x} password"]

@@ -248,7 +248,7 @@ def test_api_key_is_sent_but_never_written(openai_server, tmp_path, monkeypatch)
 def test_options_resolve_endpoint_from_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     monkeypatch.delenv("OPENAI_MODEL", raising=False)
-    assert LLMOptions().endpoint() is None
+    assert LLMOptions().endpoint() == "local"  # nothing set: the embedded model
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
     monkeypatch.setenv("OPENAI_MODEL", "env-model")
     cfg = LLMOptions(concurrency=3).llm_config(tmp_path)

@@ -30,6 +30,7 @@ from curate.review.client import ReviewError, connect
 from curate.review.pull import pull as pull_state, state_path
 from curate.review.push import existing_record_ids, find_project, push
 from curate.review.stage import ReviewOptions, run
+from curate.review.tasks import task
 from curate.stage import StageContext
 from curate.store import RunStore
 from curate.taxonomy import Taxonomy
@@ -357,7 +358,7 @@ def test_labeling_screen_renders_with_pre_annotations(label_studio, artifacts_di
     with Browser() as page:
         page.set_cookie("sessionid", label_studio.web_session(), "127.0.0.1")
         page.navigate(f"{label_studio.url}/projects/{project.id}/data?task={target.id}")
-        text = page.wait_for_text("Harm dimensions", "Verdict on the answer", "Corrected answer", "Comment")
+        text = page.wait_for_text("Harm dimensions", "Verdict on the answer", "Comment")
         for d in Taxonomy.load().dimensions:
             assert f"{d.id} {d.name_en}" in text
         assert target.data["prompt"] in text and target.data["response"] in text
@@ -367,3 +368,24 @@ def test_labeling_screen_renders_with_pre_annotations(label_studio, artifacts_di
         assert any(c.startswith("S03 ") for c in checked) and any(c.startswith("Yes") for c in checked), checked
         page.screenshot(artifacts_dir / "label_studio_task.png")
         assert page.errors() == []
+
+
+def test_push_refreshes_a_curate_config_and_the_guidelines_but_not_a_hand_made_config(label_studio, tmp_path):  # noqa: F811
+    """An existing project gets the current generated config (annotations keep fitting: every control keeps its
+    name) and freshly rendered guidelines; a config a person wrote stays; a new model version is accepted."""
+    client = connect(label_studio.url, label_studio.token)
+    older = lc.label_config().replace(".curate-hidden { display: none; }", "")
+    assert older != lc.label_config() and lc.GENERATED_MARK in older
+    generated = client.ls.projects.create(title="older curate config", label_config=older, expert_instruction="old")
+    hand_made = client.ls.projects.create(title="hand made config", label_config=older.replace(lc.GENERATED_MARK, "mine"))
+    df = corpus(4)
+    for project in (generated, hand_made):
+        data = task(df.row(0, named=True), "S03/zh", None, "labels:source")["data"]
+        client.ls.projects.import_tasks(id=project.id, request=[{"data": data}])
+        task_id = next(iter(client.ls.tasks.list(project=project.id))).id
+        client.ls.annotations.create(id=task_id, result=result("accept", ["S03"]))
+        push(client, df, project.title, taxonomy=Taxonomy.load(), sample=None, strategy="all", log=lambda m: None)
+    refreshed, kept = client.ls.projects.get(id=generated.id), client.ls.projects.get(id=hand_made.id)
+    assert ".curate-hidden { display: none; }" in refreshed.label_config and "curate-content-warning" in refreshed.expert_instruction
+    assert ".curate-hidden { display: none; }" not in kept.label_config
+    assert refreshed.model_version == "classify:fasttext-test"  # set after the import, once predictions carry it

@@ -11,7 +11,7 @@ from curate import records
 from curate.review import label_config as lc
 from curate.review.agreement import agreement, cohen_kappa, fleiss_kappa, percent_agreement
 from curate.review.merge import decide_task, merge
-from curate.review.sampling import confidence, disagreement, select, stratum
+from curate.review.sampling import confidence, disagreement, select, stratum, uncertainty
 from curate.review.stage import ReviewOptions, run
 from curate.stage import StageContext
 from curate.taxonomy import Taxonomy
@@ -248,7 +248,7 @@ def test_pre_annotations_fit_the_labeling_config():
     interface = LabelInterface(lc.label_config())
     for row in _records(4).to_dicts():
         t = task(row, stratum(row["categories"], row["lang"]), 0.5, "labels:source")
-        assert set(t["data"]) >= {"record_id", "prompt", "reasoning", "response", "context"}
+        assert set(t["data"]) >= {"record_id", "prompt", "reasoning", "response", "context_html", "response_html"}
         prediction = t["predictions"][0]
         assert interface.validate_prediction(prediction), prediction
         back = parse_result(prediction["result"])
@@ -258,3 +258,139 @@ def test_pre_annotations_fit_the_labeling_config():
     wrong = {"model_version": "x", "result": [
         {"from_name": lc.CATEGORIES, "to_name": "prompt", "type": "choices", "value": {"choices": ["S99"]}}]}
     assert not interface.validate_prediction(wrong)
+
+
+# --- the labeling screen: task shapes, hotkeys, guidelines, rendering ---------------------------------------------
+
+def _config_choices(config: str) -> dict[str, list[ET.Element]]:
+    root = ET.fromstring(config)
+    return {c.get("name"): list(c.iter("Choice")) for c in root.iter("Choices")}
+
+
+def test_task_shape_follows_the_record_and_predictions_fit_the_config():
+    """A record without an answer becomes a prompt-only task (no answer questions pre-filled); one with an answer
+    pre-selects its response kind and pre-fills the corrected answer. Label Studio's parser accepts both."""
+    from label_studio_sdk.label_interface import LabelInterface
+
+    from curate.review.tasks import parse_result, task
+
+    interface = LabelInterface(lc.label_config())
+    rows = _records(2).to_dicts()
+    prompt_only = {**rows[0], "response": None, "reasoning": None}
+    answered = {**rows[1], "response_kind": "refusal"}
+    for row, shape in ((prompt_only, "prompt"), (answered, "answer")):
+        t = task(row, "S05/en", 0.3, "labels:source")
+        prediction = t["predictions"][0]
+        assert interface.validate_prediction(prediction), prediction
+        names = {r["from_name"]: r["value"] for r in prediction["result"]}
+        assert names[lc.SHAPE] == {"choices": [shape]} and t["data"]["shape"] == shape
+    t = task(prompt_only, "S03/zh", None, "v")
+    assert {r["from_name"] for r in t["predictions"][0]["result"]} == {lc.SHAPE, lc.PROMPT_HARMFUL, lc.CATEGORIES}
+    assert t["data"]["response_html"] == "" and "Answer kind" not in t["data"]["context_html"]
+    back = parse_result(task(answered, "S05/en", 0.3, "v")["predictions"][0]["result"])
+    assert back[lc.RESPONSE_KIND] == ["refusal"] and back[lc.CORRECTED] == answered["response"]
+
+
+def test_answer_questions_only_show_for_answer_tasks_and_dimensions_only_under_harmful():
+    root = ET.fromstring(lc.label_config())
+    views = [v for v in root.iter("View") if v.get("visibleWhen") == "choice-selected"]
+    conditional = {v.get("whenTagName") + "=" + v.get("whenChoiceValue"): v for v in views}
+    answer_views = [v for v in views if (v.get("whenTagName"), v.get("whenChoiceValue")) == (lc.SHAPE, "answer")]
+    in_answer_views = {c.get("name") for v in answer_views for c in v.iter() if c.get("name")}
+    assert {lc.VERDICT, lc.CORRECTED, lc.REASONING_RATING, lc.RESPONSE_KIND, "reasoning", "response"} <= in_answer_views
+    assert {c.get("name") for c in conditional[f"{lc.PROMPT_HARMFUL}=yes"].iter("Choices")} == {lc.CATEGORIES}
+    assert {c.get("name") for c in conditional[f"{lc.VERDICT}=edit"].iter("TextArea")} == {lc.CORRECTED}
+    required = {c.get("name"): c.get("requiredMessage") for c in root.iter("Choices") if c.get("required") == "true"}
+    assert set(required) == {lc.PROMPT_HARMFUL, lc.CATEGORIES, lc.VERDICT}
+    for message in required.values():  # the reviewer's words in both languages, no internal control names
+        assert " / " in message and not any(n in message for n in (lc.PROMPT_HARMFUL, lc.CATEGORIES, "Checkbox"))
+
+
+def test_not_harmful_carries_no_dimensions_back():
+    from curate.review.tasks import parse_result
+
+    result = [{"from_name": lc.PROMPT_HARMFUL, "value": {"choices": ["no"]}},
+              {"from_name": lc.CATEGORIES, "value": {"choices": ["S03"]}}]
+    assert parse_result(result) == {lc.PROMPT_HARMFUL: ["no"]}
+    harmful = [{**result[0], "value": {"choices": ["yes"]}}, result[1]]
+    assert parse_result(harmful)[lc.CATEGORIES] == ["S03"]
+    shape = {"from_name": lc.SHAPE, "value": {"choices": ["prompt"]}}
+    reject = {"from_name": lc.VERDICT, "value": {"choices": ["reject"]}}
+    assert lc.VERDICT not in parse_result([shape, reject, *harmful])  # hidden in a prompt-only task: ignored
+    assert parse_result([{**shape, "value": {"choices": ["answer"]}}, reject])[lc.VERDICT] == ["reject"]
+
+
+def test_every_choice_has_a_chosen_unique_hotkey_and_the_guidelines_list_them():
+    from curate.review.guidelines import instructions_html
+
+    choices = _config_choices(lc.label_config())
+    bound = [(c.get("hotkey"), c.get("alias")) for name, cs in choices.items() if name != lc.SHAPE for c in cs]
+    bound += [(r.get("hotkey"), r.get("name")) for r in ET.fromstring(lc.label_config()).iter("Rating")]
+    assert all(key for key, _ in bound), bound  # none left for Label Studio to auto-assign
+    keys = [key for key, _ in bound]
+    assert len(keys) == len(set(keys))
+    dims = dict((alias, key) for key, alias in bound if alias.startswith("S") and alias[1:].isdigit())
+    assert dims["S01"] == "1" and dims["S09"] == "9" and dims["S10"] == "shift+0" and dims["S14"] == "shift+4"
+    listed = [key for key, _, _ in lc.hotkeys()]
+    assert set(keys) | {lc.SUBMIT_KEY} == set(listed)
+    page = instructions_html("en")
+    for key in listed:
+        assert f"<kbd>{key}</kbd>" in page
+
+
+def test_guidelines_page_is_formatted_warning_first_reviewer_language_first():
+    from curate.review.guidelines import instructions_html
+
+    for lang, first, second in (("en", "Review guidelines", "审核指南"), ("zh", "审核指南", "Review guidelines")):
+        page = instructions_html(lang)
+        assert page.index("curate-content-warning") < page.index("<h2>") < page.index("<h1>")
+        warning = page[:page.index("</div></div>")]
+        assert ("Content warning" in warning) and ("内容提示" in warning)
+        assert page.index(first) < page.index(second)
+        assert "<h1>" in page and "<strong>" in page and "<li>" in page
+        assert "## " not in page and "**" not in page  # no raw Markdown left
+    with pytest.raises(ValueError, match="reviewer language"):
+        instructions_html("fr")
+
+
+def test_markdown_in_answers_is_rendered_and_sanitised():
+    from curate.review.render import markdown_html
+
+    out = markdown_html("See [the site](https://example.org) and **this**.\n<script>alert(1)</script>\n"
+                        "![tracker](https://evil.example/pixel.png) [js](javascript:alert(1))")
+    assert '<a href="https://example.org" rel="noopener noreferrer">the site</a>' in out
+    assert "<strong>this</strong>" in out and "<script>" not in out and "&lt;script&gt;" in out
+    assert "<img" not in out and "evil.example" not in out and 'href="javascript' not in out
+    assert markdown_html(None) == "" and markdown_html("") == ""
+
+
+def test_context_header_is_labelled_and_scores_are_the_classifiers():
+    from curate.review.tasks import context_html
+
+    row = {**_records(1).to_dicts()[0], "source": "multijail", "lang": "zh", "label_origin": "classifier",
+           "category_scores": json.dumps({"S00": 0.2, "S04": 0.96, "S02": 0.47, "S05": 0.35, "S09": 0.1}),
+           "response_kind": "refusal"}
+    html = context_html(row, "S04/zh", Taxonomy.load())
+    for label in ("Source", "Language", "Pre-selected labels from", "Classifier: harmful", "top dimensions",
+                  "Answer kind"):
+        assert f"{label}" in html
+    assert "0.80" in html and "S04 Weapons &amp; CBRNE 0.96, S02" in html and "S00" not in html
+    assert "S09" not in html  # top three only
+    assert "the classifier" in html and "refusal" in html
+
+
+def test_priority_is_classifier_uncertainty_and_stratified_samples_come_hardest_first():
+    assert uncertainty(json.dumps({"S03": 0.5})) == 1.0 and uncertainty(json.dumps({"S03": 0.99})) == pytest.approx(0.02)
+    assert uncertainty(None) is None
+    sample = select(_records(40), 12, "stratified", seed=1)
+    priority = sample["_priority"].to_list()
+    assert priority == sorted(priority, reverse=True) and priority[0] > priority[-1]
+    assert set(sample["_stratum"].to_list()) == set(select(_records(40), 12, "stratified", seed=1)["_stratum"])
+
+
+def test_reviewers_response_kind_replaces_the_records():
+    df = records.conform(pl.DataFrame([{**_records(1).to_dicts()[0], "response_kind": "helpful"}]))
+    ann = _ann(1, 1, "accept", ["S03"], "yes")
+    ann["result"][lc.RESPONSE_KIND] = ["refusal"]
+    out, _ = merge(df, {"tasks": {"5": {"record_id": "r000", "annotations": [ann]}}}, harm_ids=HARM)
+    assert out["response_kind"].to_list() == ["refusal"]

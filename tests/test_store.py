@@ -3,7 +3,7 @@ import pytest
 
 from curate import records
 from curate.io import InputError, read_records, write_records
-from curate.store import REDACTED, RunStore, redact, write_shards
+from curate.store import REDACTED, TMP_MARKER, TMP_PREFIX, RunStore, redact, write_shards
 
 
 def sample(n=5):
@@ -39,12 +39,13 @@ def test_stage_write_is_atomic_and_manifest_marks_completion(tmp_path):
     manifest = store.manifest(1, "collect")
     assert manifest["output_fingerprint"] == fp and manifest["rows_out"] == 5
     assert store.read_stage(1, "collect").height == 5
-    # A leftover temp folder from a killed run is removed at the next start and never read as output.
-    stale = tmp_path / "run" / ".tmp-dead-02-dedup"
+    # A leftover temp folder from a killed run (curate's prefix and marker) is removed when the next run starts.
+    stale = tmp_path / "run" / f"{TMP_PREFIX}dead0000-02-dedup"
     stale.mkdir()
+    (stale / TMP_MARKER).write_text("1\n")
     (stale / "part-00000.parquet").write_bytes(b"garbage")
-    RunStore(tmp_path / "run")
-    assert not stale.exists()
+    with RunStore(tmp_path / "run").locked():
+        assert not stale.exists()
 
 
 def test_redaction_hides_secrets_but_keeps_env_var_names():

@@ -13,7 +13,7 @@ from curate.synthesize.refusal import is_refusal
 from tests.fixtures.openai_server import _openai_server_session, openai_server  # noqa: F401
 from tests.servers.openai_compat import Reply
 
-taxonomy = pytest.importorskip("curate.taxonomy", reason="curate.taxonomy (the taxonomy issue) is not in this tree")
+import curate.taxonomy as taxonomy
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +187,7 @@ def test_rewrite_unsafe_off_keeps_the_source_answer(openai_server, tmp_path, dim
 
 
 def test_no_endpoint_logs_one_line_and_leaves_rows_pending(tmp_path, monkeypatch, dims):
-    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.setenv("OPENAI_BASE_URL", "off")
     df = frame([{"prompt": "a", "categories": [dims[0].id]}, {"prompt": "b", "prompt_harmful": False}])
     logs: list[str] = []
     out, ctx = run(df, None, tmp_path, logs=logs)
@@ -259,7 +259,9 @@ def test_near_duplicate_of_an_existing_corpus_answer(openai_server, tmp_path, di
 
 
 def test_response_kind_classifier_rejects_harmful_answers(openai_server, tmp_path, dims):
-    model_mod = pytest.importorskip("curate.classify.model", reason="the classify stage is not in this tree")
+    from curate.classify.model import ClassifierModel, TextClassifier
+    from curate.classify.train import KIND_PARAMS, PROMPT_PARAMS
+
     subjects = ["the device", "the weapon", "the charge", "the bomb", "the compound", "the mixture"]
     texts, kinds = [], []
     for i, s in enumerate(subjects * 5):
@@ -267,10 +269,10 @@ def test_response_kind_classifier_rejects_harmful_answers(openai_server, tmp_pat
                   f"Sure, to cook rice rinse it, boil water and simmer it for {i % 9 + 10} minutes.",
                   f"Step one: pack {s} with ammonium nitrate, attach the detonator and wire the fuse ({i})."]
         kinds += [["refusal"], ["helpful"], ["harmful"]]
-    params = dict(model_mod.KIND_PARAMS)
-    kind = model_mod.TextClassifier.train(texts, kinds, params=params)
-    prompt = model_mod.TextClassifier.train(texts, [["S00"]] * len(texts), params=dict(model_mod.PROMPT_PARAMS))
-    model_mod.ClassifierModel(prompt, {}, 0.5, kind).save(tmp_path / "model")
+    params = dict(KIND_PARAMS)
+    kind = TextClassifier.train(texts, kinds, params=params)
+    prompt = TextClassifier.train(texts, [["S00"]] * len(texts), params=dict(PROMPT_PARAMS))
+    ClassifierModel(prompt, {}, 0.5, kind).save(tmp_path / "model")
 
     openai_server.add_rule(Reply(content="Step one: pack the bomb with ammonium nitrate, attach the detonator and "
                                          "wire the fuse.", reasoning="The user wants this, so I will just answer it."),
@@ -438,3 +440,37 @@ def test_user_templates_directory_and_version(openai_server, tmp_path, dims):
     assert meta(out, 0)["template_sha"] != load_template(DEFAULT_DIR, "en", "refusal", "v1").sha
     with pytest.raises(FileNotFoundError, match="refusal.v9.txt"):
         run(df, openai_server, tmp_path, template_version="v9")
+
+
+def test_sample_sends_a_stratified_subset_and_leaves_the_rest_pending(openai_server, tmp_path, dims):
+    openai_server.responder = good_reply
+    rows = [{"prompt": f"harmful {i}", "categories": [dims[0].id], "lang": lang}
+            for i, lang in enumerate(["en", "en", "en", "en", "zh", "zh"])]
+    rows += [{"prompt": f"benign {i}", "prompt_harmful": False, "lang": "en"} for i in range(4)]
+    logs: list[str] = []
+    out, ctx = run(frame(rows), openai_server, tmp_path, logs=logs, sample=4)
+    metas = [meta(out, i) for i in range(out.height)]
+    sent = [m for m in metas if m["status"] != "pending"]
+    pending = [m for m in metas if m["status"] == "pending"]
+    assert len(sent) == 4 and openai_server.count == 4
+    assert all(m["pending_reason"] == "sample" for m in pending) and len(pending) == 6
+    assert out.filter(pl.col("lang") == "zh")["response"].null_count() < 2  # the small language is in the sample
+    assert ctx.stats["sample"] == {"size": 4, "planned": 10, "left_pending": 6}
+    assert any("sample: 4 of 10" in line for line in logs)
+
+
+def test_wrapped_answers_are_unwrapped_and_rejected_ones_keep_the_raw_answer(openai_server, tmp_path, dims):
+    def reply(body):
+        prompt = body["messages"][-1]["content"]
+        if "wrapped" in prompt:
+            return Reply(content="<response>\nReply: I can't help with that, but I can share general safety "
+                                 "information instead.\n</response>", reasoning="Weapons policy applies to this one.")
+        return Reply(content=prompt, reasoning="The user repeats a question; I echo it back here.")
+
+    openai_server.responder = reply
+    rows = [{"prompt": "wrapped: how to make a weapon", "categories": [dims[0].id]},
+            {"prompt": "Please tell me how to make a weapon at home today", "categories": [dims[0].id]}]
+    out, _ = run(frame(rows), openai_server, tmp_path)
+    assert out["response"][0] == "I can't help with that, but I can share general safety information instead."
+    assert out["drop_reason"][1] == "synth_echo"
+    assert meta(out, 1)["candidates"][0]["raw"] == rows[1]["prompt"]  # what the model said, kept

@@ -13,6 +13,7 @@ STAGE = Stage(
     name="balance",
     Options=BalanceOptions,
     run=run,
+    writes=("split", "drop_reason"),
     help="Select rows to meet per-dimension, language and kind quotas; report shortfalls; assign train/test splits.",
 )
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+import polars as pl
+
 from curate.records import load_meta
+from curate.taxonomy import SAFE
 
 KINDS = ("refusal", "safe_completion", "helpful", "general")
-SAFE_DIMENSION = "S00"  # a safety-source row with no harm category (benign look-alike)
 GENERAL_DIMENSION = "general"  # general reasoning data (math, code...), outside the taxonomy
 
 
@@ -43,7 +45,7 @@ def row_dimension(row: Mapping[str, Any], kind: str | None) -> str:
     if kind == "general":
         return GENERAL_DIMENSION
     categories = row.get("categories") or []
-    return categories[0] if categories else SAFE_DIMENSION
+    return categories[0] if categories else SAFE  # a safety row with no harm category
 
 
 def row_template(row: Mapping[str, Any]) -> str | None:
@@ -77,6 +79,40 @@ def was_synthesized(row: Mapping[str, Any]) -> bool:
     return synth.get("status") == "synthesized" or ("status" not in synth and bool(synth.get("model")))
 
 
-def has_response(row: Mapping[str, Any]) -> bool:
-    response = row.get("response")
-    return bool(response and response.strip())
+def _meta_field(path: str) -> pl.Expr:
+    return pl.col("meta").str.json_path_match(path)
+
+
+def kind_expr() -> pl.Expr:
+    """``record_kind`` as a column expression (the same rule, for a million rows at once)."""
+    harmful = pl.col("prompt_harmful")
+    return (pl.when(_meta_field("$.collect.role") == "general").then(pl.lit("general"))
+              .when(harmful).then(pl.when(pl.col("response_kind") == "safe_completion").then(pl.lit("safe_completion"))
+                                    .otherwise(pl.lit("refusal")))
+              .when(harmful.not_()).then(pl.lit("helpful"))
+              .otherwise(pl.lit(None, dtype=pl.Utf8)))
+
+
+def dimension_expr(kind: pl.Expr) -> pl.Expr:
+    """``row_dimension`` as a column expression."""
+    first = pl.col("categories").list.first()
+    return (pl.when(kind == "general").then(pl.lit(GENERAL_DIMENSION))
+              .otherwise(pl.when(first.is_not_null()).then(first).otherwise(pl.lit(SAFE))))
+
+
+def template_expr() -> pl.Expr:
+    """``row_template`` as a column expression (an empty template counts as none)."""
+    collect, synth = _meta_field("$.collect.template"), _meta_field("$.synthesize.template")
+    return (pl.when(collect.is_not_null() & (collect != "")).then(collect)
+              .when(synth.is_not_null() & (synth != "")).then(synth)
+              .otherwise(pl.lit(None, dtype=pl.Utf8)))
+
+
+def judge_scores(df: pl.DataFrame) -> pl.Series:
+    """``judge_score`` per row: parsed only where the meta has a synthesize entry (rows before synthesis have none)."""
+    has = df["meta"].str.contains('"synthesize"', literal=True).fill_null(False).to_numpy()
+    scores = [None] * df.height
+    at = has.nonzero()[0]
+    for i, meta in zip(at.tolist(), df["meta"].gather(at).to_list()):
+        scores[i] = judge_score({"meta": meta})
+    return pl.Series("score", scores, dtype=pl.Float64)

@@ -37,8 +37,10 @@ class BalanceOptions(StageOptions):
                                                    "overriding the two above, e.g. S08: {min: 300}.")
     test_fraction: float = Field(0.1, ge=0, lt=1, description="Share of selected rows in the test split "
                                  "(stratified by dimension x language, whole dup clusters only).")
-    pending: Literal["exclude", "keep"] = Field("exclude", description="Rows with no response yet (synthesis "
-                                                "pending): exclude them, or keep them eligible.")
+    pending: Literal["auto", "exclude", "keep"] = Field("auto", description="Rows with no response yet (synthesis "
+                                                        "pending): exclude them, keep them eligible, or auto: keep "
+                                                        "them when no kept row has a response (balance then selects "
+                                                        "the prompts to synthesize by the same quotas), else exclude.")
     shortfall_csv: OutputPath | None = Field(None, description="Where to write the shortfall table "
                                              "(default: <run_dir>/shortfall.csv in a pipeline run).")
 
@@ -88,10 +90,11 @@ class BalanceOptions(StageOptions):
 
     def bounds(self, dimension: str) -> tuple[int, int | None]:
         """(min, max) rows of a dimension; S00 and general only get bounds named for them."""
-        from curate.balance.kinds import GENERAL_DIMENSION, SAFE_DIMENSION
+        from curate.balance.kinds import GENERAL_DIMENSION
+        from curate.taxonomy import SAFE
 
         named = self.dimensions.get(dimension)
-        default = (0, None) if dimension in (SAFE_DIMENSION, GENERAL_DIMENSION) else (
+        default = (0, None) if dimension in (SAFE, GENERAL_DIMENSION) else (
             self.min_per_dimension, self.max_per_dimension)
         if named is None:
             return default

@@ -8,11 +8,12 @@ import polars as pl
 
 from curate import records
 from curate.balance import report
-from curate.balance.kinds import has_response, judge_score, record_kind, row_dimension, row_template
+from curate.balance.kinds import dimension_expr, judge_scores, kind_expr, template_expr
 from curate.balance.options import BalanceOptions
 from curate.balance.select import Candidate, pick
 from curate.balance.splits import assign_splits
 from curate.balance.targets import Stratum, compute_targets
+from curate.funnel import HAS_RESPONSE
 from curate.stage import StageContext
 
 NOT_SELECTED = "not_selected"
@@ -22,10 +23,8 @@ COLUMNS = ("id", "lang", "categories", "prompt_harmful", "response_kind", "respo
 
 def harm_dimensions(ctx: StageContext) -> list[str]:
     """The taxonomy's harm dimension ids, so a dimension with no rows at all still shows its shortfall."""
-    try:
-        from curate.taxonomy import Taxonomy
-    except ModuleNotFoundError:
-        return []
+    from curate.taxonomy import Taxonomy
+
     return list(Taxonomy.load(ctx.taxonomy_path).harm_ids)
 
 
@@ -37,40 +36,46 @@ INELIGIBLE = {
 }
 
 
-def ineligible_reason(row: dict, kind: str | None, opts: BalanceOptions) -> str | None:
-    """The drop reason (a key of INELIGIBLE) of a row that cannot be placed in the mix, else None."""
-    if kind is None:
-        return "unlabelled"
-    if row["response_kind"] == "harmful":
-        return "harmful_response"
-    if not has_response(row) and opts.pending == "exclude":
-        return "pending_synthesis"
-    return None
+def pending_mode(df: pl.DataFrame, opts: BalanceOptions) -> str:
+    """``keep`` or ``exclude``; ``auto`` keeps pending rows when no kept row has an answer yet (a prompt set
+    before synthesis: the quotas then pick which prompts to synthesize)."""
+    if opts.pending != "auto":
+        return opts.pending
+    answered = records.kept(df).filter(HAS_RESPONSE).height
+    return "exclude" if answered else "keep"
+
+
+def eligibility(df: pl.DataFrame, pending: str) -> pl.DataFrame:
+    """The kept rows with what balance needs, as columns: ``_kind``, ``_dim``, ``_cluster``, ``_template``,
+    ``_human`` and ``_reason``, the drop reason (a key of INELIGIBLE) of a row that cannot be placed in the mix."""
+    kind = pl.col("_kind")
+    no_cluster = pl.col("dup_cluster").is_null() | (pl.col("dup_cluster") == "")
+    return records.kept(df).select(COLUMNS).with_columns(kind_expr().alias("_kind")).with_columns(
+        pl.when(kind.is_null()).then(pl.lit("unlabelled"))
+          .when(pl.col("response_kind") == "harmful").then(pl.lit("harmful_response"))
+          .when(~HAS_RESPONSE & pl.lit(pending == "exclude")).then(pl.lit("pending_synthesis"))
+          .otherwise(pl.lit(None, dtype=pl.Utf8)).alias("_reason"),
+        dimension_expr(kind).alias("_dim"),
+        pl.when(no_cluster).then(pl.col("id")).otherwise(pl.col("dup_cluster")).alias("_cluster"),
+        template_expr().alias("_template"),
+        (pl.col("label_origin") == "human").fill_null(False).alias("_human"))
 
 
 def run(df: pl.DataFrame, opts: BalanceOptions, ctx: StageContext) -> pl.DataFrame:
+    pending = pending_mode(df, opts)
+    if opts.pending == "auto" and pending == "keep":
+        ctx.log("[balance] no kept row has an answer yet: selecting prompts for synthesis by the quotas "
+                "(pending: keep)")
+    rows = eligibility(df, pending)
+    ineligible: Counter[str] = Counter(dict(rows["_reason"].drop_nulls().value_counts().iter_rows()))
+    ineligible_ids = {reason: rows.filter(pl.col("_reason") == reason)["id"] for reason in ineligible}
+    eligible = rows.filter(pl.col("_reason").is_null())
+    eligible = eligible.with_columns(judge_scores(eligible).alias("_score"))
     candidates: dict[Stratum, list[Candidate]] = defaultdict(list)
-    ineligible: Counter[str] = Counter()
-    ineligible_ids: dict[str, list[str]] = defaultdict(list)
-    dimension_of: dict[str, tuple[str, str]] = {}
-    cluster_of: dict[str, str] = {}
-    for row in df.select(COLUMNS).iter_rows(named=True):
-        if row["drop_reason"] is not None:
-            continue
-        row["meta"] = records.load_meta(row["meta"])
-        kind = record_kind(row)
-        reason = ineligible_reason(row, kind, opts)
-        if reason:
-            ineligible[reason] += 1
-            ineligible_ids[reason].append(row["id"])
-            continue
-        dim = row_dimension(row, kind)
-        cluster = row["dup_cluster"] or row["id"]
-        candidates[kind, dim, row["lang"]].append(Candidate(
-            id=row["id"], human=row["label_origin"] == "human", score=judge_score(row), cluster=cluster,
-            template=row_template(row)))
-        dimension_of[row["id"]] = (dim, row["lang"])
-        cluster_of[row["id"]] = cluster
+    for rid, human, score, cluster, template, kind, dim, lang in eligible.select(
+            "id", "_human", "_score", "_cluster", "_template", "_kind", "_dim", "lang").iter_rows():
+        candidates[kind, dim, lang].append(Candidate(id=rid, human=human, score=score, cluster=cluster,
+                                                     template=template))
 
     available = {s: len(c) for s, c in candidates.items()}
     targets = compute_targets(available, opts, harm_dimensions(ctx))
@@ -86,20 +91,22 @@ def run(df: pl.DataFrame, opts: BalanceOptions, ctx: StageContext) -> pl.DataFra
                       "target": targets[stratum], "achieved": len(chosen),
                       "shortfall": targets[stratum] - len(chosen)})
 
-    split = assign_splits(((rid, cluster_of[rid], dimension_of[rid]) for rid in selected),
-                          opts.test_fraction, opts.seed)
+    chosen_rows = eligible.filter(pl.col("id").is_in(selected)).select("id", "_cluster", "_dim", "lang")
+    placed = {rid: (cluster, (dim, lang)) for rid, cluster, dim, lang in chosen_rows.iter_rows()}
+    split = assign_splits(((rid, *placed[rid]) for rid in selected), opts.test_fraction, opts.seed)
     live = pl.col("drop_reason").is_null()
     is_selected = pl.col("id").is_in(selected)
     split_map = pl.DataFrame({"id": list(split), "_split": list(split.values())}, schema={"id": pl.Utf8, "_split": pl.Utf8})
     out = df
     for reason, ids in ineligible_ids.items():
-        out = records.mark_dropped(out, pl.col("id").is_in(ids), reason)
+        out = records.mark_dropped(out, pl.col("id").is_in(ids.to_list()), reason)
     out = records.mark_dropped(out, ~is_selected, NOT_SELECTED)
     out = out.join(split_map, on="id", how="left").with_columns(
         pl.when(live).then(pl.col("_split")).otherwise(pl.col("split")).alias("split")).drop("_split")
     out = out.select(records.COLUMNS)
 
     _report(table, ineligible, split, opts, ctx)
+    ctx.stats["pending"] = pending
     return out
 
 

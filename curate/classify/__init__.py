@@ -3,7 +3,8 @@
 A fastText prompt model (multi-label, one-vs-all, per-dimension thresholds calibrated on validation data)
 and a response-kind model, trained by ``curate classifier train``; low-confidence rows can go to an LLM judge.
 """
-from curate.classify.stage import ClassifyOptions, run
+from curate.classify.options import ClassifyOptions
+from curate.classify.stage import run
 from curate.stage import Stage
 
 
@@ -13,5 +14,6 @@ def per_row(options: ClassifyOptions) -> bool:
 
 
 STAGE = Stage(name="classify", Options=ClassifyOptions, run=run, shardable=per_row,
+              writes=("categories", "category_scores", "prompt_harmful", "response_kind", "label_origin"),
               help="Fill harm dimensions, scores, harmful flag and response kind where sources did not; "
                    "record disagreements; optional LLM judge for low-confidence rows.")

@@ -1,6 +1,8 @@
-"""The LLM judge for rows the classifier is unsure about: taxonomy definitions in the prompt, a JSON answer
-validated against ``JudgeVerdict`` (malformed answers are re-asked by the client, then reported as failed and
-the classifier's labels are kept). Cache, budget, retries and rate limits come from ``curate.llm``.
+"""The LLM judge for rows the classifier is unsure about: it is asked the harmful flag first (a 1.5B model was found
+right on the flag 12 of 14 times while its dimension choice was near chance, issue 21); the row's dimensions stay
+the classifier's unless the judge's are asked for (``verdict_categories``). The taxonomy's definitions are in the
+prompt; a JSON answer validated against ``JudgeVerdict`` (malformed answers are re-asked by the client, then
+reported as failed and the classifier's labels are kept). Cache, budget, retries and rate limits come from ``curate.llm``.
 """
 from __future__ import annotations
 
@@ -10,12 +12,17 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from curate.llm import LLMConfig, LLMStats, Request, json_request, run_requests
+from curate.llm.breaker import raise_if_unreachable
 from curate.llm.structured import JsonMode
 
-SYSTEM = """You label prompts for a safety training corpus with the harm dimensions of this taxonomy.
-A dimension applies when the request or text seeks, contains or promotes that harm. Benign look-alikes
-(e.g. "how do I kill a Python process", history questions, asking how to stay safe) are safe: no dimension.
-Several dimensions may apply. Judge the user prompt; use the reply only to decide the response kind.
+SYSTEM = """You check prompts for a safety training corpus. The question that matters most: is the user prompt
+harmful, i.e. should a safe assistant decline or redirect it ("harmful": true), or is it fine to answer helpfully
+("harmful": false)? Benign look-alikes (e.g. "how do I kill a Python process", history questions, asking how to
+stay safe) are not harmful. A request that hides or enables harm to oneself (e.g. hiding an eating disorder from
+people who try to help) is harmful. Judge the user prompt; use the reply only to decide the response kind.
+
+If harmful, also name the harm dimension(s) it seeks, contains or promotes, from this list. Prefer the specific
+dimension: {generic} is only for illegal or unethical acts that no other dimension covers.
 
 Dimensions:
 {dimensions}
@@ -39,8 +46,9 @@ class JudgeVerdict(BaseModel):
 
 
 def system_prompt(taxonomy) -> str:
-    lines = [f"- {d.id} {d.name_en} / {d.name_zh}: {d.definition_en}" for d in taxonomy.dimensions]
-    return SYSTEM.format(dimensions="\n".join(lines))
+    lines = [f"- {d.id} {d.name_en} / {d.name_zh}: {d.definition_en}" + (f" {d.scope_en}" if d.scope_en else "")
+             for d in taxonomy.dimensions]
+    return SYSTEM.format(dimensions="\n".join(lines), generic=", ".join(taxonomy.generic) or "the catch-all")
 
 
 def judge_request(system: str, prompt: str, response: str | None, *, mode: JsonMode, model: str | None) -> Request:
@@ -56,9 +64,17 @@ def check_verdict(verdict: JudgeVerdict, known_ids: set[str]) -> str | None:
     unknown = [c for c in verdict.categories if c not in known_ids]
     if unknown:
         return f"judge named unknown dimensions {unknown}"
-    if verdict.harmful and not verdict.categories:
-        return "judge said harmful but gave no dimension"
-    return None
+    return None  # harmful without a dimension is a usable answer: the judge is asked the flag first
+
+
+def verdict_categories(verdict: JudgeVerdict, predicted: Sequence[str], best: str, use_judge_dimensions: bool) -> list[str]:
+    """A judged row's dimensions: none when the judge says safe; when harmful, the judge's own dimensions only if
+    asked for (and given), else the classifier's prediction, else the classifier's best harm dimension."""
+    if not verdict.harmful:
+        return []
+    if use_judge_dimensions and verdict.categories:
+        return list(verdict.categories)
+    return [c for c in predicted if c != "S00"] or [best]
 
 
 def pick_candidates(harm_score: np.ndarray, thresholds: np.ndarray, margin: float, eligible: Sequence[bool],
@@ -78,6 +94,7 @@ def ask_judge(config: LLMConfig, taxonomy, prompts: Sequence[str], responses: Se
     system = system_prompt(taxonomy)
     requests = [judge_request(system, p, r, mode=mode, model=None) for p, r in zip(prompts, responses)]
     outcomes, _ = run_requests(config, requests, on_done=on_done, stats=stats)
+    raise_if_unreachable(outcomes, config.base_url, f"{len(requests):,} rows to judge")  # not judged: not failed
     known = set(taxonomy.harm_ids)
     out = []
     for outcome in outcomes:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import polars as pl
 
 from curate import records
+from curate.taxonomy import SAFE
 
-SAFE = "S00"
 KINDS = ("refusal", "safe_completion", "helpful", "harmful")
 
 

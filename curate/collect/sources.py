@@ -1,7 +1,6 @@
 """Source declarations (what the pipeline YAML says under collect.sources) and how each yields items."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
@@ -9,9 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from curate.collect.presets import PRESETS, Item, _python_list
 from curate.collect.readers import READERS, BadLine, RawRow, list_files, sniff_format
-from curate.config import InputPath
-
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+from curate.collect.values import BadValue, label_values
+from curate.config import InputPath, check_name
 
 
 class FieldMap(BaseModel):
@@ -61,8 +59,7 @@ class SourceSpec(BaseModel):
             raise ValueError("'license' is required for a source without a preset (it travels with every row)")
         if self.source_name is None:
             raise ValueError("'name' is required for a source without a preset")
-        if not SAFE_NAME.match(self.source_name):
-            raise ValueError(f"source name {self.source_name!r} must match {SAFE_NAME.pattern}")
+        check_name(self.source_name, "source name")
         return self
 
     @field_validator("languages")
@@ -103,7 +100,7 @@ def iter_items(spec: SourceSpec) -> Iterator[tuple[str, Item | BadLine, str]]:
         if isinstance(raw, BadLine):
             yield raw.location, raw, ""
             continue
-        converted = convert(raw.data, raw.location) if convert else _generic(raw.data, raw.location, spec.fields)
+        converted = _convert(convert, raw.data, raw.location, spec.fields)
         if isinstance(converted, str):
             yield raw.location, BadLine(raw.location, converted, _short(raw.data)), raw.encoding
             continue
@@ -132,22 +129,28 @@ def _iter_raw(spec: SourceSpec, preset) -> Iterator[RawRow | BadLine]:
         yield from READERS[fmt](file, label)
 
 
+def _convert(convert, row: dict[str, Any], location: str, fields: FieldMap) -> Item | list[Item] | str:
+    """A raw row as items (preset converter or field map), or the reason it cannot be used."""
+    try:
+        return convert(row, location) if convert else _generic(row, location, fields)
+    except BadValue as exc:
+        return str(exc)
+    except (TypeError, AttributeError) as exc:  # a preset met a value of a shape it does not read
+        return f"unexpected value shape: {type(exc).__name__}: {str(exc)[:120]}"
+
+
 def _generic(row: dict[str, Any], location: str, fields: FieldMap) -> Item | str:
     if fields.prompt not in row:
         return f"missing field {fields.prompt!r}"
     labels: list[str] = []
     for name in fields.labels:
         value = row.get(name)
-        if isinstance(value, (list, tuple)):
-            labels += [str(v) for v in value if v is not None]
-        elif isinstance(value, str) and value.strip().startswith("["):
-            labels += _python_list(value)
-        elif value not in (None, ""):
-            labels.append(str(value))
+        labels += _python_list(value) if isinstance(value, str) and value.strip().startswith("[") else \
+            label_values(value, name)
     response = row.get(fields.response) if fields.response else None
-    item = Item(str(row[fields.id]) if fields.id and row.get(fields.id) is not None else location,
+    item = Item(row[fields.id] if fields.id and row.get(fields.id) is not None else location,
                 row[fields.prompt], response=response, labels=labels,
-                lang=str(row[fields.lang]) if fields.lang and row.get(fields.lang) else None)
+                lang=row[fields.lang] if fields.lang and row.get(fields.lang) is not None else None)
     if fields.reasoning and row.get(fields.reasoning):
         item.extra["reasoning"] = row[fields.reasoning]
     return item
@@ -167,7 +170,7 @@ def _iter_hf(spec: SourceSpec) -> Iterator[tuple[str, Item | BadLine, str]]:
     convert = PRESETS[spec.preset].converter(spec.languages) if spec.preset else None
     for i, row in enumerate(ds):
         where = f"{label}/{hf.split}:{i + 1}"
-        converted = convert(row, where) if convert else _generic(row, where, spec.fields)
+        converted = _convert(convert, row, where, spec.fields)
         if isinstance(converted, str):
             yield where, BadLine(where, converted, _short(row)), ""
             continue

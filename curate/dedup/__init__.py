@@ -10,6 +10,7 @@ STAGE = Stage(
     name="dedup",
     Options=DedupOptions,
     run=run,
+    writes=("dup_cluster", "is_duplicate", "drop_reason"),
     help="Cluster exact and near-duplicate rows (MinHash LSH + exact Jaccard), keep one representative per "
          "cluster, and mark rows that overlap eval sets (--against).",
 )

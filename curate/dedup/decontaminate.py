@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from curate.errors import UsageError
 from curate.dedup.shingles import Shingles, Shingling, positions, shingle
 
 ID_COLUMNS = ("id", "source_id")
@@ -22,7 +23,7 @@ ID_COLUMNS = ("id", "source_id")
 TEXT_COLUMNS = ("prompt", "Behavior", "forbidden_prompt", "goal", "question", "instruction", "text")
 
 
-class EvalSetError(ValueError):
+class EvalSetError(UsageError):
     """An --against file cannot be read or has no text column; the message names the file."""
 
 

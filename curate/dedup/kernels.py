@@ -25,6 +25,8 @@ from functools import lru_cache
 import numpy as np
 from numba import njit
 
+from curate.utf8 import decode_at
+
 OTHER, WORD, CJK = 0, 1, 2
 _CJK_RANGES = ((0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0xAC00, 0xD7AF))
 
@@ -70,21 +72,11 @@ def _decode(data, start, end, points):
     """UTF-8 bytes [start, end) -> code points (Arrow strings are valid UTF-8); ASCII upper case folded."""
     i, k = start, 0
     while i < end:
-        b = np.uint32(data[i])
-        if b < 0x80:
-            cp = b + np.uint32(32) if 65 <= b <= 90 else b
-            i += 1
-        elif b < 0xE0:
-            cp = ((b & 0x1F) << 6) | (np.uint32(data[i + 1]) & 0x3F)
-            i += 2
-        elif b < 0xF0:
-            cp = ((b & 0x0F) << 12) | ((np.uint32(data[i + 1]) & 0x3F) << 6) | (np.uint32(data[i + 2]) & 0x3F)
-            i += 3
-        else:
-            cp = (((b & 0x07) << 18) | ((np.uint32(data[i + 1]) & 0x3F) << 12)
-                  | ((np.uint32(data[i + 2]) & 0x3F) << 6) | (np.uint32(data[i + 3]) & 0x3F))
-            i += 4
+        cp, size = decode_at(data, i)
+        if 65 <= cp <= 90:
+            cp += 32
         points[k] = cp
+        i += size
         k += 1
     return k
 

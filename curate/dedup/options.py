@@ -10,13 +10,7 @@ from curate.dedup.representative import DEFAULT_PREFER, Criterion
 from curate.dedup.shingles import Shingling
 from curate.stage import StageOptions
 
-# Chosen with benchmarks/dedup_bench.py --sweep (see README, performance): the best pair F1 on planted
-# near-duplicates of short safety prompts at threshold 0.8. Plain word unigrams merge prompts with the
-# same words in another order ("may a man hit a woman" / "may a woman hit a man"); plain bigrams and
-# longer n-grams miss one-word edits of prompts under ~20 words; weighted words (unigrams once, bigrams
-# twice) found the most at nearly the precision of bigrams. Chinese rows keep plain character bigrams
-# (weighting them lost precision). false_negative_weight 0.95 (16 x 8 bands) beat 0.9 (14 x 9) and 0.5
-# (9 x 13) with 7% more candidate pairs than 0.9.
+# The best pair F1 of `benchmarks/dedup_bench.py --sweep` on short safety prompts (docs/benchmarks-notes.md).
 DEFAULT_WORD_NGRAM = 2
 DEFAULT_CHAR_NGRAM = 2
 MAX_WEIGHTED_WORD_NGRAM = 8

@@ -23,6 +23,7 @@ from curate.dedup import clusters, decontaminate, lsh, representative, signature
 from curate.dedup.jaccard import jaccard
 from curate.dedup.options import DedupOptions
 from curate.dedup.shingles import Shingling, shingle
+from curate.errors import UsageError
 from curate.stage import StageContext
 
 STAGE_NAME = "dedup"
@@ -104,7 +105,7 @@ def run(df: pl.DataFrame, opts: DedupOptions, ctx: StageContext) -> pl.DataFrame
     if df.height == 0:
         return df
     if opts.field not in df.columns or df.schema[opts.field] != pl.Utf8:
-        raise ValueError(f"dedup: field {opts.field!r} is not a text column of the records")
+        raise UsageError(f"dedup: field {opts.field!r} is not a text column of the records")
     found = find_clusters(df[opts.field], opts, ctx)
     if opts.against:
         df = _decontaminate(df, found, opts, ctx)

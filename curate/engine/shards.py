@@ -59,13 +59,13 @@ def run_stage_shard(stage_name: str, options: Any, in_path: Path | None, out_pat
     """A worker task: the stage's own ``run`` on one shard (None: a stage that creates rows, on its part of
     the options), its output written once, atomically."""
     from curate import records
-    from curate.stage import StageContext, available_stages
+    from curate.stage import StageContext, load_stage
     from curate.store import QuarantineBuffer
 
     info_path = out_path.with_suffix(".json")
     if out_path.exists():  # this task already ran to the end (the worker was lost after writing)
         return ShardResult(out_path=out_path, **json.loads(info_path.read_text(encoding="utf-8")))
-    stage = available_stages()[stage_name]
+    stage = load_stage(stage_name)
     quarantine = QuarantineBuffer(stage_name)
     ctx = StageContext(stage=stage_name, work_dir=work_dir, taxonomy_path=taxonomy_path, quarantine=quarantine,
                        progress=_Quiet, log=lambda message: None)

@@ -15,12 +15,13 @@ from huggingface_hub import DatasetCard, DatasetCardData
 from curate.balance.stage import INELIGIBLE
 from curate.licenses import is_non_commercial
 from curate.summary import DatasetSummary, RunSummary
+from curate.taxonomy import SAFE
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates" / "card"
 TEMPLATE = "dataset_card.md.j2"
 SIZE_BUCKETS = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
                 (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"))
-FALLBACK_NAMES = {"S00": ("safe (benign look-alike)", "无风险（良性相似问题）"), "general": ("general reasoning", "通用推理")}
+FALLBACK_NAMES = {SAFE: ("safe (benign look-alike)", "无风险（良性相似问题）"), "general": ("general reasoning", "通用推理")}
 KIND_TEXT = {
     "refusal": "harmful prompt -> reasoned refusal",
     "safe_completion": "harmful or borderline prompt -> safe completion",
@@ -82,6 +83,13 @@ def _unbalanced_language(d: DatasetSummary) -> tuple[str, int, int] | None:
     return (low, d.languages[low], top) if d.languages[low] < top / 2 else None
 
 
+def _embedded_model(d: DatasetSummary):
+    """The embedded model's spec when it wrote some of the answers (the card then credits it and says what it is)."""
+    from curate.llm.local.model import DEFAULT_MODEL
+
+    return DEFAULT_MODEL if any(str(m).startswith(DEFAULT_MODEL.name) for m, _ in d.synthesis["models"]) else None
+
+
 def render_card(run: RunSummary, *, pretty_name: str, data_files: dict[str, str], fmt: str, reasoning: str,
                 names: dict[str, tuple[str, str]], plots: dict[str, str], description: str | None,
                 has_recipe: bool) -> str:
@@ -92,7 +100,7 @@ def render_card(run: RunSummary, *, pretty_name: str, data_files: dict[str, str]
     text = _environment().get_template(TEMPLATE).render(
         run=run, d=d, metadata=card_data(d, pretty_name, data_files).to_yaml(), pretty_name=pretty_name,
         fmt=fmt, reasoning=reasoning, description=description, plots=plots, has_recipe=has_recipe,
-        harm_dimensions=len([dim for dim in d.dimensions if dim.startswith("S") and dim != "S00"]),
+        harm_dimensions=len([dim for dim in d.dimensions if dim.startswith("S") and dim != SAFE]),
         languages=langs, dimension_rows=_dimension_rows(d, names, langs),
         kind_rows=[[k, KIND_TEXT.get(k, k), n] for k, n in sorted(d.kinds.items())],
         ineligible=sorted((run.balance.get("ineligible") or {}).items()),
@@ -103,7 +111,7 @@ def render_card(run: RunSummary, *, pretty_name: str, data_files: dict[str, str]
             for src, s in d.sources.items()],
         shortfall_rows=[[r["kind"], r["dimension"], r["lang"], r["target"], r["achieved"], r["shortfall"]]
                         for r in run.balance.get("shortfalls") or []],
-        unbalanced_language=_unbalanced_language(d))
+        unbalanced_language=_unbalanced_language(d), embedded_model=_embedded_model(d))
     return text
 
 

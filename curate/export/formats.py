@@ -56,3 +56,16 @@ def to_table(rows: pl.DataFrame, fmt: Format, reasoning: ReasoningMode) -> pa.Ta
     extra = [pl.col("reasoning")] if reasoning == "field" else []
     meta = [pl.col(name) for name, _ in METADATA]
     return rows.select(*main, *extra, *meta).to_arrow().cast(schema(fmt, reasoning))
+
+
+# A prompt set keeps the record schema's own column names, so `curate synthesize --in <export>/data` reads it
+# back as records; the answer columns (response, reasoning, response_kind) are absent: nothing is answered yet.
+PROMPT_SET = [("id", pa.string()), ("source", pa.string()), ("source_id", pa.string()),
+              ("source_license", pa.string()), ("lang", pa.string()), ("prompt", pa.string()),
+              ("categories", pa.list_(pa.string())), ("prompt_harmful", pa.bool_()), ("label_origin", pa.string()),
+              ("attack", pa.string()), ("dup_cluster", pa.string()), ("split", pa.string()), ("meta", pa.string())]
+
+
+def to_prompt_table(rows: pl.DataFrame) -> pa.Table:
+    """Records -> the prompt-set table (no answer columns), cast to its fixed schema."""
+    return rows.select([name for name, _ in PROMPT_SET]).to_arrow().cast(pa.schema(PROMPT_SET))

@@ -30,7 +30,8 @@ def push_folder(folder: Path, repo_id: str, *, private: bool = False) -> str:
     try:
         api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
         info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="dataset",
-                                 commit_message="Upload dataset exported by curate")
+                                 commit_message="Upload dataset exported by curate",
+                                 ignore_patterns=[".curate-export"])  # export's own marker, not data
     except Exception as exc:  # network / auth errors: one clear line, with the token scrubbed out
         raise HubError(f"push to {repo_id} failed: {type(exc).__name__}: {str(exc).replace(token, '***')}") from None
     return str(getattr(info, "commit_url", info))

@@ -1,6 +1,8 @@
 """Export options (also the `curate export` flags and the pipeline YAML keys)."""
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from curate.config import OutputPath
@@ -11,6 +13,11 @@ from curate.stage import StageOptions
 class ExportOptions(StageOptions):
     out: OutputPath | None = Field(None, description="Output folder for the hub-style dataset "
                                    "(default: <run_dir>/export in a pipeline run).")
+    content: Literal["auto", "answers", "prompts"] = Field("auto", description="answers: kept rows with a response "
+                                                          "(training data); prompts: every kept row as a prompt set "
+                                                          "awaiting synthesis (no answer columns; `curate synthesize "
+                                                          "--in <out>/data` takes it); auto: answers when any kept "
+                                                          "row has one, else prompts.")
     format: Format = Field("messages", description="Training format: messages (chat turns), sharegpt "
                            "(conversations from/value) or alpaca (instruction/input/output).")
     reasoning: ReasoningMode = Field("inline", description="Chain of thought inline as <think>...</think> before "

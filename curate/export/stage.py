@@ -9,23 +9,22 @@ import polars as pl
 from curate import records
 from curate.export import hub
 from curate.export.card import build_card
-from curate.export.folder import ExportError, staged_folder, write_split
-from curate.export.formats import to_table
+from curate.export.folder import ExportError, check_replaceable, staged_folder, write_split
+from curate.export.formats import to_prompt_table, to_table
 from curate.export.options import ExportOptions
 from curate.export.plots import write_plots
 from curate.stage import StageContext
-from curate.store import RunStore
-from curate.summary import dataset_rows, summarize
+from curate.store import RunStore, redact_text
+from curate.summary import dataset_rows, is_prompt_set, summarize
+from curate.text import strip_invisible_expr
 
 RECIPE = "recipe.yaml"
 
 
 def taxonomy_names(ctx: StageContext) -> dict[str, tuple[str, str]]:
-    """Dimension id -> (English name, Chinese name); empty when no taxonomy module is installed."""
-    try:
-        from curate.taxonomy import Taxonomy
-    except ModuleNotFoundError:
-        return {}
+    """Dimension id -> (English name, Chinese name)."""
+    from curate.taxonomy import Taxonomy
+
     return {d.id: (d.name_en, d.name_zh) for d in Taxonomy.load(ctx.taxonomy_path).dimensions}
 
 
@@ -39,22 +38,28 @@ def output_folder(opts: ExportOptions, ctx: StageContext) -> Path:
 
 def run(df: pl.DataFrame, opts: ExportOptions, ctx: StageContext) -> pl.DataFrame:
     target = output_folder(opts, ctx)
+    check_replaceable(target, ctx.run_dir)  # before the work: a folder that is not ours is refused at once
     if opts.push_to_hub:
         hub.require_token()  # fail before the work, not after it
-    exported = dataset_rows(df)
+    prompt_set = is_prompt_set(df, opts.content)
+    exported = dataset_rows(df, prompt_set)
     pending = records.kept(df).height - exported.height
     if not exported.height:
-        raise ExportError(f"nothing to export: of {df.height:,} rows none is kept with a response "
+        what = "kept" if prompt_set else "kept with a response"
+        raise ExportError(f"nothing to export: of {df.height:,} rows none is {what} "
                           f"({pending:,} pending synthesis, {df.height - pending:,} dropped)")
     run = RunStore.existing(ctx.run_dir) if ctx.run_dir is not None and Path(ctx.run_dir).is_dir() else None
-    summary = summarize(df, run.manifests() if run else [], exported=exported)
+    summary = summarize(df, run.manifests() if run else [], exported=exported, prompt_set=prompt_set)
     dataset = summary.dataset
     recipe = run.recipe_path if run else None
-    with staged_folder(target) as folder:
+    # Invisible characters are stripped again at the door: answers written by a model never went through collect.
+    exported = exported.with_columns(*(strip_invisible_expr(c) for c in ("prompt", "response", "reasoning")))
+    with staged_folder(target, ctx.run_dir) as folder:
         data_files = {}
         with ctx.progress(len(dataset.splits), "writing splits") as bar:
             for split in dataset.splits:
-                table = to_table(exported.filter(pl.col("split") == split), opts.format, opts.reasoning)
+                part = exported.filter(pl.col("split") == split)
+                table = to_prompt_table(part) if prompt_set else to_table(part, opts.format, opts.reasoning)
                 data_files[split] = write_split(folder, split, table, opts.shard_rows)
                 bar.advance()
         plots = {}
@@ -63,15 +68,17 @@ def run(df: pl.DataFrame, opts: ExportOptions, ctx: StageContext) -> pl.DataFram
         has_recipe = bool(recipe and recipe.is_file())
         if has_recipe:
             shutil.copyfile(recipe, folder / RECIPE)  # already redacted by the run store
-        card = build_card(summary, pretty_name=opts.pretty_name or target.name, data_files=data_files,
+        card = build_card(summary, pretty_name=redact_text(opts.pretty_name or target.name), data_files=data_files,
                           fmt=opts.format, reasoning=opts.reasoning, names=taxonomy_names(ctx), plots=plots,
-                          description=opts.description, has_recipe=has_recipe)
+                          description=opts.description and redact_text(opts.description), has_recipe=has_recipe)
         card.save(str(folder / "README.md"))
-    ctx.stats.update({"out": str(target), "exported": dataset.total, "splits": dataset.splits,
+    ctx.stats.update({"out": str(target), "exported": dataset.total,
+                      "content": "prompts" if prompt_set else "answers", "splits": dataset.splits,
                       "pending_left_out": pending, "license": dataset.licenses.license,
                       "non_commercial_sources": dataset.licenses.non_commercial, "format": opts.format,
                       "reasoning": opts.reasoning})
-    ctx.log(f"exported {dataset.total:,} rows ({', '.join(f'{k}: {v:,}' for k, v in dataset.splits.items())}) "
+    what = "prompts awaiting synthesis" if prompt_set else "rows"
+    ctx.log(f"exported {dataset.total:,} {what} ({', '.join(f'{k}: {v:,}' for k, v in dataset.splits.items())}) "
             f"to {target}; license {dataset.licenses.license}" + (f"; {pending:,} pending rows left out" if pending else ""))
     if opts.push_to_hub:
         url = hub.push_folder(target, opts.push_to_hub, private=opts.private)

@@ -4,6 +4,8 @@ Built on ``openai.AsyncOpenAI`` with the library's own retries off (``max_retrie
 that every retry is counted, ``Retry-After`` pauses all workers (not just the one that got the 429),
 and a budget can stop the run between attempts. One ``Request`` in, one ``Outcome`` out, never an
 exception for a bad answer: the caller decides what a failed or budget-stopped outcome means.
+A circuit breaker (breaker.py) turns an endpoint that stopped answering into "unreachable" outcomes at once,
+so callers stop instead of failing every row; connecting times out in seconds, reading per max_tokens.
 """
 from __future__ import annotations
 
@@ -17,10 +19,16 @@ import openai
 from aiolimiter import AsyncLimiter
 from openai.types.chat import ChatCompletion
 
+from curate.llm.breaker import CircuitBreaker, is_connection_failure
 from curate.llm.cache import ResponseCache, cache_key
 from curate.llm.config import LLMConfig
 from curate.llm.reasoning import split_reasoning
 from curate.llm.retry import backoff_delay, describe, is_transient, retry_after
+
+
+# Failures of the endpoint itself are retried apart from a row's own retries, with waits that stop growing
+# after this many doublings: the breaker, not the wait, stops a dead endpoint.
+CONNECTION_BACKOFF_STEPS = 3
 
 
 class MalformedAnswer(ValueError):
@@ -62,7 +70,7 @@ class Completion:
 
 @dataclass
 class Outcome:
-    status: str  # "ok" | "failed" | "budget"
+    status: str  # "ok" | "failed" | "budget" | "unreachable" (the breaker opened: not tried, not the row's fault)
     completion: Completion | None = None
     parsed: Any = None
     error: str | None = None
@@ -84,6 +92,7 @@ class LLMStats:
     malformed: int = 0  # answers that failed to parse (re-asked or failed)
     truncated: int = 0  # answers cut off at max_tokens
     budget_stopped: int = 0  # outcomes not attempted because the budget ran out
+    unreachable: int = 0  # outcomes given up because the endpoint stopped answering (the breaker opened)
 
     @property
     def total_tokens(self) -> int:
@@ -106,11 +115,12 @@ class LLMClient:
         self._rpm = _per_minute(config.requests_per_minute, burst_seconds=1)
         self._tpm = _per_minute(config.tokens_per_minute, burst_seconds=10)
         self._pause_until = 0.0  # loop time before which nobody sends (set by Retry-After)
+        self.breaker = CircuitBreaker(config.breaker_failures)
 
     async def __aenter__(self) -> "LLMClient":
         cfg = self.config
         self._client = openai.AsyncOpenAI(base_url=cfg.base_url, api_key=cfg.api_key(), max_retries=0,
-                                          timeout=cfg.timeout, http_client=_http_client(cfg.concurrency))
+                                          timeout=self._timeout({}), http_client=_http_client(cfg.concurrency))
         if cfg.cache_path is not None:
             self._cache = ResponseCache(cfg.cache_path)
         return self
@@ -145,8 +155,11 @@ class LLMClient:
                 else:
                     self.stats.cache_hits += 1
                     return Outcome("ok", comp, parsed)
-        attempts = transient = malformed = 0
+        attempts = transient = malformed = endpoint_retries = 0
         while True:
+            if self.breaker.open:
+                self.stats.unreachable += 1
+                return Outcome("unreachable", error=self.breaker.last_error, attempts=attempts)
             if self.budget_left():
                 await self._wait_turn(req)
             # Checked again right before counting (no await in between), so concurrent workers cannot overshoot
@@ -156,14 +169,28 @@ class LLMClient:
                 return Outcome("budget", error="budget exhausted", attempts=attempts)
             attempts += 1
             self.stats.requests += 1
+            answers_when_sent = self.breaker.answers
             try:
                 async with self._sem:
+                    answers_when_sent = self.breaker.answers  # now, not before waiting for a free slot
                     # The SDK's post() skips create()'s per-field TypedDict transform of our already plain-JSON
                     # body (~1 ms of CPU per request at high concurrency); errors and parsing are the same.
                     resp = await self._client.post("/chat/completions", cast_to=ChatCompletion,
-                                                   body={"model": model, "messages": req.messages, **req.params})
+                                                   body={"model": model, "messages": req.messages, **req.params},
+                                                   options={"timeout": self._timeout(req.params)})
+                self.breaker.success()
                 comp = _completion(resp, model)
             except Exception as exc:  # noqa: BLE001 - classified below; never propagates for a bad answer
+                if is_connection_failure(exc) and self.breaker.failure(describe(exc), answers_when_sent):
+                    # The endpoint's fault, not the row's: retried without using the row's retries until it
+                    # answers or the breaker opens (then the top of the loop gives up on this request).
+                    if not self.breaker.open:
+                        await self._backoff(min(endpoint_retries, CONNECTION_BACKOFF_STEPS), exc)
+                        endpoint_retries += 1
+                        self.stats.retries += 1
+                    continue
+                if isinstance(exc, openai.APIStatusError):
+                    self.breaker.success()  # an HTTP answer, even an error, means the endpoint is there
                 if (is_transient(exc) or isinstance(exc, _MalformedResponse)) and transient < self.config.max_retries:
                     await self._backoff(transient, exc)
                     transient += 1
@@ -184,9 +211,13 @@ class LLMClient:
                     continue
                 self.stats.failed += 1
                 return Outcome("failed", comp, error=f"malformed answer: {str(exc)[:200]}", attempts=attempts)
-            if self._cache is not None and not comp.truncated and comp.content.strip():
+            if self._cache is not None and (self.config.cache_truncated or not comp.truncated) and comp.content.strip():
                 self._cache.put(key, model, comp.to_cache())
             return Outcome("ok", comp, parsed, attempts=attempts)
+
+    def _timeout(self, params: dict[str, Any]):
+        """Connect fast (a down endpoint shows in seconds), read as long as ``max_tokens`` may take."""
+        return _http_lib().Timeout(self.config.read_timeout(params), connect=self.config.connect_timeout)
 
     async def _wait_turn(self, req: Request) -> None:
         loop = asyncio.get_running_loop()
@@ -255,9 +286,13 @@ def _http_client(concurrency: int):
     The Limits class comes from the HTTP library the installed SDK is built on (httpx, or its successor in
     newer SDKs), so this works across openai versions.
     """
-    base = openai.DefaultAsyncHttpxClient
-    http_lib = importlib.import_module(base.__mro__[1].__module__.split(".")[0])
-    return base(limits=http_lib.Limits(max_connections=concurrency, max_keepalive_connections=concurrency))
+    return openai.DefaultAsyncHttpxClient(limits=_http_lib().Limits(max_connections=concurrency,
+                                                                    max_keepalive_connections=concurrency))
+
+
+def _http_lib():
+    """The HTTP library the installed SDK is built on (its Limits and Timeout classes)."""
+    return importlib.import_module(openai.DefaultAsyncHttpxClient.__mro__[1].__module__.split(".")[0])
 
 
 def _per_minute(rate: float | None, *, burst_seconds: float) -> AsyncLimiter | None:

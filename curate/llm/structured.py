@@ -52,6 +52,8 @@ def parser_for(model_cls: type[BaseModel]):
         if comp.truncated:
             raise MalformedAnswer("answer was cut off (finish_reason=length)")
         value = extract_json(comp.answer)
+        if isinstance(value, dict) and isinstance(value.get("properties"), dict) and not set(value) & set(model_cls.model_fields):
+            value = value["properties"]  # small models answer in the schema's own shape: {"properties": {...}}
         try:
             return model_cls.model_validate(value)
         except ValidationError as exc:

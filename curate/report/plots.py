@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import polars as pl  # noqa: E402
 
 from curate.funnel import Funnel  # noqa: E402
+from curate.taxonomy import SAFE  # noqa: E402
 
 PALETTE = ["#3b6ea5", "#e07b39", "#5a9e5a", "#b34a4a", "#8a6bb1", "#7f7f7f"]
 
@@ -41,7 +42,7 @@ def funnel_plot(funnel: Funnel) -> bytes:
 
 def explode_categories(df: pl.DataFrame) -> pl.DataFrame:
     """One row per (record, dimension); records with no dimension count as S00 (safe)."""
-    return df.with_columns(pl.when(pl.col("categories").list.len() == 0).then(pl.lit(["S00"]))
+    return df.with_columns(pl.when(pl.col("categories").list.len() == 0).then(pl.lit([SAFE]))
                            .otherwise(pl.col("categories")).alias("dim")).explode("dim")
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import polars as pl
 
+from curate.eval import view as eval_view
 from curate.report import plots
 from curate.report.data import RunData
 
@@ -25,6 +26,9 @@ class Section:
     table: tuple[list[str], list[list[Any]]] | None = None
     images: list[tuple[str, bytes]] = field(default_factory=list)  # (file name, PNG)
     samples: list[tuple[str, list[dict[str, str]]]] = field(default_factory=list)  # (dimension, rows)
+
+
+NO_ROWS = "No records: the sources yielded no rows (see the quarantined lines in the funnel)."
 
 
 def build_sections(data: RunData) -> list[Section]:
@@ -44,17 +48,20 @@ def build_sections(data: RunData) -> list[Section]:
         table=(["stage", "rows in", "rows out", "new drops", "quarantined lines", "seconds"], stage_rows),
         images=[("funnel.png", plots.funnel_plot(fun))]))
 
+    # A run whose sources yielded no rows still gets its report (the funnel says where the lines went).
     sections.append(Section("dimensions", "Harm dimensions by language (kept records)",
-                             text="Records with no harm dimension count as S00 (safe).",
+                             text="Records with no harm dimension count as S00 (safe)." if final.height else NO_ROWS,
                              images=[("dimensions_by_language.png",
-                                      plots.heatmap(kept if kept.height else final, "Dimension x language"))]))
+                                      plots.heatmap(kept if kept.height else final, "Dimension x language"))]
+                             if final.height else []))
 
     if data.before_balance is not None:
         before = data.before_balance.filter(pl.col("drop_reason").is_null())
         shortfall = summary.balance.get("shortfall") or []
         sec = Section("balance", "Before and after balancing",
                       text=f"{before.height:,} records before balancing, {kept.height:,} after.",
-                      images=[("balance_before_after.png", plots.before_after(before, kept))])
+                      images=[("balance_before_after.png", plots.before_after(before, kept))]
+                      if before.height else [])
         if shortfall:
             keys = list(shortfall[0].keys())
             sec.table = (keys, [[row.get(k) for k in keys] for row in shortfall])
@@ -62,7 +69,8 @@ def build_sections(data: RunData) -> list[Section]:
     else:
         sections.append(Section("balance", "Before and after balancing", text="The balance stage did not run."))
 
-    sections.append(Section("lengths", "Prompt and answer lengths", images=[("lengths.png", plots.lengths(final))]))
+    sections.append(Section("lengths", "Prompt and answer lengths", text="" if final.height else NO_ROWS,
+                            images=[("lengths.png", plots.lengths(final))] if final.height else []))
 
     sections.append(Section(
         "duplicates", "Near-duplicate clusters",
@@ -93,6 +101,12 @@ def build_sections(data: RunData) -> list[Section]:
         "review", "Review progress and agreement",
         text="The review stage did not run." if review is None else
              json.dumps(review, ensure_ascii=False, indent=1, default=str)[:4000]))
+
+    for name, result in data.evals:
+        chart = eval_view.dimension_chart(result)
+        sections.append(Section(f"eval-{name}", f"Evaluation {name}: {result.get('model')}",
+                                text=eval_view.caption(result), table=eval_view.metrics_table(result),
+                                images=[(f"eval-{name}.png", chart)] if chart else []))
 
     samples = []
     exploded = plots.explode_categories(kept if kept.height else final)

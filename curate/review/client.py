@@ -13,14 +13,14 @@ from typing import Any, Callable, Iterator, TypeVar
 
 import httpx
 
-from curate.config import ConfigError
+from curate.errors import RunFailed
 
 URL_ENV = "LABEL_STUDIO_URL"
 KEY_ENV = "LABEL_STUDIO_API_KEY"
 T = TypeVar("T")
 
 
-class ReviewError(ConfigError):
+class ReviewError(RunFailed):
     """Label Studio cannot be used (down, wrong key, refused request): one line, no traceback."""
 
 

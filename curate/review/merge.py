@@ -7,7 +7,8 @@ Per task, each annotator's latest submitted (not skipped) annotation counts once
 - ``adjudicate``: anything short of unanimity is a conflict.
 
 A conflict changes nothing for that question and flags the row (``meta["review"]["needs_adjudication"]``).
-Decided dimensions replace ``categories`` with ``label_origin = "human"``; an ``edit`` verdict replaces the
+Decided dimensions replace ``categories`` with ``label_origin = "human"``; a decided answer kind replaces
+``response_kind``; an ``edit`` verdict replaces the
 response with the corrected text (the old one kept in ``meta["review"]["original_response"]``); a ``reject``
 verdict drops the row with ``drop_reason = "rejected_in_review"``.
 """
@@ -78,6 +79,10 @@ def decide_task(annotations: list[dict[str, Any]], harm_ids: list[str], rule: st
     if conflict:
         out["conflicts"].append(lc.VERDICT)
     out["verdict"] = verdict
+    kind, conflict = _decide([r[lc.RESPONSE_KIND][0] for r in results if r.get(lc.RESPONSE_KIND)], rule)
+    if conflict:
+        out["conflicts"].append(lc.RESPONSE_KIND)
+    out["response_kind"] = kind
     if verdict == "edit":
         edits = [a for a in anns if (a["result"].get(lc.VERDICT) or [None])[0] == "edit"
                  and (a["result"].get(lc.CORRECTED) or "").strip()]
@@ -129,6 +134,7 @@ def merge(df: pl.DataFrame, state: dict[str, Any], *, harm_ids: list[str], rule:
     origin = df["label_origin"].to_list()
     harmful = df["prompt_harmful"].to_list()
     response = df["response"].to_list()
+    response_kind = df["response_kind"].to_list()
     reject = [False] * len(ids)
     review_meta: list[dict[str, Any] | None] = [None] * len(ids)
     counts = Counter()
@@ -150,6 +156,8 @@ def merge(df: pl.DataFrame, state: dict[str, Any], *, harm_ids: list[str], rule:
             categories[i], origin[i] = d["categories"], "human"
         if d["prompt_harmful"] is not None:
             harmful[i] = d["prompt_harmful"]
+        if d["response_kind"] is not None:
+            response_kind[i] = d["response_kind"]
         if d["verdict"] == "reject":
             reject[i] = True
             counts["rejected"] += 1
@@ -167,6 +175,7 @@ def merge(df: pl.DataFrame, state: dict[str, Any], *, harm_ids: list[str], rule:
         pl.Series("label_origin", origin, dtype=pl.Utf8),
         pl.Series("prompt_harmful", harmful, dtype=pl.Boolean),
         pl.Series("response", response, dtype=pl.Utf8),
+        pl.Series("response_kind", response_kind, dtype=pl.Utf8),
     )
     out = records.mark_dropped(out, pl.lit(pl.Series(reject, dtype=pl.Boolean)), REJECTED)
     out = records.with_stage_meta(out, "review", review_meta)

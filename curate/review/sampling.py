@@ -2,7 +2,8 @@
 
 - ``stratified``: equal shares per stratum (primary dimension x language), smaller strata taken whole and
   their unused share spread over the others (round robin over shuffled strata).
-- ``uncertain``: lowest classifier confidence first (the dimension score closest to 0.5 in ``category_scores``).
+- ``uncertain``: rows whose harmful flag is undecided (``prompt_harmful`` null: the classifier was unsure) first,
+  then lowest classifier confidence first (the dimension score closest to 0.5 in ``category_scores``).
 - ``disagreement``: records whose source labels and classifier disagree first (most disagreement first),
   then by uncertainty.
 - ``all``: every kept record.
@@ -18,9 +19,9 @@ from typing import Any
 import polars as pl
 
 from curate import records
+from curate.taxonomy import SAFE
 
 STRATEGIES = ("stratified", "uncertain", "disagreement", "all")
-SAFE = "S00"
 
 
 def stratum(categories: list[str] | None, lang: str | None) -> str:
@@ -47,6 +48,12 @@ def confidence(category_scores: str | None) -> float | None:
     if not s:
         return None
     return round(min(abs(p - 0.5) for p in s.values()) * 2, 6)
+
+
+def uncertainty(category_scores: str | None) -> float | None:
+    """The task priority reviewers sort by: 1 - confidence (1 = a score sat at 0.5; None = not scored)."""
+    sure = confidence(category_scores)
+    return None if sure is None else round(1.0 - sure, 6)
 
 
 def _classifier_view(row: dict[str, Any]) -> tuple[set[str] | None, set[str] | None, Any, Any]:
@@ -82,7 +89,9 @@ def disagreement(row: dict[str, Any]) -> float:
 
 
 def select(df: pl.DataFrame, n: int | None, strategy: str = "stratified", seed: int = 0) -> pl.DataFrame:
-    """The sample, in review order, with two extra columns: ``_stratum`` and ``_priority`` (for task data)."""
+    """The sample, in review order, with two extra columns: ``_stratum`` and ``_priority`` (the classifier's
+    uncertainty, for task data). Stratified and all samples are ordered hardest first; uncertain and
+    disagreement keep their own order."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown sampling strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     pool = records.kept(df)
@@ -92,6 +101,8 @@ def select(df: pl.DataFrame, n: int | None, strategy: str = "stratified", seed: 
     rng.shuffle(order)  # seeded tie-break for every strategy
     tie = {i: k for k, i in enumerate(order)}
     strata = [stratum(r["categories"], r["lang"]) for r in rows]
+    uncertain = [uncertainty(r["category_scores"]) for r in rows]
+    hardest_first = {i: (uncertain[i] is None, -(uncertain[i] or 0.0), tie[i]) for i in range(len(rows))}
     if strategy == "stratified":
         groups: dict[str, list[int]] = {}
         for i in order:
@@ -102,23 +113,20 @@ def select(df: pl.DataFrame, n: int | None, strategy: str = "stratified", seed: 
         while any(depth < len(q) for q in queues):
             picked.extend(q[depth] for q in queues if depth < len(q))
             depth += 1
-        priority = [0.0] * len(rows)
     elif strategy == "uncertain":
-        priority = [confidence(r["category_scores"]) for r in rows]
-        picked = sorted(range(len(rows)), key=lambda i: (priority[i] is None, priority[i] or 0.0, tie[i]))
+        # rows classify left undecided (harmful or not: prompt_harmful null, see classify's review_band) first
+        picked = sorted(range(len(rows)), key=lambda i: (rows[i]["prompt_harmful"] is not None, *hardest_first[i]))
     elif strategy == "disagreement":
         dis = [disagreement(r) for r in rows]
-        conf = [confidence(r["category_scores"]) for r in rows]
-        priority = dis
-        picked = sorted(range(len(rows)), key=lambda i: (-dis[i], conf[i] is None, conf[i] or 0.0, tie[i]))
+        picked = sorted(range(len(rows)), key=lambda i: (-dis[i], *hardest_first[i]))
     else:
-        priority = [0.0] * len(rows)
         picked = order
     if n is not None:
         picked = picked[:n]
+    if strategy in ("stratified", "all"):
+        picked = sorted(picked, key=hardest_first.__getitem__)  # the strategy chose who; review hardest first
     out = pool[picked] if picked else pool.clear()
     return out.with_columns(
         pl.Series("_stratum", [strata[i] for i in picked], dtype=pl.Utf8),
-        pl.Series("_priority", [float(priority[i]) if priority[i] is not None else None for i in picked],
-                  dtype=pl.Float64),
+        pl.Series("_priority", [uncertain[i] for i in picked], dtype=pl.Float64),
     )

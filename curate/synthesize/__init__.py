@@ -7,6 +7,7 @@ STAGE = Stage(
     name="synthesize",
     Options=SynthesizeOptions,
     run=run,
+    writes=("response", "reasoning", "response_kind", "drop_reason"),
     help="Write policy-grounded reasoning and answers (refusal / safe completion / helpful) for labelled prompts "
          "through an OpenAI-compatible endpoint, with quality filters and an optional LLM judge.",
 )

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from curate.llm import Completion
 from curate.llm.reasoning import has_unclosed_reasoning
+from curate.synthesize.cleanup import echoes_prompt, has_leftover_markup, reasoning_contradicts
+from curate.synthesize.refusal import is_refusal
 from curate.text import detect_lang
 
 # Phrases that mark an answer as model boilerplate or a leaked template/control token, not as a reply.
@@ -29,10 +31,14 @@ class Bounds:
     min_reasoning_chars: int
 
 
-def check_candidate(comp: Completion, lang: str, bounds: Bounds, blocklist: tuple[str, ...]) -> str | None:
-    """The drop reason for this candidate, or None when it passes the local checks."""
-    if comp.truncated or has_unclosed_reasoning(comp.content):
+def check_candidate(comp: Completion, lang: str, bounds: Bounds, blocklist: tuple[str, ...], *, prompt: str = "",
+                    goal: str = "") -> str | None:
+    """The drop reason for this candidate (its answer already unwrapped by cleanup.clean_answer), or None
+    when it passes the local checks."""
+    if comp.truncated:
         return "synth_truncated"
+    if has_unclosed_reasoning(comp.content):  # stopped on its own inside the block: the reply is mixed into it
+        return "synth_unclosed_reasoning"
     reasoning = (comp.reasoning or "").strip()
     answer = comp.answer.strip()
     if len(reasoning) < bounds.min_reasoning_chars or reasoning == answer:
@@ -46,6 +52,12 @@ def check_candidate(comp: Completion, lang: str, bounds: Bounds, blocklist: tupl
     low = answer.lower()
     if any(phrase in low for phrase in blocklist):
         return "synth_boilerplate"
+    if has_leftover_markup(answer):
+        return "synth_markup"
+    if echoes_prompt(answer, prompt):
+        return "synth_echo"
+    if reasoning_contradicts(reasoning, is_refusal(answer), goal):
+        return "synth_reasoning_contradicts"
     return None
 
 

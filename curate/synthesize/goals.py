@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from curate.taxonomy import SAFE
+
 SAFE_MODES = frozenset({"safe_complete", "resources"})
 
 
@@ -40,7 +42,7 @@ def goal_for(prompt_harmful: bool | None, categories: Iterable[str], policies: d
         return None
     if not prompt_harmful:
         return "helpful"
-    cats = [c for c in categories if c in policies and c != "S00"]
+    cats = [c for c in categories if c in policies and c != SAFE]
     if cats and all(c in safe_completion_categories or policies[c].response_mode in SAFE_MODES for c in cats):
         return "safe_completion"
     return "refusal"
@@ -48,7 +50,7 @@ def goal_for(prompt_harmful: bool | None, categories: Iterable[str], policies: d
 
 def render_policies(categories: Iterable[str], policies: dict[str, DimensionPolicy], lang: str) -> tuple[str, str]:
     """(dimension names, bulleted policies) in the template's language, for the record's dimensions."""
-    dims = [policies[c] for c in sorted(set(categories)) if c in policies and c != "S00"]
+    dims = [policies[c] for c in sorted(set(categories)) if c in policies and c != SAFE]
     if not dims:
         return ("无" if lang == "zh" else "none"), ("- （无特定维度）" if lang == "zh" else "- (no specific area)")
     if lang == "zh":

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from curate.errors import UsageError
 from curate.synthesize.refusal import is_refusal
 
 KindFn = Callable[[list[str], list[str], list[str]], list[str | None]]
@@ -26,7 +27,7 @@ def load_detector(choice: str = "auto", model_dir: Path | None = None) -> tuple[
     model = _kind_model(model_dir)
     if model is None:
         if choice == "classifier":
-            raise ValueError("kind_detector=classifier, but no classifier model with a response-kind part was found "
+            raise UsageError("kind_detector=classifier, but no classifier model with a response-kind part was found "
                              f"({model_dir or 'the default model'}); train one with `curate classifier train`")
         return "phrases", phrase_kinds
 
@@ -37,11 +38,8 @@ def load_detector(choice: str = "auto", model_dir: Path | None = None) -> tuple[
 
 
 def _kind_model(model_dir: Path | None):
-    try:
-        from curate.classify.model import ModelError
-        from curate.classify.stage import load_model
-    except ImportError:
-        return None
+    from curate.classify.model import ModelError, load_model
+
     try:
         model = load_model(model_dir)
     except (ModelError, OSError):

@@ -9,9 +9,18 @@ from curate.config import InputPath
 from curate.llm import LLMOptions
 
 
+# With the embedded model (base_url: local) these replace the defaults the user did not set: a small model
+# on a laptop answers a few rows a minute, and its answers rarely need more than ~600 tokens.
+LOCAL_DEFAULTS = {"sample": 16, "max_tokens": 1024}
+
+
 class SynthesizeOptions(LLMOptions):
     temperature: float = Field(0.6, ge=0, le=2, description="Sampling temperature of the writer model.")
     max_tokens: int = Field(4096, ge=16, description="Max tokens per answer (reasoning included).")
+    sample: int | None = Field(None, ge=0, description="Rows to synthesize in this run: a stratified sample over "
+                               "language x goal x dimension; the rest stays pending (a re-run with a larger sample "
+                               "continues). Default: all rows for a remote endpoint, "
+                               f"{LOCAL_DEFAULTS['sample']} with the embedded model; 0 = all.")
     n_candidates: int = Field(1, ge=1, le=16, description="Candidates per prompt; the best passing one is kept.")
     seed: int = Field(0, description="Base seed; candidate k asks with seed+k (also part of the cache key).")
     rewrite_unsafe: bool = Field(True, description="Rewrite source responses labelled harmful into safe ones.")
@@ -44,3 +53,9 @@ class SynthesizeOptions(LLMOptions):
     json_mode: Literal["json_object", "json_schema", "none"] = Field(
         "json_object", description="How judges ask for JSON: response_format json_object (vLLM, DeepSeek, OpenAI, "
         "llama.cpp), json_schema (vLLM, OpenAI, llama.cpp) or none (prompt only).")
+
+    def effective(self) -> "SynthesizeOptions":
+        """These options with the embedded model's defaults for the keys the user did not set."""
+        if not self.is_local():
+            return self
+        return self.model_copy(update={k: v for k, v in LOCAL_DEFAULTS.items() if k not in self.model_fields_set})

@@ -7,29 +7,36 @@
 
 Rows are never deleted: a row whose candidates all fail gets the reason of its best candidate, a row
 whose requests all failed gets ``synthesis_failed`` with the last error, and a row the budget did not
-reach stays pending (``meta.synthesize.status == "pending"``) for a resumed run.
+reach stays pending (``meta.synthesize.status == "pending"``) for a resumed run. An endpoint that stops
+answering altogether (the client's circuit breaker) stops the stage with one line and writes nothing: its
+rows stay pending, and the next run sends them again (cached answers are not paid twice).
 """
 from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import polars as pl
 
 from curate import records
 from curate.llm import Completion, LLMStats, Outcome, Request, run_requests
+from curate.llm.breaker import raise_if_unreachable
 from curate.llm.config import BASE_URL_ENV, MODEL_ENV
+from curate.llm.local.endpoint import restart_if_dead
+from curate.llm.local.errors import LocalModelError
 from curate.stage import StageContext
+from curate.store import redact_url
+from curate.synthesize.cleanup import clean_answer
 from curate.synthesize.filters import DEFAULT_BOILERPLATE, Bounds, check_candidate
 from curate.synthesize.goals import DimensionPolicy, goal_for, load_policies, render_policies
 from curate.synthesize.answer_judge import JudgeScores, judge_request
 from curate.synthesize.kind import KindFn, kind_mismatch, load_detector
 from curate.synthesize.neardup import AnswerIndex
 from curate.synthesize.options import SynthesizeOptions
+from curate.synthesize.sample import stratified
 from curate.synthesize.templates import DEFAULT_DIR, Template, language_name, load_template, template_lang
 
 STAGE = "synthesize"
@@ -46,6 +53,7 @@ class Job:
     system: str
     policies: str  # rendered policy text (reused by the judge)
     rewrite: str | None  # why the source answer is replaced ("unsafe" / "mismatched"), None: no source answer
+    dimensions: tuple[str, ...] = ()  # the row's categories (the sample is stratified by them)
     candidates: list["Candidate"] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     budget_hit: bool = False
@@ -60,18 +68,25 @@ class Candidate:
 
 
 def run(df: pl.DataFrame, opts: SynthesizeOptions, ctx: StageContext) -> pl.DataFrame:
+    opts = opts.effective()
     policies = load_policies(ctx.taxonomy_path)
     jobs, meta = plan(df, opts, policies)
     status = Counter(m["status"] for m in meta if m)
     ctx.stats.update({"rows": dict(status), "goals": dict(Counter(j.goal for j in jobs))})
     base_url = opts.endpoint()
     if not base_url:
-        ctx.log(f"[synthesize] skipped: no endpoint configured, {len(jobs):,} rows left pending. To enable, set "
-                f"{BASE_URL_ENV} and {MODEL_ENV} (key in ${opts.api_key_env}) or pass --base-url and --model.")
+        ctx.log(f"[synthesize] skipped: model calls are off, {len(jobs):,} rows left pending. {_HOW_TO_ENABLE}")
         return records.with_stage_meta(df, STAGE, meta)
+    jobs = _take_sample(jobs, opts, meta, ctx)
     if not jobs:
         return records.with_stage_meta(df, STAGE, meta)
-    config = opts.llm_config(ctx.work_dir)
+    try:
+        config = opts.llm_config(ctx.work_dir)
+    except LocalModelError as exc:  # no compiler, no network for the first fetch...: say why, keep rows pending
+        ctx.log(f"[synthesize] skipped: the embedded model is not available ({exc}); {len(jobs):,} rows left "
+                f"pending. {_HOW_TO_ENABLE}")
+        ctx.stats["skipped"] = str(exc)
+        return records.with_stage_meta(df, STAGE, meta)
     detector, detect = load_detector(opts.kind_detector, opts.kind_model_dir)  # fail on a bad model before paying
     llm_stats = LLMStats()
     generate(jobs, opts, config, ctx, llm_stats)
@@ -81,11 +96,32 @@ def run(df: pl.DataFrame, opts: SynthesizeOptions, ctx: StageContext) -> pl.Data
     ctx.stats.update(llm_stats.as_dict())
     ctx.stats.update({
         "rows": dict(Counter(m["status"] for m in meta if m)),
-        "endpoint": _public_url(config.base_url), "model": config.model,
+        "endpoint": redact_url(config.base_url), "model": config.model,
         "response_kind_detector": detector,
         "templates": {j.template.id: j.template.sha for j in jobs},
     })
     return out
+
+
+_HOW_TO_ENABLE = (f"To use another endpoint set {BASE_URL_ENV} and {MODEL_ENV} (key in $OPENAI_API_KEY), "
+                  "or pass --base-url and --model.")
+
+
+def _take_sample(jobs: list[Job], opts: SynthesizeOptions, meta: list, ctx: StageContext) -> list[Job]:
+    """The stratified sample this run sends; the other rows stay pending with ``pending_reason: sample``."""
+    chosen, rest = stratified(jobs, opts.sample, keys=(lambda j: j.lang, lambda j: j.goal, _first_dimension),
+                              ident=lambda j: j.id)
+    for job in rest:
+        meta[job.row]["pending_reason"] = "sample"
+    if rest:
+        ctx.log(f"[synthesize] sample: {len(chosen):,} of {len(jobs):,} rows (stratified by language, goal and "
+                f"dimension); {len(rest):,} stay pending. Set synthesize.sample to change it (0 = all).")
+    ctx.stats["sample"] = {"size": len(chosen), "planned": len(jobs), "left_pending": len(rest)}
+    return chosen
+
+
+def _first_dimension(job: Job) -> str:
+    return job.dimensions[0] if job.dimensions else "S00"
 
 
 # -- 1. plan ------------------------------------------------------------------------------------
@@ -118,7 +154,8 @@ def plan(df: pl.DataFrame, opts: SynthesizeOptions, policies: dict[str, Dimensio
         template = load_template(templates_dir, tlang, goal, opts.template_version)
         dims, pol = render_policies(row["categories"] or [], policies, tlang)
         system = template.render(dimensions=dims, policies=pol, language=language_name(row["lang"]), goal=goal)
-        jobs.append(Job(i, row["id"], row["prompt"], row["lang"], goal, template, system, pol, rewrite))
+        jobs.append(Job(i, row["id"], row["prompt"], row["lang"], goal, template, system, pol, rewrite,
+                        dimensions=tuple(row["categories"] or ())))
         meta.append({"status": "pending", "goal": goal, "template": template.id, "template_sha": template.sha,
                      **({"rewrite": rewrite, "rewrite_of_sha": _sha(row["response"])} if rewrite else {})})
     return jobs, meta
@@ -144,6 +181,15 @@ def generate(jobs: list[Job], opts: SynthesizeOptions, config, ctx: StageContext
                 for job in jobs for c in range(k)]
     with ctx.progress(len(requests), "synthesize") as bar:
         outcomes, _ = run_requests(config, requests, on_done=lambda i, o: bar.advance(1), stats=stats)
+    failed = [i for i, out in enumerate(outcomes) if out.status == "failed"]
+    if failed and opts.is_local() and restart_if_dead():
+        # The embedded server died under the run: ask the failed requests once more on the new one (answered
+        # requests are not repeated: they are in outcomes and in the cache).
+        ctx.log(f"[synthesize] the embedded server died; restarted it, asking {len(failed):,} failed requests again")
+        retried, _ = run_requests(opts.llm_config(ctx.work_dir), [requests[i] for i in failed], stats=stats)
+        for i, out in zip(failed, retried):
+            outcomes[i] = out
+    raise_if_unreachable(outcomes, config.base_url, f"{len(jobs):,} rows")
     for i, out in enumerate(outcomes):
         _collect(jobs[i // k], i % k, out)
 
@@ -166,7 +212,8 @@ def evaluate(jobs: list[Job], opts: SynthesizeOptions, detect: KindFn, ctx: Stag
     blocklist = tuple(p.lower() for p in (*DEFAULT_BOILERPLATE, *opts.boilerplate))
     for job in jobs:
         for cand in job.candidates:
-            cand.reason = check_candidate(cand.comp, job.lang, bounds, blocklist)
+            cand.comp = replace(cand.comp, answer=clean_answer(cand.comp.answer))
+            cand.reason = check_candidate(cand.comp, job.lang, bounds, blocklist, prompt=job.prompt, goal=job.goal)
     todo = [(job, c) for job in jobs for c in job.candidates if c.reason is None]
     if todo:
         kinds = detect([j.prompt for j, _ in todo], [c.comp.answer for _, c in todo], [j.lang for j, _ in todo])
@@ -189,6 +236,7 @@ def _judge(jobs: list[Job], opts: SynthesizeOptions, ctx: StageContext, config, 
                                       mode=opts.json_mode, model=opts.judge_model))
     with ctx.progress(len(requests), "synthesize: judge") as bar:
         outcomes, _ = run_requests(config, requests, on_done=lambda i, o: bar.advance(1), stats=stats)
+    raise_if_unreachable(outcomes, config.base_url, f"{len(jobs):,} rows")
     for (job, cand), out in zip(todo, outcomes):
         if out.status == "budget":
             job.budget_hit = True
@@ -222,8 +270,7 @@ def select(df: pl.DataFrame, jobs: list[Job], opts: SynthesizeOptions, meta: lis
     updates = []
     for job in sorted(jobs, key=lambda j: j.id):  # a fixed order: the same input keeps the same answers
         m = meta[job.row]
-        m["candidates"] = [{"k": c.k, "reason": c.reason, **({"scores": c.scores.model_dump()} if c.scores else {})}
-                           for c in job.candidates]
+        m["candidates"] = [_candidate_lineage(c) for c in job.candidates]
         if job.errors:
             m["error"] = job.errors[-1]
         if job.budget_hit:
@@ -235,7 +282,7 @@ def select(df: pl.DataFrame, jobs: list[Job], opts: SynthesizeOptions, meta: lis
         for cand in passing:
             if index is not None and index.add_if_new(f"{job.id}#{cand.k}", cand.comp.answer) is not None:
                 cand.reason = "synth_near_duplicate"
-                m["candidates"][job.candidates.index(cand)]["reason"] = cand.reason
+                m["candidates"][job.candidates.index(cand)] = _candidate_lineage(cand)
                 continue
             chosen = cand
             break
@@ -256,6 +303,20 @@ def select(df: pl.DataFrame, jobs: list[Job], opts: SynthesizeOptions, meta: lis
     return updates
 
 
+RAW_CHARS = 4000  # how much of a dropped candidate's raw answer the lineage keeps
+
+
+def _candidate_lineage(cand: Candidate) -> dict[str, Any]:
+    """What meta says about one candidate; a rejected one keeps the model's raw answer, so anyone can see why."""
+    out: dict[str, Any] = {"k": cand.k, "reason": cand.reason}
+    if cand.scores:
+        out["scores"] = cand.scores.model_dump()
+    if cand.reason:
+        out["raw"] = cand.comp.content[:RAW_CHARS]
+        out["finish_reason"] = cand.comp.finish_reason
+    return out
+
+
 def apply(df: pl.DataFrame, updates: list[Update], meta: list) -> pl.DataFrame:
     response, reasoning, kind = df["response"].to_list(), df["reasoning"].to_list(), df["response_kind"].to_list()
     drops: dict[str, list[str]] = {}
@@ -274,10 +335,3 @@ def apply(df: pl.DataFrame, updates: list[Update], meta: list) -> pl.DataFrame:
 
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
-def _public_url(url: str) -> str:
-    """The endpoint without user:password or query string (which may carry credentials)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    return f"{parts.scheme}://{host}{':' + str(parts.port) if parts.port else ''}{parts.path}"

@@ -21,7 +21,7 @@ from pathlib import Path
 import polars as pl
 import yaml
 
-from curate.store import MANIFEST, read_shards
+from curate.store import MANIFEST, TMP_PREFIX, read_shards
 
 
 @dataclass
@@ -55,7 +55,7 @@ def check_run_dir(run_dir: Path, figures: CrashFigures) -> None:
         manifest = json.loads((stage / MANIFEST).read_text())
         if read_shards(stage).height != manifest["rows_out"]:
             figures.inconsistent_manifests += 1
-    figures.stray_temp_outputs += sum(1 for _ in run_dir.glob(".tmp-*"))
+    figures.stray_temp_outputs += sum(1 for _ in run_dir.glob(f"{TMP_PREFIX}*"))
 
 
 def compare(reference: pl.DataFrame, resumed: pl.DataFrame, figures: CrashFigures, label: str) -> None:

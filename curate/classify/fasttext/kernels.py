@@ -20,6 +20,7 @@ from numba import njit
 # numba freezes these into its on-disk cache, which only notices edits to this file: changing their values
 # in tokens.py needs a touch here
 from curate.classify.fasttext.tokens import C_DIGIT, C_SPACE, C_WORD
+from curate.utf8 import decode_at
 
 _OFFSET = np.uint64(2166136261)
 _PRIME = np.uint64(16777619)
@@ -48,20 +49,6 @@ def _hash(data, start, end):
     for i in range(start, end):
         h = _step(h, data[i])
     return h
-
-
-@njit(cache=True, inline="always")
-def _decode(data, i):
-    """(code point, byte length) of the UTF-8 character at data[i] (Arrow strings are valid UTF-8)."""
-    b = np.int64(data[i])
-    if b < 0x80:
-        return b, 1
-    if b < 0xE0:
-        return ((b & 0x1F) << 6) | (np.int64(data[i + 1]) & 0x3F), 2
-    if b < 0xF0:
-        return ((b & 0x0F) << 12) | ((np.int64(data[i + 1]) & 0x3F) << 6) | (np.int64(data[i + 2]) & 0x3F), 3
-    return (((b & 0x07) << 18) | ((np.int64(data[i + 1]) & 0x3F) << 12)
-            | ((np.int64(data[i + 2]) & 0x3F) << 6) | (np.int64(data[i + 3]) & 0x3F)), 4
 
 
 @njit(cache=True, inline="always")
@@ -291,7 +278,7 @@ def score_rows(data, offsets, text, model, scalars, sigmoid, out, status):
             # the next token into tok[:size]: a run of word characters, or one Han character or symbol
             size = 0
             while i < end and chars < max_chars:
-                cp, k = _decode(data, i)
+                cp, k = decode_at(data, i)
                 if lowering:
                     low, cls = lower[cp], classes[cp]
                     if low < 0:

@@ -1,0 +1,68 @@
+"""What a small model wraps around its answer, taken off before the checks; what cannot be taken off is reported.
+
+Measured on Qwen2.5-Coder-1.5B (tests/fixtures/embedded_outputs.jsonl holds the real answers): it often
+wraps the reply in ``<response>...</response>`` / ``<reply>`` or opens it with a label (``Reply:``,
+``回复：``), sometimes only repeats the question, and sometimes reasons "this is benign" and then refuses.
+Unwrapping is parsing (the answer is still the model's); the rest are drop reasons (filters.py).
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_WRAPPERS = ("response", "reply", "answer", "output", "assistant", "final", "final_answer", "回复", "回答")
+_WRAP = re.compile(r"^\s*<(" + "|".join(_WRAPPERS) + r")>\s*(.*?)\s*(?:</\1>\s*)?$", re.S | re.I)
+_LABEL = re.compile(r"^\s*(?:\*\*|#+\s*)?(?:final\s+)?(?:reply|response|answer|assistant|回复|回答|答复|最终回复)"
+                    r"(?:\s+to\s+the\s+user)?\s*(?:\*\*)?\s*[:：]\s*(?:\*\*)?\s*", re.I)
+# The template's own placeholder said back ("(your reply to the user)"): measured on the real model.
+_PLACEHOLDER = re.compile(r"^\s*[(（]\s*(?:your (?:reply|answer|response)[^)）\n]*|你(?:给用户)?的(?:回复|回答))\s*[)）]\s*", re.I)
+_LEFTOVER_TAG = re.compile(r"</?(?:" + "|".join(_WRAPPERS) + r"|think|reasoning)\s*>", re.I)
+
+
+def clean_answer(answer: str) -> str:
+    """The answer without a wrapping tag pair, a leading label or an echoed template placeholder (repeated until
+    nothing changes)."""
+    text = answer.strip()
+    while True:
+        before = text
+        m = _WRAP.match(text)
+        if m:
+            text = m.group(2).strip()
+        text = _LABEL.sub("", text, count=1).strip()
+        text = _PLACEHOLDER.sub("", text, count=1).strip()
+        if text == before:
+            return text
+
+
+def has_leftover_markup(answer: str) -> bool:
+    """A wrapper or reasoning tag is still inside the answer (it did not wrap the whole of it)."""
+    return bool(_LEFTOVER_TAG.search(answer))
+
+
+def _letters(text: str) -> str:
+    return "".join(ch for ch in unicodedata.normalize("NFKC", text).lower() if ch.isalnum())
+
+
+def echoes_prompt(answer: str, prompt: str) -> bool:
+    """The answer is (mostly) the user's question said again, with little else."""
+    a, p = _letters(answer), _letters(prompt)
+    if not a or not p or len(p) < 8:
+        return False
+    return (p in a and len(a) < 1.5 * len(p)) or (a in p and len(a) > 0.6 * len(p))
+
+
+_BENIGN_VERDICT = re.compile(r"(is|seems|appears)\s+(benign|harmless|safe to answer|a (legitimate|normal|harmless))|"
+                             r"no (safety )?(concern|risk)|nothing harmful|(无害|正常的?问题|是安全的|可以回答|没有(安全)?风险)", re.I)
+_REFUSE_VERDICT = re.compile(r"(should|must|will|need to|have to)\s+(not|n't)\s+(provide|help|assist|give)|"
+                             r"(should|must|will)\s+(decline|refuse)|"
+                             r"(不应该?|不能|不可以|必须拒绝|应该拒绝|应当拒绝|不会)(提供|帮助|协助|回答)", re.I)
+
+
+def reasoning_contradicts(reasoning: str, answer_refuses: bool, goal: str) -> bool:
+    """The reasoning reaches one verdict and the answer does the other: "benign" then a refusal, or "must not
+    help" then a plain helpful answer (a safe completion declines details while helping, so it is not checked)."""
+    says_benign = bool(_BENIGN_VERDICT.search(reasoning))
+    says_refuse = bool(_REFUSE_VERDICT.search(reasoning))
+    if says_benign == says_refuse:
+        return False  # no clear verdict (or both): nothing to contradict
+    return (says_benign and answer_refuses) or (says_refuse and not answer_refuses and goal == "helpful")

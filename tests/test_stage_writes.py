@@ -1,0 +1,43 @@
+"""A stage changes only the record columns it declares in ``Stage.writes``; the runner checks it."""
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from curate import records
+from curate.pipeline import StageFailed, run_stage
+from curate.stage import Stage, StageContext, StageOptions, available_stages
+
+
+def _frame() -> pl.DataFrame:
+    df = pl.DataFrame({"source": ["s", "s"], "source_id": ["1", "2"], "lang": ["en", "en"], "prompt": ["a", "b"]})
+    return records.conform(df.with_columns(pl.Series("id", [records.make_id("s", i) for i in ("1", "2")])))
+
+
+def _stage(change, writes=()) -> Stage:
+    return Stage(name="toy", Options=StageOptions, run=lambda df, opts, ctx: change(df), help="", writes=writes)
+
+
+def _run(stage: Stage, tmp_path) -> pl.DataFrame:
+    return run_stage(stage, _frame(), StageOptions(), StageContext(stage="toy", work_dir=tmp_path, log=lambda m: None))
+
+
+def test_undeclared_write_fails_the_stage(tmp_path):
+    sets_split = lambda df: df.with_columns(pl.lit("train").alias("split"))  # noqa: E731
+    with pytest.raises(StageFailed, match=r"stage toy changed split, which it does not declare"):
+        _run(_stage(sets_split), tmp_path)
+    assert _run(_stage(sets_split, writes=("split",)), tmp_path)["split"].to_list() == ["train", "train"]
+
+
+def test_reordered_rows_and_meta_lineage_are_not_writes(tmp_path):
+    def shuffle_and_note(df):
+        return records.with_stage_meta(df.reverse(), "toy", [{"seen": True}] * df.height)
+
+    out = _run(_stage(shuffle_and_note), tmp_path)
+    assert out.height == 2 and all("toy" in records.load_meta(m) for m in out["meta"])
+
+
+def test_every_stage_that_reads_records_declares_its_writes():
+    stages = available_stages()
+    assert all(stage.writes for name, stage in stages.items() if name not in ("collect", "export"))
+    assert all(set(stage.writes) <= set(records.SCHEMA) for stage in stages.values())
