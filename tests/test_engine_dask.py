@@ -46,6 +46,7 @@ def offline(monkeypatch):
     """The quickstart's synthesize and review stay skipped, whatever the developer's shell exports."""
     for name in OFFLINE_ENV:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OPENAI_BASE_URL", "off")  # no endpoint would start the embedded model
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +57,7 @@ def local_run(tmp_path_factory) -> tuple[Path, Path]:
     with pytest.MonkeyPatch.context() as patch:
         for name in OFFLINE_ENV:
             patch.delenv(name, raising=False)
+        patch.setenv("OPENAI_BASE_URL", "off")  # no endpoint would start the embedded model
         assert run_pipeline(recipe, run_dir=folder / "run", log=lambda m: None).funnel.balanced
     return recipe, folder / "run"
 
@@ -197,7 +199,8 @@ def test_shard_folders_left_by_a_killed_run_are_removed_at_the_next_start(tmp_pa
     (left / "in-00000.parquet").write_bytes(b"half")
     keep = tmp_path / "run" / "cache" / "llm.sqlite"
     keep.write_bytes(b"cache")
-    RunStore(tmp_path / "run")
+    with RunStore(tmp_path / "run").locked():  # the run that takes the folder's lock cleans up what a dead one left
+        pass
     assert not (tmp_path / "run" / "cache" / "shards").exists() and keep.read_bytes() == b"cache"
 
 

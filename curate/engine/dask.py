@@ -107,7 +107,7 @@ def connect(settings: DaskSettings, log: Callable[[str], None]) -> Iterator[Dask
             except OSError as exc:
                 from curate.config import ConfigError
 
-                raise ConfigError(f"dask: no scheduler answers at {settings.scheduler_address}: {exc}") from None
+                raise ConfigError(f"dask: no scheduler answers at {settings.scheduler_address} - {exc}") from None
         else:
             # silence_logs: the cluster's INFO/WARNING lines (a nanny ending a slow worker at shutdown) are not
             # the user's business; errors still show
@@ -118,7 +118,8 @@ def connect(settings: DaskSettings, log: Callable[[str], None]) -> Iterator[Dask
         workers = len(client.scheduler_info().get("workers", {}))
         dashboard = "dashboard" in client.scheduler_info().get("services", {})
         log(f"dask: {workers} workers at {client.scheduler.address}" +
-            (f"; dashboard {client.dashboard_link}" if dashboard else "") +
+            (f" - dashboard {client.dashboard_link}" if dashboard else "") +  # no punctuation after a URL: the
+            # CLI's log redacts URLs, and a URL it cannot parse ("tcp://host:port;") is hidden whole
             (" (LocalCluster started by curate)" if cluster is not None else ""))
         yield DaskEngine(client, settings)
 

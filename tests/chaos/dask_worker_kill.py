@@ -30,6 +30,8 @@ def fasttext_quickstart(folder: Path) -> Path:
             options["against"] = [str(QUICKSTART.parent / p) for p in options["against"]]
         if name == "classify":
             item[name] = {"embed_band": 0}
+        if name == "synthesize":  # no model calls (without an endpoint the run would start the embedded model)
+            item[name] = {**(options or {}), "base_url": "off"}
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "quickstart-fasttext.yaml"
     path.write_text(yaml.safe_dump(recipe, allow_unicode=True), encoding="utf-8")
