@@ -14,6 +14,7 @@ Sections (all run by default; `--sections` picks some, `--fast` uses fewer seeds
             user files lost and secrets written must be 0
   embedded  SIGKILL of the embedded llama-server during synthesis: restart, every row accounted, no orphan,
             a re-run repeats no answered request (benchmarks/chaos_embedded.py)
+  dask      SIGKILL of one Dask worker process mid-classify (LocalCluster on 127.0.0.1), compared with the local engine
 
 Rows lost and rows duplicated must be 0; the script exits 1 otherwise.
 """
@@ -343,9 +344,29 @@ def embedded_section(tmp: Path, fast: bool) -> dict:
     return run(tmp, fast)
 
 
+def dask_section(tmp: Path, fast: bool) -> dict:
+    import polars as pl
+
+    from curate.pipeline import run_pipeline
+    from curate.store import RunStore
+    from tests.chaos.dask_worker_kill import fasttext_quickstart, kill_a_worker_mid_stage
+
+    recipe = fasttext_quickstart(tmp)
+    run_pipeline(recipe, run_dir=tmp / "local", to_stage="classify", log=lambda m: None)
+    happened = kill_a_worker_mid_stage(recipe, tmp / "dask", stage="classify", shard_rows=100)
+    if not happened["finished"]:
+        return {"kills survived": 0, "rows lost": "run failed", "failures": repr(happened["failures"])[:300]}
+    local = RunStore.existing(tmp / "local").read_stage(3, "classify")
+    dask = RunStore.existing(tmp / "dask").read_stage(3, "classify")
+    return {"kills survived": 1, "shards written at the kill": f"{happened['shards written at the kill']} of "
+            f"{happened['shards']}", "rows lost": local.join(dask, on="id", how="anti").height,
+            "rows duplicated": dask.height - dask["id"].n_unique(),
+            "equal to the local engine": dask.equals(local)}
+
+
 SECTIONS = {"crash": crash_section, "hostile": hostile_section, "endpoint": endpoint_section,
             "labelstudio": labelstudio_section, "disk": disk_section, "userdata": userdata_section,
-            "embedded": embedded_section}
+            "embedded": embedded_section, "dask": dask_section}
 
 
 def main() -> int:
@@ -384,7 +405,9 @@ def main() -> int:
     userdata_ok = not userdata or (userdata["cases passed"] == userdata["cases tried"] and
                                    not userdata["user files lost"] and not userdata["secrets written"])
     orphans = report.get("embedded", {}).get("orphan servers", 0)
-    return 1 if lost or duplicated or crashes or not disk_ok or not budget_ok or not userdata_ok or orphans else 0
+    dask_equal = report.get("dask", {}).get("equal to the local engine", True)
+    return 1 if (lost or duplicated or crashes or not disk_ok or not budget_ok or not userdata_ok or orphans
+                 or not dask_equal) else 0
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ BENCHMARKS = {
     "balance_export": ("balance_export_bench.py", []),
     "review": ("review_bench.py", []),
     "million": ("million.py", ["--plot", "docs/million.png"]),  # 1M rows through `curate run`
+    "dask": ("dask_bench.py", ["--rows", "200000", "--workers", "2"]),  # local vs Dask engine, ~80 s
     "classify": ("classify_bench.py", ["--permissive", "--judge", "oracle"]),  # ~45 min on 2 cores
 }
 

@@ -14,6 +14,7 @@ import click
 from curate import __version__
 from curate.commands import classifier, review, stages, taxonomy
 from curate.commands.common import LazyGroup, UserError, handle_errors, log
+from curate.engine.cli import engine_options, settings_from_flags
 from curate.errors import EXIT_FAILED
 
 
@@ -48,16 +49,20 @@ def main() -> None:
 @click.option("--from", "from_stage", metavar="STAGE", help="Re-run from this stage on (earlier stages are reused).")
 @click.option("--to", "to_stage", metavar="STAGE", help="Stop after this stage.")
 @click.option("--force", is_flag=True, help="Re-run every stage even if its config and input did not change.")
+@engine_options
 @handle_errors
-def run_command(pipeline: Path, run_dir: Path | None, from_stage: str | None, to_stage: str | None, force: bool) -> None:
+def run_command(pipeline: Path, run_dir: Path | None, from_stage: str | None, to_stage: str | None, force: bool,
+                **engine_flags) -> None:
     """Run a pipeline YAML. Finished stages whose config and input did not change are skipped;
     a changed stage re-runs with everything after it. Ends with the funnel: every collected record is
     exported, pending, or dropped with a reason."""
     from curate import funnel
+    from curate.config import load_pipeline
     from curate.pipeline import run_pipeline
 
+    engine = settings_from_flags(load_pipeline(pipeline)[0].engine_settings(), **engine_flags)
     result = run_pipeline(pipeline, run_dir=run_dir, from_stage=from_stage, to_stage=to_stage, force=force,
-                          log=log)
+                          log=log, engine=engine)
     funnel.render(result.funnel, title=f"Funnel of {result.run_dir}")
     if not result.funnel.balanced:
         raise UserError("funnel totals do not add up: some records are unaccounted for", EXIT_FAILED)

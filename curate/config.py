@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from curate.engine.settings import DaskSettings, EngineName, EngineSettings
 from curate.errors import UsageError
 from curate.stage import STAGE_MODULES, Stage, StageOptions, load_stage
 
@@ -68,6 +69,11 @@ class PipelineConfig(BaseModel):
     taxonomy: InputPath | None = Field(None, description="Taxonomy folder (default: the one shipped with curate).")
     report: bool = Field(True, description="Write the HTML/Markdown run report at the end of the run.")
     stages: list[dict[str, Any]] = Field(description="Ordered stages, each a one-key mapping: - <stage>: {options}.")
+    engine: EngineName = Field("local", description="Where stages run: local (this process) or dask (a cluster).")
+    dask: DaskSettings = Field(default_factory=DaskSettings, description="The Dask cluster (engine: dask).")
+
+    def engine_settings(self) -> EngineSettings:
+        return EngineSettings(engine=self.engine, dask=self.dask)
 
     @field_validator("name")
     @classmethod

@@ -20,6 +20,7 @@ import xxhash
 from curate import __version__, funnel, records
 from curate.errors import RunFailed
 from curate.config import StageSpec, load_pipeline
+from curate.engine import EngineSettings, open_engine
 from curate.stage import Stage, StageContext
 from curate.store import QuarantineBuffer, RunStore, config_hash, fingerprint_files, redact
 
@@ -67,7 +68,7 @@ def run_stage(stage: Stage, df: pl.DataFrame, options: Any, ctx: StageContext) -
     """Run one stage and check its contract: schema-valid output, and every input id still present."""
     if not stage.creates_rows:
         records.validate(df, where=f"input of {stage.name}")
-    out = records.conform(stage.run(df, options, ctx))
+    out = records.conform(ctx.engine.run_stage(stage, df, options, ctx))
     records.validate(out, where=f"output of {stage.name}")
     if not stage.creates_rows:
         missing = df.join(out.select("id"), on="id", how="anti")
@@ -99,9 +100,11 @@ class FilesResult:
 
 
 def run_on_files(stage: Stage, in_paths: list[Path], out_path: Path | None, options: Any, *,
-                 taxonomy: Path | None = None, cache_dir: Path | None = None, log=print) -> FilesResult:
+                 taxonomy: Path | None = None, cache_dir: Path | None = None, log=print,
+                 engine: EngineSettings | None = None) -> FilesResult:
     """The runner on one stage: read records from files, run the stage under its contract (``run_stage``), write
-    the records to ``out_path`` and, beside it, ``<name>.quarantine.jsonl`` and ``<name>.stats.json``."""
+    the records to ``out_path`` and, beside it, ``<name>.quarantine.jsonl`` and ``<name>.stats.json``.
+    ``engine`` says where the stage runs (default: this process)."""
     from curate.io import read_records, sidecar_path, write_records
     from curate.store import write_json, write_quarantine
 
@@ -110,8 +113,10 @@ def run_on_files(stage: Stage, in_paths: list[Path], out_path: Path | None, opti
     work_dir = cache_dir or anchor.parent / ".curate-cache"
     work_dir.mkdir(parents=True, exist_ok=True)
     quarantine = QuarantineBuffer(stage.name)
-    ctx = StageContext(stage=stage.name, work_dir=work_dir, taxonomy_path=taxonomy, quarantine=quarantine, log=log)
-    out = run_stage(stage, df, options, ctx)
+    with open_engine(engine, log) as opened:
+        ctx = StageContext(stage=stage.name, work_dir=work_dir, taxonomy_path=taxonomy, quarantine=quarantine, log=log,
+                           engine=opened)
+        out = run_stage(stage, df, options, ctx)
     if out_path is not None:
         write_records(out, out_path)
         log(f"wrote {out.height:,} records to {out_path}")
@@ -124,13 +129,15 @@ def run_on_files(stage: Stage, in_paths: list[Path], out_path: Path | None, opti
 
 
 def run_pipeline(path: str | Path, *, run_dir: str | Path | None = None, from_stage: str | None = None,
-                 to_stage: str | None = None, force: bool = False, log=print) -> RunResult:
-    """Run the pipeline; the embedded model, if a stage needs it, lives exactly as long as those stages."""
+                 to_stage: str | None = None, force: bool = False, log=print,
+                 engine: EngineSettings | None = None) -> RunResult:
+    """Run the pipeline; the embedded model, if a stage needs it, lives exactly as long as those stages.
+    ``engine`` replaces the file's engine settings (the CLI's --engine/--scheduler)."""
     from curate.llm.local import LocalSession
 
     with LocalSession(log) as session, _sigterm_as_interrupt():
         return _run_pipeline(path, run_dir=run_dir, from_stage=from_stage, to_stage=to_stage, force=force, log=log,
-                             session=session)
+                             session=session, engine=engine)
 
 
 @contextlib.contextmanager
@@ -157,7 +164,7 @@ def uses_local_model(spec: StageSpec) -> bool:
     return isinstance(opts, LLMOptions) and opts.uses_llm() and opts.is_local()
 
 
-def _run_pipeline(path, *, run_dir, from_stage, to_stage, force, log, session) -> RunResult:
+def _run_pipeline(path, *, run_dir, from_stage, to_stage, force, log, session, engine=None) -> RunResult:
     config, specs, raw = load_pipeline(path)
     names = [s.name for s in specs]
     for opt, value in (("--from", from_stage), ("--to", to_stage)):
@@ -167,11 +174,12 @@ def _run_pipeline(path, *, run_dir, from_stage, to_stage, force, log, session) -
             raise ConfigError(f"{path}: {opt} {value!r} is not a stage of this pipeline ({', '.join(names)})")
     store = RunStore(Path(run_dir) if run_dir else (config.run_dir or Path("runs") / config.name))
     with store.locked():  # held for the whole run: a second run into this folder refuses, naming our PID
-        return _run_locked(store, config, specs, raw, from_stage, to_stage, force, log, session)
+        with open_engine(engine or config.engine_settings(), log) as opened:
+            return _run_locked(store, config, specs, raw, from_stage, to_stage, force, log, session, opened)
 
 
 def _run_locked(store: RunStore, config, specs: list[StageSpec], raw: dict[str, Any], from_stage: str | None,
-                to_stage: str | None, force: bool, log, session) -> RunResult:
+                to_stage: str | None, force: bool, log, session, engine) -> RunResult:
     names = [s.name for s in specs]
     store.write_config(raw)
     result = RunResult(run_dir=store.root)
@@ -202,7 +210,8 @@ def _run_locked(store: RunStore, config, specs: list[StageSpec], raw: dict[str, 
             df = store.read_stage(index - 1, specs[i - 1].name)
         quarantine = QuarantineBuffer(spec.name)
         ctx = StageContext(stage=spec.name, work_dir=store.cache_dir, run_dir=store.root,
-                           taxonomy_path=config.taxonomy, quarantine=quarantine, log=log, upstream=dict(upstream))
+                           taxonomy_path=config.taxonomy, quarantine=quarantine, log=log, upstream=dict(upstream),
+                           engine=engine)
         started = time.time()
         log(f"[{spec.name}] running")
         try:

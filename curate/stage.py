@@ -14,6 +14,7 @@ from typing import Any, Callable, Protocol
 import polars as pl
 from pydantic import BaseModel, ConfigDict
 
+from curate.engine.local import LOCAL
 from curate.progress import Progress
 
 # Pipeline order. A stage module that is not importable yet is simply not offered.
@@ -51,6 +52,7 @@ class StageContext:
     progress: Callable[..., Progress] = field(default=Progress)
     log: Callable[[str], None] = field(default=print)
     upstream: dict[str, Path] = field(default_factory=dict)  # earlier stages' output dirs, by name
+    engine: Any = LOCAL  # where work runs (curate.engine): this process, or a Dask cluster
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,10 @@ class Stage:
     # lineage every stage appends to, always allowed)
     writes: tuple[str, ...] = ()
     always_run: bool = False  # review: its input lives outside the run (reviewers' work), so never skip it
+    # Each output row depends on its input row alone (under these options): an engine may run it per shard.
+    shardable: Callable[[Any], bool] = field(default=lambda options: False)
+    # A stage that creates rows from independent inputs: its options split into one per input (collect: a source).
+    parts: Callable[[Any], list[Any]] | None = None
 
 
 def load_stage(name: str) -> Stage | None:

@@ -41,6 +41,7 @@ import yaml
 from curate.config import ConfigError
 
 MANIFEST = "_manifest.json"
+SHARDS = "shards"  # the Dask engine's per-stage shard folders, under a cache folder (removed when the stage ends)
 SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|authorization)", re.I)
 REDACTED = "***redacted***"
 TMP_PREFIX = ".curate-tmp-"
@@ -292,6 +293,7 @@ class RunStore:
         if self.quarantine_dir.is_dir():
             for stale in self.quarantine_dir.glob(f"{TMP_PREFIX}*.jsonl"):
                 stale.unlink(missing_ok=True)
+        shutil.rmtree(self.cache_dir / SHARDS, ignore_errors=True)  # left by a run killed mid-stage
 
     def stage_dir(self, index: int, name: str) -> Path:
         return self.root / f"{index:02d}-{name}"

@@ -7,7 +7,13 @@ from curate.classify.options import ClassifyOptions
 from curate.classify.stage import run
 from curate.stage import Stage
 
-STAGE = Stage(name="classify", Options=ClassifyOptions, run=run,
+
+def per_row(options: ClassifyOptions) -> bool:
+    """Rows are classified one by one, except that a judge budget picks the least confident rows of all."""
+    return not (options.judge and options.judge_max_rows is not None)
+
+
+STAGE = Stage(name="classify", Options=ClassifyOptions, run=run, shardable=per_row,
               writes=("categories", "category_scores", "prompt_harmful", "response_kind", "label_origin"),
               help="Fill harm dimensions, scores, harmful flag and response kind where sources did not; "
                    "record disagreements; optional LLM judge for low-confidence rows.")

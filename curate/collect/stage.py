@@ -89,16 +89,20 @@ class _SourceReader:
         }
 
 
+def check_unique_names(options: CollectOptions) -> None:
+    names = [s.source_name for s in options.sources]
+    duplicates = {n for n in names if names.count(n) > 1}
+    if duplicates:
+        raise UsageError(f"collect: source name {sorted(duplicates)[0]!r} is used twice; give each source a unique 'name'")
+
+
 def run(df: pl.DataFrame, options: CollectOptions, ctx: StageContext) -> pl.DataFrame:
     from curate.taxonomy import Taxonomy
 
     taxonomy = Taxonomy.load(ctx.taxonomy_path)
     rows: list[dict[str, Any]] = []
     per_source: dict[str, Any] = {}
-    names = [s.source_name for s in options.sources]
-    duplicates = {n for n in names if names.count(n) > 1}
-    if duplicates:
-        raise UsageError(f"collect: source name {sorted(duplicates)[0]!r} is used twice; give each source a unique 'name'")
+    check_unique_names(options)
     for spec in options.sources:
         reader = _SourceReader(spec, ctx, options, taxonomy)
         kept_langs = 0

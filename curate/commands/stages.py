@@ -11,16 +11,17 @@ from pydantic import BaseModel, ValidationError
 
 from curate.commands.common import (UserError, given_values, handle_errors, log, options_from_model, parse_options,
                                     taxonomy_option)
+from curate.engine.cli import FLAGS as ENGINE_FLAGS, engine_params, settings_from_flags
 
 
 def run_on_files(stage_name: str, in_paths: list[Path], out_path: Path | None, options: BaseModel,
-                 taxonomy: Path | None, cache_dir: Path | None) -> None:
+                 taxonomy: Path | None, cache_dir: Path | None, engine=None) -> None:
     from curate import funnel
     from curate.pipeline import run_on_files as run
     from curate.stage import load_stage
 
     result = run(load_stage(stage_name), in_paths, out_path, options, taxonomy=taxonomy, cache_dir=cache_dir,
-                 log=log)
+                 log=log, engine=engine)
     funnel.render(result.funnel, title=f"{stage_name}: records")
 
 
@@ -43,8 +44,10 @@ def stage_command(stage) -> click.Command:
     def callback(in_paths, out, taxonomy, cache_dir, **given):
         if has_out_field:
             given["out"] = out
+        engine = settings_from_flags(None, **{flag: given.pop(flag) for flag in ENGINE_FLAGS})
         options = parse_options(stage.Options, given, Path.cwd())
-        run_on_files(stage.name, list(in_paths), None if has_out_field else out, options, taxonomy, cache_dir)
+        run_on_files(stage.name, list(in_paths), None if has_out_field else out, options, taxonomy, cache_dir,
+                     engine)
 
     params = [
         _in_option(),
@@ -53,6 +56,7 @@ def stage_command(stage) -> click.Command:
         click.Option(["--cache-dir"], type=click.Path(file_okay=False, path_type=Path),
                      help="Folder for caches (default: .curate-cache beside the output)."),
         *options_from_model(stage.Options, {"in_", "out"}),
+        *engine_params(),
     ]
     return click.Command(stage.name, callback=callback, params=params, help=stage.help + "\n\nRuns the stage alone on "
                          "files; the same options are the stage's keys in a pipeline YAML.")

@@ -7,15 +7,15 @@ so the sketch only decides which pairs get checked. What is kept per row is one 
 """
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import polars as pl
 
 from curate.dedup import kernels
 from curate.dedup.shingles import Shingles, Shingling, kernel_input
+from curate.engine.local import LOCAL
 
 
 @dataclass(frozen=True)
@@ -41,23 +41,9 @@ def shard_signatures(texts: pl.Series | list[str], params: Params) -> tuple[np.n
                                   params.rows, params.seed, *kernels.scratch_sizes(offsets, spec.word_n, spec.weighted))
 
 
-def _concat(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts], axis=1)
-
-
 def compute(texts: pl.Series, params: Params, workers: int = 1, shard_rows: int = 100_000,
-            advance=lambda n: None) -> tuple[np.ndarray, np.ndarray]:
-    """Exact keys and band keys of all texts, in shards of at most shard_rows, on `workers` threads
-    (the kernels release the GIL; threads start in microseconds where processes took a second each and
-    had every shard pickled to them)."""
-    n = len(texts)
-    workers = workers or os.cpu_count() or 1
-    if workers > 1:
-        shard_rows = max(1, min(shard_rows, -(-n // workers)))
-    shards = [texts.slice(i, shard_rows) for i in range(0, n, shard_rows)] or [texts.clear()]
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        parts = []
-        for shard, part in zip(shards, pool.map(lambda s: shard_signatures(s, params), shards)):
-            parts.append(part)
-            advance(len(shard))
-    return _concat(parts)
+            advance=lambda n: None, engine=LOCAL, work_dir=None) -> tuple[np.ndarray, np.ndarray]:
+    """Exact keys and band keys of all texts, shard by shard on the engine (threads here, or Dask workers)."""
+    parts = engine.map_slices(partial(shard_signatures, params=params), texts, shard_rows=shard_rows,
+                              workers=workers, advance=advance, work_dir=work_dir)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts], axis=1)

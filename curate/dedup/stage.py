@@ -1,8 +1,8 @@
 """The dedup stage: exact duplicates, MinHash-LSH near-duplicates verified by exact Jaccard, clusters,
 representatives and decontamination. Every row is kept; rejected rows get a drop_reason.
 
-1. per shard (signatures.compute, shards on parallel threads): each text's exact key (its tokens, so
-   case, width, punctuation and spacing do not count) and its LSH band keys;
+1. per shard (signatures.compute, on the engine: local threads or Dask workers): each text's exact key
+   (its tokens, so case, width, punctuation and spacing do not count) and its LSH band keys;
 2. rows with the same exact key are one group; the first row of each group goes on to LSH, whose equal
    band keys give candidate pairs (lsh);
 3. candidate pairs whose exact Jaccard reaches the threshold (jaccard, on freshly shingled texts of the
@@ -58,7 +58,8 @@ def find_clusters(texts: pl.Series, opts: DedupOptions, ctx: StageContext | None
     some_texts = texts.gather(present)
     if ctx is not None:
         with ctx.progress(len(present), "dedup signatures") as bar:
-            exact, keys = signatures.compute(some_texts, params, opts.workers, opts.shard_rows, bar.advance)
+            exact, keys = signatures.compute(some_texts, params, opts.workers, opts.shard_rows, bar.advance,
+                                             engine=ctx.engine, work_dir=ctx.work_dir)
     else:
         exact, keys = signatures.compute(some_texts, params, opts.workers, opts.shard_rows)
     del some_texts

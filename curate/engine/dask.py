@@ -1,0 +1,125 @@
+"""The Dask engine: stages whose rows are independent run their own ``run`` per parquet shard on the
+workers; column kernels (dedup's signatures) run per shard through ``map_slices``; the rest runs in this
+process on the gathered frame. Output equals the local engine's (shards are concatenated in order).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import polars as pl
+
+from curate.engine.settings import DaskSettings
+from curate.store import SHARDS
+from curate.engine.shards import (VALUES, ShardResult, apply_to_shard, merge_stats, run_stage_shard,
+                                  write_input_shards)
+
+
+class DaskEngine:
+    name = "dask"
+
+    def __init__(self, client, settings: DaskSettings):
+        self.client = client
+        self.settings = settings
+
+    @contextlib.contextmanager
+    def _shard_folder(self, work_dir: Path | None, label: str) -> Iterator[Path]:
+        """A fresh folder for one stage's shards, removed when the stage is over (the manifest is the record)."""
+        root = Path(self.settings.shard_dir or work_dir or Path.cwd() / ".curate-cache").resolve()
+        folder = root / SHARDS / f"{label}-{uuid.uuid4().hex[:8]}"
+        folder.mkdir(parents=True)
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _gather(self, futures: list, sizes: list[int], advance: Callable[[int], None]) -> list[Any]:
+        """Results in submission order, advancing progress as shards finish; cancels the rest on a failure."""
+        from distributed import as_completed
+
+        index = {f.key: i for i, f in enumerate(futures)}
+        results: list[Any] = [None] * len(futures)
+        try:
+            for future in as_completed(futures):
+                i = index[future.key]
+                results[i] = future.result()  # raises the task's exception here
+                advance(sizes[i])
+        finally:
+            self.client.cancel([f for f in futures if not f.done()])
+        return results
+
+    def run_stage(self, stage, df: pl.DataFrame, options: Any, ctx) -> pl.DataFrame:
+        if stage.creates_rows and stage.parts is not None:
+            parts = stage.parts(options)  # collect: one task per source
+            jobs, sizes, unit = [(part, None) for part in parts], [1] * len(parts), "parts"
+        elif stage.shardable(options):
+            rows, unit = self.settings.shard_rows, "shards"
+        else:
+            return stage.run(df, options, ctx)
+        with self._shard_folder(ctx.work_dir, stage.name) as folder:
+            if unit == "shards":
+                jobs = [(options, path) for path in write_input_shards(df, folder, rows)]
+                sizes = [min(rows, max(df.height - i * rows, 0)) for i in range(len(jobs))]
+            futures = [self.client.submit(run_stage_shard, stage.name, part_options, in_path,
+                                          folder / f"out-{i:05d}.parquet", ctx.taxonomy_path,
+                                          Path(ctx.work_dir).resolve(), key=f"{stage.name}-{folder.name}-{i}",
+                                          pure=False) for i, (part_options, in_path) in enumerate(jobs)]
+            with ctx.progress(sum(sizes), f"{stage.name} on {len(jobs)} dask {unit}") as bar:
+                results: list[ShardResult] = self._gather(futures, sizes, bar.advance)
+            out = pl.concat([pl.read_parquet(r.out_path) for r in results], how="vertical")
+        ctx.stats.update(merge_stats([r.stats for r in results]))
+        for result in results:
+            for row in result.quarantine:
+                ctx.quarantine(source=row["source"], location=row["location"], reason=row["reason"], raw=row["raw"])
+        return out
+
+    def map_slices(self, fn: Callable[[pl.Series], Any], values: pl.Series, *, shard_rows: int, workers: int = 0,
+                   advance: Callable[[int], None] = lambda n: None, work_dir: Path | None = None) -> list[Any]:
+        """``fn`` over consecutive parquet shards of ``values`` on the workers, results in order.
+        The engine's shard size applies (``shard_rows``/``workers`` size the local thread pool only)."""
+        rows = self.settings.shard_rows
+        with self._shard_folder(work_dir, "slices") as folder:
+            paths = write_input_shards(values.rename(VALUES).to_frame(), folder, rows)
+            sizes = [min(rows, max(len(values) - i * rows, 0)) for i in range(len(paths))]
+            futures = [self.client.submit(apply_to_shard, fn, path, key=f"slice-{folder.name}-{i}", pure=False)
+                       for i, path in enumerate(paths)]
+            return self._gather(futures, sizes, advance)
+
+
+@contextlib.contextmanager
+def connect(settings: DaskSettings, log: Callable[[str], None]) -> Iterator[DaskEngine]:
+    """A client on the configured scheduler, or on a LocalCluster (127.0.0.1) that is stopped on the way out."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        from curate.config import ConfigError
+
+        raise ConfigError("engine dask needs the Dask extra: pip install 'curate[dask]'") from None
+    cluster = None
+    with contextlib.ExitStack() as stack:
+        if settings.scheduler_address:
+            try:
+                client = stack.enter_context(Client(settings.scheduler_address, timeout="10s"))
+            except OSError as exc:
+                from curate.config import ConfigError
+
+                raise ConfigError(f"dask: no scheduler answers at {settings.scheduler_address} - {exc}") from None
+        else:
+            # silence_logs: the cluster's INFO/WARNING lines (a nanny ending a slow worker at shutdown) are not
+            # the user's business; errors still show
+            cluster = stack.enter_context(LocalCluster(n_workers=settings.local_workers, threads_per_worker=1,
+                                                       processes=True, host="127.0.0.1",
+                                                       dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR))
+            client = stack.enter_context(Client(cluster))
+        workers = len(client.scheduler_info().get("workers", {}))
+        dashboard = "dashboard" in client.scheduler_info().get("services", {})
+        log(f"dask: {workers} workers at {client.scheduler.address}" +
+            (f" - dashboard {client.dashboard_link}" if dashboard else "") +  # no punctuation after a URL: the
+            # CLI's log redacts URLs, and a URL it cannot parse ("tcp://host:port;") is hidden whole
+            (" (LocalCluster started by curate)" if cluster is not None else ""))
+        yield DaskEngine(client, settings)
+
