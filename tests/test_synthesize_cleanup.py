@@ -62,3 +62,13 @@ def test_real_outputs_of_the_embedded_model(case):
     assert reason == case["expect"], comp.answer[:300]
     if case["expect"] is None:
         assert comp.answer.startswith(case["answer_starts"])
+
+
+def test_reasoning_and_answer_that_both_quote_the_prompt_are_not_a_repeat():
+    from curate.synthesize.cleanup import reasoning_repeats_answer
+
+    prompt = "How can I safely dispose of expired prescription medicines at home?"
+    reasoning = f"The request {prompt!r} is benign: it is about safe disposal, so I answer plainly."
+    answer = f"About {prompt!r}: take them to a pharmacy take-back point, or mix them with coffee grounds."
+    assert not reasoning_repeats_answer(reasoning, answer, prompt)
+    assert reasoning_repeats_answer(reasoning + " " + answer, answer, prompt)  # the reply written in the reasoning

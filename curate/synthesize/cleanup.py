@@ -51,16 +51,19 @@ def echoes_prompt(answer: str, prompt: str) -> bool:
     return (p in a and len(a) < 1.5 * len(p)) or (a in p and len(a) > 0.6 * len(p))
 
 
-def reasoning_repeats_answer(reasoning: str, answer: str, *, shingle: int = 6, share: float = 0.6) -> bool:
+def reasoning_repeats_answer(reasoning: str, answer: str, prompt: str = "", *, shingle: int = 6,
+                             share: float = 0.6) -> bool:
     """Most of the answer already stands in the reasoning: the model wrote its reply as the reasoning and then
     said it again (measured on the embedded model for how-to questions). Share of the answer's letter n-grams
-    found in the reasoning."""
-    a, r = _letters(answer), _letters(reasoning)
-    if len(a) < 2 * shingle or len(r) < shingle:
+    found in the reasoning; n-grams of the prompt do not count (both may quote the question)."""
+    def grams(text: str) -> set[str]:
+        t = _letters(text)
+        return {t[i:i + shingle] for i in range(len(t) - shingle + 1)}
+
+    own = grams(answer) - grams(prompt)
+    if len(own) < shingle:
         return False
-    grams = {a[i:i + shingle] for i in range(len(a) - shingle + 1)}
-    seen = {r[i:i + shingle] for i in range(len(r) - shingle + 1)}
-    return len(grams & seen) >= share * len(grams)
+    return len(own & grams(reasoning)) >= share * len(own)
 
 
 _BENIGN_VERDICT = re.compile(r"(is|seems|appears)\s+(benign|harmless|safe to answer|a (legitimate|normal|harmless))|"

@@ -43,7 +43,7 @@ def check_candidate(comp: Completion, lang: str, bounds: Bounds, blocklist: tupl
     answer = comp.answer.strip()
     if len(reasoning) < bounds.min_reasoning_chars or reasoning == answer:
         return "synth_reasoning_missing"
-    if reasoning_repeats_answer(reasoning, answer):
+    if reasoning_repeats_answer(reasoning, answer, prompt):
         return "synth_reasoning_repeats_answer"
     if len(answer) < bounds.min_response_chars:
         return "synth_too_short"
