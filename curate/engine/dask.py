@@ -1,5 +1,6 @@
 """The Dask engine: stages whose rows are independent run their own ``run`` per parquet shard on the
-workers; column kernels (dedup's signatures) run per shard through ``map_slices``; the rest runs in this process on the
+workers; column kernels (dedup's signatures) run per shard through ``map_slices``; LLM requests (synthesize's
+generations and judge calls) run in batches through ``run_requests``; the rest runs in this process on the
 gathered frame. Output equals the local engine's (shards are concatenated in order).
 
 The cluster is reached lazily: the first stage that needs a worker connects (or starts the LocalCluster), so
@@ -13,8 +14,9 @@ import logging
 import os
 import shutil
 import uuid
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import polars as pl
 
@@ -172,3 +174,54 @@ class DaskEngine:
             futures = [self.client.submit(apply_to_shard, fn, path, key=f"slice-{folder.name}-{i}", pure=False)
                        for i, path in enumerate(paths)]
             return self._gather(futures, sizes, advance)
+
+    def run_requests(self, config, requests: Iterable, *, on_done: Callable[[int, Any], None] | None = None,
+                     stats=None) -> tuple[list, Any]:
+        """LLM requests in batches on the workers (curate.engine.requests), outcomes in input order; the same
+        contract as ``curate.llm.run_requests``. Stops sending once a batch finds the endpoint unreachable."""
+        from curate.engine.requests import batch_ranges, budgeted, key_for_workers, remaining, request_batch
+        from curate.llm import LLMStats, Outcome
+
+        reqs = list(requests)
+        stats = stats if stats is not None else LLMStats()
+        if not reqs:
+            return [], stats
+        if config.cache_path is not None:  # the workers' working folder is not ours
+            config = replace(config, cache_path=Path(config.cache_path).resolve())
+        workers = self.workers
+        ranges = batch_ranges(len(reqs), workers, self.settings.shard_rows)
+        outcomes: list = [None] * len(reqs)
+        key = key_for_workers(config)
+        tag = uuid.uuid4().hex[:8]
+
+        def arrived(i: int, result) -> None:
+            outs, spent = result
+            stats.add(spent)
+            for j, out in zip(ranges[i], outs):
+                outcomes[j] = out
+                if on_done is not None:
+                    on_done(j, out)
+            if any(out.status == "unreachable" for out in outs):
+                raise _Unreachable(next(o.error for o in outs if o.status == "unreachable"))
+
+        try:
+            if budgeted(config):  # one batch at a time, each with what is left of the run's budget
+                for i, batch in enumerate(ranges):
+                    future = self.client.submit(request_batch, remaining(config, stats), reqs[batch.start:batch.stop],
+                                                key, key=f"llm-{tag}-{i}", pure=False)
+                    self._gather([future], [len(batch)], lambda n: None, lambda _, r, i=i: arrived(i, r))
+            else:
+                share = config.share(workers)
+                futures = [self.client.submit(request_batch, share, reqs[r.start:r.stop], key, key=f"llm-{tag}-{i}",
+                                              pure=False) for i, r in enumerate(ranges)]
+                self._gather(futures, [len(r) for r in ranges], lambda n: None, arrived)
+        except _Unreachable as stop:  # the rest was not tried: the stage sees the endpoint is gone
+            for j, out in enumerate(outcomes):
+                if out is None:
+                    stats.unreachable += 1
+                    outcomes[j] = Outcome("unreachable", error=str(stop))
+        return outcomes, stats
+
+
+class _Unreachable(Exception):
+    """A batch found the endpoint gone: stop sending the others."""
