@@ -3,6 +3,7 @@
     python benchmarks/million.py                    # 1M rows (make bench)
     python benchmarks/million.py --rows 20000       # what the test runs
     python benchmarks/million.py --embed-band 0     # classify with fastText alone (no sentence-embedding cascade)
+    python benchmarks/million.py --rows 200000 --engine dask --workers 2   # the local engine, then the Dask engine
 
 Corpus (built from ../shared/data with curate's own collect, via shared_corpus.py): every prompt of the public
 sets, zh and en as the real sets mix them, then filled up to N rows the way a mined log looks:
@@ -19,6 +20,12 @@ Pipeline, as a user runs it with no model endpoint: collect -> dedup -> classify
 ``--select`` prompts by the quotas, before synthesis) -> export of the prompt set. The script prints wall time,
 peak RSS and records/s per stage and in total, the share of time in each stage, and the machine's load average
 (the machine is shared: compare figures from the same run only). ``--plot`` writes the time-per-stage chart.
+
+``--engine dask``: the same corpus and pipeline run twice in one invocation, first on the local engine, then
+with ``--engine dask`` on a LocalCluster of ``--workers`` processes (127.0.0.1) that curate starts; both
+tables are printed, with the peak RSS of each worker process, and the stage outputs of the two runs are
+compared (exit 1 if they differ; with classify's embedding layer on, scores may differ in the 4th decimal,
+see docs/scale-out.md, so compare with ``--embed-band 0``).
 """
 from __future__ import annotations
 
@@ -103,27 +110,57 @@ stages:
 
 
 class Sampler(threading.Thread):
-    """Peak RSS of a process per stage: polls /proc/<pid>/status; the stage is set from the run's log lines."""
+    """Peak RSS of a process per stage: polls /proc/<pid>/status; the stage is set from the run's log lines.
+    Also the peak RSS of each of its child processes (the Dask engine's worker processes), by PID."""
 
     def __init__(self, pid: int):
         super().__init__(daemon=True)
         self.pid, self.stage, self.peak, self.done = pid, "start-up", {}, False
+        self.children: dict[int, int] = {}  # worker PID -> peak RSS MB
 
     def run(self) -> None:
         status = Path(f"/proc/{self.pid}/status")
         while not self.done:
             try:
-                rss = next(int(l.split()[1]) for l in status.read_text().splitlines() if l.startswith("VmRSS:"))
+                rss = _rss_mb(status)
             except (OSError, StopIteration):
                 break
-            self.peak[self.stage] = max(self.peak.get(self.stage, 0), rss // 1024)
+            self.peak[self.stage] = max(self.peak.get(self.stage, 0), rss)
+            for child in _children(self.pid):
+                try:
+                    self.children[child] = max(self.children.get(child, 0), _rss_mb(Path(f"/proc/{child}/status")))
+                except (OSError, StopIteration):
+                    pass
             time.sleep(0.05)
 
 
-def run_pipeline(pipe: Path, log_path: Path) -> tuple[float, dict[str, int], int]:
-    """``curate run`` in its own process: wall seconds, peak RSS (MB) per stage, exit code."""
+def _rss_mb(status: Path) -> int:
+    return next(int(l.split()[1]) for l in status.read_text().splitlines() if l.startswith("VmRSS:")) // 1024
+
+
+def _children(pid: int) -> list[int]:
+    """Direct child processes that are workers (not multiprocessing's resource tracker)."""
+    out = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            out += [int(c) for c in task.read_text().split()]
+        except OSError:
+            continue
+    return [c for c in out if b"resource_tracker" not in _cmdline(c)]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def run_pipeline(pipe: Path, log_path: Path, flags: list[str]) -> tuple[float, dict[str, int], int, list[int]]:
+    """``curate run`` in its own process: wall seconds, peak RSS (MB) per stage, exit code, peak RSS (MB) of
+    each worker process it started."""
     started = time.perf_counter()
-    proc = subprocess.Popen([str(Path(sys.executable).with_name("curate")), "run", str(pipe), "--force"],
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("curate")), "run", str(pipe), "--force", *flags],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
     sampler = Sampler(proc.pid)
     sampler.start()
@@ -141,10 +178,11 @@ def run_pipeline(pipe: Path, log_path: Path) -> tuple[float, dict[str, int], int
             proc.wait()
         sampler.done = True
         sampler.join()
-    return time.perf_counter() - started, sampler.peak, code
+    return time.perf_counter() - started, sampler.peak, code, sorted(sampler.children.values())
 
 
-def report(run_dir: Path, wall: float, peak: dict[str, int], rows: int, load: tuple[float, ...]) -> dict:
+def report(run_dir: Path, wall: float, peak: dict[str, int], rows: int, load: tuple[float, ...], engine: str = "local",
+           workers: list[int] | None = None) -> dict:
     stages = {}
     for stage in STAGES:
         manifest = next(run_dir.glob(f"[0-9][0-9]-{stage}/_manifest.json"))
@@ -152,7 +190,7 @@ def report(run_dir: Path, wall: float, peak: dict[str, int], rows: int, load: tu
         stages[stage] = {"seconds": m["seconds"], "rows_in": m["rows_in"] or m["rows_out"], "rows_out": m["rows_out"],
                          "peak_rss_mb": peak.get(stage), "stats": m.get("stats", {})}
     in_stages = sum(s["seconds"] for s in stages.values())
-    print(f"\n{rows:,} rows through collect -> dedup -> classify -> balance -> export (prompt set)")
+    print(f"\n{rows:,} rows through collect -> dedup -> classify -> balance -> export (prompt set), engine {engine}")
     print(f"load average at start {load[0]:.1f} / 1 min, at end {os.getloadavg()[0]:.1f} ({os.cpu_count()} cores)")
     print(f"{'stage':<10} {'seconds':>9} {'share':>7} {'records/s':>11} {'peak RSS MB':>12}")
     for name, s in stages.items():
@@ -167,7 +205,9 @@ def report(run_dir: Path, wall: float, peak: dict[str, int], rows: int, load: tu
           "the sentence-embedding layer")
     exported = stages["export"]["stats"].get("exported")
     print(f"dedup dropped {stages['dedup']['stats'].get('duplicates', '?')} duplicates; export: {exported:,} prompts")
-    return {"rows": rows, "wall_seconds": round(wall, 2), "other_seconds": round(other, 2),
+    if workers:
+        print(f"peak RSS MB per worker process: {', '.join(f'{mb:,}' for mb in workers)}")
+    return {"rows": rows, "engine": engine, "peak_rss_mb_per_worker": workers or [], "wall_seconds": round(wall, 2), "other_seconds": round(other, 2),
             "peak_rss_mb": max(peak.values(), default=0), "load_average": [round(x, 2) for x in load],
             "stages": {k: {kk: vv for kk, vv in v.items() if kk != "stats"} for k, v in stages.items()},
             "embedding_layer_rows": classify.get("embedding_layer", 0)}
@@ -206,6 +246,10 @@ def main() -> int:
     ap.add_argument("--plot", type=Path, help="write the time-per-stage chart (PNG) here")
     ap.add_argument("--json", type=Path, help="write the figures as JSON here")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--engine", choices=("local", "dask"), default="local",
+                    help="dask: run the local engine, then the Dask engine, on the same corpus (both printed)")
+    ap.add_argument("--workers", type=int, default=2, help="worker processes of the Dask engine's LocalCluster")
+    ap.add_argument("--shard-rows", type=int, default=20_000, help="rows per shard of the Dask engine")
     args = ap.parse_args()
     if not shared_corpus.SHARED.is_dir():
         print(f"skipped: {shared_corpus.SHARED} (the public datasets) is not present", file=sys.stderr)
@@ -216,21 +260,49 @@ def main() -> int:
         t = time.perf_counter()
         build_corpus(base_rows(args.corpus), args.rows, args.near_dups, args.copies, args.seed).write_parquet(data)
         print(f"corpus: {args.rows:,} rows in {time.perf_counter() - t:.1f}s -> {data}", file=sys.stderr)
-    run_dir = args.work / f"run-{args.rows}"
-    pipe = args.work / f"million-{args.rows}.yaml"
-    pipe.write_text(pipeline_yaml(data, run_dir, min(args.select, args.rows // 4), args.embed_band), encoding="utf-8")
-    load = os.getloadavg()
-    wall, peak, code = run_pipeline(pipe, args.work / f"run-{args.rows}.log")
-    if code != 0:
-        print(f"curate run failed (exit {code}); see {args.work / f'run-{args.rows}.log'}", file=sys.stderr)
-        return code
-    result = report(run_dir, wall, peak, args.rows, load)
+    engines = ["local"] if args.engine == "local" else ["local", "dask"]
+    results = {}
+    for engine in engines:
+        suffix = "" if engine == "local" else f"-{engine}"
+        run_dir = args.work / f"run-{args.rows}{suffix}"
+        pipe = args.work / f"million-{args.rows}{suffix}.yaml"
+        pipe.write_text(pipeline_yaml(data, run_dir, min(args.select, args.rows // 4), args.embed_band),
+                        encoding="utf-8")
+        flags = [] if engine == "local" else ["--engine", "dask", "--dask-workers", str(args.workers)]
+        if engine == "dask":  # shard size: a YAML key (no flag)
+            pipe.write_text(pipe.read_text(encoding="utf-8").replace(
+                "report: false\n", f"report: false\ndask: {{shard_rows: {args.shard_rows}}}\n"), encoding="utf-8")
+        load = os.getloadavg()
+        log_path = args.work / f"run-{args.rows}{suffix}.log"
+        wall, peak, code, workers = run_pipeline(pipe, log_path, flags)
+        if code != 0:
+            print(f"curate run failed (exit {code}); see {log_path}", file=sys.stderr)
+            return code
+        results[engine] = report(run_dir, wall, peak, args.rows, load, engine, workers)
+    if len(results) > 1:
+        equal = same_outputs(args.work / f"run-{args.rows}", args.work / f"run-{args.rows}-dask")
+        print(f"\noutputs of every stage equal (every column of every row): {'yes' if equal else 'NO'}")
+        result = {**results, "equal": equal}
+    else:
+        result = results["local"]
     if args.json:
         args.json.write_text(json.dumps(result, indent=1), encoding="utf-8")
     if args.plot:
-        plot(result, args.plot)
+        plot(results["local"], args.plot)
         print(f"plot: {args.plot}")
-    return 0
+    return 0 if result.get("equal", True) else 1
+
+
+def same_outputs(a: Path, b: Path) -> bool:
+    sys.path.insert(0, str(REPO))
+    from curate.store import RunStore
+
+    left, right = RunStore.existing(a), RunStore.existing(b)
+    for stage in left.finished_stages():
+        if not left.read_stage(stage.index, stage.name).equals(right.read_stage(stage.index, stage.name)):
+            print(f"{stage.name}: outputs differ", file=sys.stderr)
+            return False
+    return True
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import xxhash
 from curate import __version__, funnel, records
 from curate.errors import RunFailed
 from curate.config import StageSpec, load_pipeline
-from curate.engine import EngineSettings, open_engine
+from curate.engine import EngineSettings, EngineUnavailable, open_engine
 from curate.stage import Stage, StageContext
 from curate.store import QuarantineBuffer, RunStore, config_hash, fingerprint_files, redact
 
@@ -216,7 +216,7 @@ def _run_locked(store: RunStore, config, specs: list[StageSpec], raw: dict[str, 
         log(f"[{spec.name}] running")
         try:
             out = run_stage(spec.stage, df if df is not None else records.empty(), spec.options, ctx)
-        except (records.SchemaError, StageFailed):
+        except (records.SchemaError, StageFailed, EngineUnavailable):
             raise
         except Exception as exc:
             raise StageFailed(f"stage {spec.name} failed: {type(exc).__name__}: {exc}") from exc

@@ -33,4 +33,11 @@ class LocalEngine:
         return results
 
 
+    def run_requests(self, config, requests, *, on_done=None, stats=None):
+        """LLM requests through one client in this process (``curate.llm.run_requests``)."""
+        from curate.llm import run_requests
+
+        return run_requests(config, requests, on_done=on_done, stats=stats)
+
+
 LOCAL = LocalEngine()

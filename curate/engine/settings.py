@@ -13,7 +13,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from curate.errors import UsageError
+
 EngineName = Literal["local", "dask"]
+
+
+class EngineUnavailable(UsageError):
+    """The engine the settings name cannot be used (no Dask extra, no scheduler at the address). Raised when a
+    stage first needs it, and reported as it is (one line, exit 2), not as that stage's failure."""
 
 
 class DaskSettings(BaseModel):

@@ -101,6 +101,11 @@ class LLMStats:
     def as_dict(self) -> dict[str, int]:
         return {**asdict(self), "total_tokens": self.total_tokens}
 
+    def add(self, other: "LLMStats") -> None:
+        """Count ``other``'s figures into these (the calls of several processes, one run's figures)."""
+        for name, value in asdict(other).items():
+            setattr(self, name, getattr(self, name) + value)
+
 
 class LLMClient:
     """``async with LLMClient(config) as llm: outcomes = await llm.map(requests)``."""

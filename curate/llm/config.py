@@ -8,7 +8,7 @@ the moment the client is built, so it cannot end up in a config file, a manifest
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pydantic import Field
@@ -62,6 +62,16 @@ class LLMConfig:
             return self.timeout
         max_tokens = params.get("max_tokens") or params.get("max_completion_tokens") or DEFAULT_MAX_TOKENS
         return READ_TIMEOUT_BASE + int(max_tokens) / MIN_TOKENS_PER_SECOND
+
+    def share(self, parts: int) -> "LLMConfig":
+        """This config for one of ``parts`` clients running at once (processes of a cluster): concurrency and
+        rate limits divided, so the endpoint sees the load one client with this config would put on it."""
+        if parts <= 1:
+            return self
+        per = lambda rate: None if rate is None else rate / parts  # noqa: E731
+        return replace(self, concurrency=max(1, self.concurrency // parts),
+                       requests_per_minute=per(self.requests_per_minute),
+                       tokens_per_minute=per(self.tokens_per_minute))
 
     def __repr__(self) -> str:  # the key is not a field, but say so for anyone printing a config
         return f"LLMConfig(base_url={self.base_url!r}, model={self.model!r}, key from ${self.api_key_env})"

@@ -1,9 +1,14 @@
 """The synthesize stage: policy-grounded reasoning + answer for every labelled prompt that needs one.
 
 1. plan: pick the rows to send (not dropped, not general data, no good source answer) and their goal;
-2. generate K candidates per row through the shared LLM client (cache, retries, budget);
+2. generate K candidates per row through the shared LLM client (cache, retries, budget), sent by the engine:
+   from this process, or in batches from Dask workers sharing the one response cache;
 3. check each candidate (filters.py, kind.py), optionally score it with the judge (judge.py);
 4. keep the best passing candidate that is not a near-duplicate of an answer already in the corpus.
+
+Steps 1, 3 and 4 span all rows (a stratified sample, a near-duplicate index in a fixed order), so they run
+in this process with any engine; only the requests of steps 2 and 3 (the judge) are spread, which keeps the
+output of the Dask engine the local engine's.
 
 Rows are never deleted: a row whose candidates all fail gets the reason of its best candidate, a row
 whose requests all failed gets ``synthesis_failed`` with the last error, and a row the budget did not
@@ -22,7 +27,7 @@ from typing import Any
 import polars as pl
 
 from curate import records
-from curate.llm import Completion, LLMStats, Outcome, Request, run_requests
+from curate.llm import Completion, LLMStats, Outcome, Request
 from curate.llm.breaker import raise_if_unreachable
 from curate.llm.reasoning import reasoning_grammar
 from curate.llm.config import BASE_URL_ENV, MODEL_ENV
@@ -184,13 +189,13 @@ def generate(jobs: list[Job], opts: SynthesizeOptions, config, ctx: StageContext
                         params={**params, "seed": opts.seed + c})
                 for job in jobs for c in range(k)]
     with ctx.progress(len(requests), "synthesize") as bar:
-        outcomes, _ = run_requests(config, requests, on_done=lambda i, o: bar.advance(1), stats=stats)
+        outcomes, _ = ctx.engine.run_requests(config, requests, on_done=lambda i, o: bar.advance(1), stats=stats)
     failed = [i for i, out in enumerate(outcomes) if out.status == "failed"]
     if failed and opts.is_local() and restart_if_dead():
         # The embedded server died under the run: ask the failed requests once more on the new one (answered
         # requests are not repeated: they are in outcomes and in the cache).
         ctx.log(f"[synthesize] the embedded server died; restarted it, asking {len(failed):,} failed requests again")
-        retried, _ = run_requests(opts.llm_config(ctx.work_dir), [requests[i] for i in failed], stats=stats)
+        retried, _ = ctx.engine.run_requests(opts.llm_config(ctx.work_dir), [requests[i] for i in failed], stats=stats)
         for i, out in zip(failed, retried):
             outcomes[i] = out
     raise_if_unreachable(outcomes, config.base_url, f"{len(jobs):,} rows")
@@ -239,7 +244,7 @@ def _judge(jobs: list[Job], opts: SynthesizeOptions, ctx: StageContext, config, 
                                       reasoning=cand.comp.reasoning or "", response=cand.comp.answer,
                                       mode=opts.json_mode, model=opts.judge_model))
     with ctx.progress(len(requests), "synthesize: judge") as bar:
-        outcomes, _ = run_requests(config, requests, on_done=lambda i, o: bar.advance(1), stats=stats)
+        outcomes, _ = ctx.engine.run_requests(config, requests, on_done=lambda i, o: bar.advance(1), stats=stats)
     raise_if_unreachable(outcomes, config.base_url, f"{len(jobs):,} rows")
     for (job, cand), out in zip(todo, outcomes):
         if out.status == "budget":
