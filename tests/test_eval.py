@@ -547,7 +547,8 @@ def test_eval_against_the_embedded_model(embedded_llm, tmp_path):
     suite.write_text("sources:\n  - preset: harmful\n    limit: 1\n  - preset: benign\n    limit: 1\n",
                      encoding="utf-8")
     opts = EvalOptions(suite=suite, out=tmp_path / "out", base_url=embedded_llm.base_url, model=embedded_llm.model,
-                       api_key_env=EMBEDDED_KEY_ENV, max_tokens=24, concurrency=3)
+                       api_key_env=EMBEDDED_KEY_ENV, max_tokens=24, concurrency=3,
+                       timeout=900)  # a loaded CI machine: the remote default (30 s + 3 s) cancelled answers
     s = run_eval(opts, log=lambda m: None).summary
     assert s["accounting"]["scored"] == 3 and s["defence_rate"]["n"] == 2 and s["over_refusal_rate"]["n"] == 1
     items = pl.read_parquet(tmp_path / "out" / "items.parquet")
