@@ -152,8 +152,8 @@ def facts_from_meta(df: pl.DataFrame) -> pl.DataFrame:
     classified = meta.str.json_path_match("$.classify").is_not_null()
     harm_src = meta.str.json_path_match("$.classify.disagree_harmful.source")
     harm_clf = meta.str.json_path_match("$.classify.disagree_harmful.classifier")
-    cats = meta.str.json_path_match("$.classify.disagree_categories").str.json_decode(
-        pl.Struct({"source": pl.List(pl.Utf8), "classifier": pl.List(pl.Utf8)}))
+    cats_src = _json_strings(meta.str.json_path_match("$.classify.disagree_categories.source"))
+    cats_clf = _json_strings(meta.str.json_path_match("$.classify.disagree_categories.classifier"))
     synthesized = (status == "synthesized") | (status.is_null() & (model.fill_null("") != ""))
     derived = {
         "role": pl.when(meta.str.json_path_match("$.collect.role") == "general").then(pl.lit("general"))
@@ -163,15 +163,20 @@ def facts_from_meta(df: pl.DataFrame) -> pl.DataFrame:
         "answer_model": model,
         "answer_template": meta.str.json_path_match("$.synthesize.template"),
         "synthesis_status": status,
-        "category_disagreement": pl.when(cats.is_not_null()).then(
-            jaccard_distance(cats.struct.field("source"), cats.struct.field("classifier")))
-            .when(classified).then(pl.lit(0.0)),
+        "category_disagreement": pl.when(cats_src.is_not_null() | cats_clf.is_not_null()).then(
+            jaccard_distance(cats_src.fill_null([]), cats_clf.fill_null([]))).when(classified).then(pl.lit(0.0)),
         "harmful_disagreement": pl.when(harm_src.is_in(["true", "false"]) & harm_clf.is_in(["true", "false"]))
             .then(harm_src != harm_clf).when(classified).then(pl.lit(False)),
         "reviewed": meta.str.json_path_match("$.review").fill_null("{}") != "{}",
     }
     out = df.with_columns(expr.alias(name) for name, expr in derived.items() if name in missing)
     return out.with_columns(_judge_scores(df["meta"])) if "answer_judge_score" in missing else out
+
+
+def _json_strings(text: pl.Expr) -> pl.Expr:
+    """The string items of a JSON array given as text (ids: no quotes inside); null when it is not an array."""
+    return pl.when(text.str.starts_with("[")).then(
+        text.str.extract_all(r'"[^"\\]*"').list.eval(pl.element().str.strip_chars('"')))
 
 
 def jaccard_distance(a: pl.Expr, b: pl.Expr) -> pl.Expr:

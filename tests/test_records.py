@@ -103,3 +103,13 @@ def test_an_old_run_folder_is_migrated_when_the_runner_reads_it(tmp_path):
     old.write_parquet(folder / "part-00000.parquet")  # as curate wrote it before the facts were columns
     df = store.read_stage(1, "collect")
     assert records.validate(df).columns == records.COLUMNS and df["role"].to_list() == ["general", "safety"]
+
+
+def test_malformed_old_meta_migrates_without_a_crash():
+    metas = ["not json", '{"classify": {"disagree_categories": "x"}}',
+             '{"classify": {"disagree_categories": {"source": 3}}}', "[1, 2]", '{"synthesize": {"judge_score": "high", "judge": {"a": "b"}}}', "", None]
+    old = pl.DataFrame({"id": [str(i) for i in range(len(metas))], "source": "s",
+                        "source_id": [str(i) for i in range(len(metas))], "lang": "en", "prompt": "p", "meta": metas})
+    df = records.validate(records.conform(old))
+    assert df["category_disagreement"].to_list() == [None, 0.0, 0.0, None, None, None, None]
+    assert df["answer_judge_score"].null_count() == len(metas) and df["role"].to_list() == ["safety"] * len(metas)
