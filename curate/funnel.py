@@ -5,8 +5,9 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from curate.records import HAS_RESPONSE
+
 PENDING = "pending (kept, no response yet)"
-HAS_RESPONSE = pl.col("response").is_not_null() & (pl.col("response").str.strip_chars() != "")
 
 
 @dataclass

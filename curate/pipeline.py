@@ -19,7 +19,7 @@ import xxhash
 
 from curate import __version__, funnel, records
 from curate.errors import RunFailed
-from curate.config import StageSpec, load_pipeline
+from curate.config import ConfigError, StageSpec, load_pipeline
 from curate.engine import EngineSettings, EngineUnavailable, open_engine
 from curate.stage import Stage, StageContext
 from curate.store import QuarantineBuffer, RunStore, config_hash, fingerprint_files, redact
@@ -65,7 +65,9 @@ def input_fingerprint(spec: StageSpec, previous: dict[str, Any] | None) -> str:
 
 
 def run_stage(stage: Stage, df: pl.DataFrame, options: Any, ctx: StageContext) -> pl.DataFrame:
-    """Run one stage and check its contract: schema-valid output, and every input id still present."""
+    """Run one stage and check its contract: the columns it declares, schema-valid output, every input id still
+    present, and only its declared columns changed."""
+    check_declared(stage)
     if not stage.creates_rows:
         records.validate(df, where=f"input of {stage.name}")
     out = records.conform(ctx.engine.run_stage(stage, df, options, ctx))
@@ -77,6 +79,28 @@ def run_stage(stage: Stage, df: pl.DataFrame, options: Any, ctx: StageContext) -
                               "stages must keep every row and set drop_reason instead")
         check_writes(stage, df, out)
     return out
+
+
+def check_declared(stage: Stage) -> None:
+    """A stage's ``reads`` and ``writes`` name record columns (a typo, or a fact that is not a column yet, fails)."""
+    for what, columns in (("reads", stage.reads), ("writes", stage.writes)):
+        unknown = [c for c in columns if c not in records.SCHEMA]
+        if unknown:
+            which = "is not a record column" if len(unknown) == 1 else "are not record columns"
+            raise StageFailed(f"stage {stage.name} declares {what} {', '.join(map(repr, unknown))}, which {which} "
+                              "(see curate/records.py)")
+
+
+def check_order(specs: list[StageSpec]) -> None:
+    """No stage reads a fact that only a later stage of the pipeline writes (it would read nulls)."""
+    names = [s.name for s in specs]
+    for i, spec in enumerate(specs):
+        for column in spec.stage.reads:
+            writers = records.FACTS.get(column, ((),))[0]
+            later = [w for w in writers if w in names[i + 1:]]
+            if later and not any(w in names[:i] for w in writers):
+                raise ConfigError(f"stage {spec.name} reads {column!r}, which {later[0]} writes, but {later[0]} "
+                                  f"runs after {spec.name}: put {later[0]} first")
 
 
 def check_writes(stage: Stage, before: pl.DataFrame, after: pl.DataFrame) -> None:
@@ -166,11 +190,10 @@ def uses_local_model(spec: StageSpec) -> bool:
 
 def _run_pipeline(path, *, run_dir, from_stage, to_stage, force, log, session, engine=None) -> RunResult:
     config, specs, raw = load_pipeline(path)
+    check_order(specs)
     names = [s.name for s in specs]
     for opt, value in (("--from", from_stage), ("--to", to_stage)):
         if value is not None and value not in names:
-            from curate.config import ConfigError
-
             raise ConfigError(f"{path}: {opt} {value!r} is not a stage of this pipeline ({', '.join(names)})")
     store = RunStore(Path(run_dir) if run_dir else (config.run_dir or Path("runs") / config.name))
     with store.locked():  # held for the whole run: a second run into this folder refuses, naming our PID

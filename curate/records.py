@@ -5,7 +5,9 @@ a stage that rejects a record sets ``drop_reason`` (first reason wins) and keeps
 so every input record is accounted for at the end of a run (the funnel).
 
 ``category_scores`` and ``meta`` are JSON strings: they stay schema-stable whatever taxonomy
-or stage wrote them. ``meta`` is namespaced by stage (``{"collect": {...}, "dedup": {...}}``).
+or stage wrote them. ``meta`` is write-only lineage, namespaced by stage (``{"collect": {...}, "dedup": {...}}``):
+no stage reads another stage's ``meta``. A fact one stage writes for later ones is a typed column (``FACTS``).
+Frames written before a fact column existed are migrated on read, once, here (``facts_from_meta``).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import polars as pl
 import xxhash
 
 from curate.errors import RunFailed
+from curate.taxonomy import SAFE
 
 SCHEMA: dict[str, pl.DataType] = {
     "id": pl.Utf8,
@@ -39,15 +42,57 @@ SCHEMA: dict[str, pl.DataType] = {
     "is_duplicate": pl.Boolean,
     "drop_reason": pl.Utf8,
     "split": pl.Utf8,
+    "role": pl.Utf8,
+    "prompt_template": pl.Utf8,
+    "answer_origin": pl.Utf8,
+    "answer_model": pl.Utf8,
+    "answer_template": pl.Utf8,
+    "answer_judge_score": pl.Float64,
+    "synthesis_status": pl.Utf8,
+    "category_disagreement": pl.Float64,
+    "harmful_disagreement": pl.Boolean,
+    "reviewed": pl.Boolean,
     "meta": pl.Utf8,
 }
 COLUMNS = list(SCHEMA)
+HAS_RESPONSE = pl.col("response").is_not_null() & (pl.col("response").str.strip_chars() != "")
+
+# The facts stages write for later ones: column -> (the stages that write it, what it says).
+FACTS: dict[str, tuple[tuple[str, ...], str]] = {
+    "role": (("collect",), "safety, or general: capability data mixed as is"),
+    "prompt_template": (("collect",), "the prompt template or attack wrapper the input names (balance diversity)"),
+    "answer_origin": (("collect", "synthesize"), "source: the answer came with the source; synthesized: "
+                                                 "synthesize wrote it; null: no answer yet"),
+    "answer_model": (("synthesize",), "the model that wrote the synthesized answer"),
+    "answer_template": (("synthesize",), "the prompt template id the answer is (to be) written with"),
+    "answer_judge_score": (("synthesize",), "the answer judge's mean rubric score (1-10) of the kept answer"),
+    "synthesis_status": (("synthesize",), "what synthesize did with the row: passthrough, source_kept, "
+                                           "source_kept_unsafe, unlabelled, pending, synthesized, failed, rejected"),
+    "category_disagreement": (("classify",), "Jaccard distance of the source's dimensions and the classifier's "
+                                              "(0 = agree or no source dimensions; null = not classified)"),
+    "harmful_disagreement": (("classify",), "the source's harmful flag and the classifier's differ "
+                                             "(null = not classified)"),
+    "reviewed": (("review",), "a reviewer's decision was merged into the row"),
+}
+SYNTHESIS_STATUSES = frozenset({"passthrough", "source_kept", "source_kept_unsafe", "unlabelled", "pending",
+                                "synthesized", "failed", "rejected"})
+
+# Drop reasons balance sets (export's card and plots tell them apart from the other stages' drops).
+NOT_SELECTED = "not_selected"
+INELIGIBLE = {
+    "unlabelled": "unlabelled (prompt_harmful unknown)",
+    "harmful_response": "harmful response",
+    "pending_synthesis": "pending synthesis (no response)",
+}
 
 NON_NULL = ("id", "source", "source_id", "lang", "prompt")
 ALLOWED_VALUES: dict[str, frozenset[str]] = {
     "label_origin": frozenset({"source", "classifier", "judge", "human"}),
     "response_kind": frozenset({"refusal", "safe_completion", "helpful", "harmful"}),
     "split": frozenset({"train", "test"}),
+    "role": frozenset({"safety", "general"}),
+    "answer_origin": frozenset({"source", "synthesized"}),
+    "synthesis_status": SYNTHESIS_STATUSES,
 }
 
 
@@ -67,11 +112,13 @@ def empty() -> pl.DataFrame:
 def conform(df: pl.DataFrame) -> pl.DataFrame:
     """Add missing schema columns as nulls, cast to the schema types, order columns.
 
-    Extra columns are an error: a stage that needs more keeps it in ``meta``.
+    Extra columns are an error: a stage that needs more keeps it in ``meta``. Fact columns a frame lacks (written
+    before they existed) are derived from its ``meta`` (``facts_from_meta``).
     """
     extra = [c for c in df.columns if c not in SCHEMA]
     if extra:
         raise SchemaError(f"column {extra[0]!r} is not in the record schema (keep stage data in 'meta')")
+    df = facts_from_meta(df)
     exprs = []
     for name, dtype in SCHEMA.items():
         if name in df.columns:
@@ -83,8 +130,80 @@ def conform(df: pl.DataFrame) -> pl.DataFrame:
         pl.col("source_labels").fill_null(pl.lit([], dtype=pl.List(pl.Utf8))),
         pl.col("categories").fill_null(pl.lit([], dtype=pl.List(pl.Utf8))),
         pl.col("is_duplicate").fill_null(False),
+        pl.col("role").fill_null("safety"),
+        pl.col("reviewed").fill_null(False),
         pl.col("meta").fill_null("{}"),
     )
+
+
+def facts_from_meta(df: pl.DataFrame) -> pl.DataFrame:
+    """The fact columns a frame lacks, derived once from the lineage in its ``meta``: the one place that reads
+    other stages' keys, for run folders and files written before the facts became columns."""
+    missing = [c for c in FACTS if c not in df.columns]
+    if not missing:
+        return df
+    answered = HAS_RESPONSE if "response" in df.columns else pl.lit(False)
+    if "meta" not in df.columns:
+        return df.with_columns(pl.when(answered).then(pl.lit("source")).alias("answer_origin")) \
+            if "answer_origin" in missing else df
+    meta = pl.col("meta").cast(pl.Utf8)
+    status, model = meta.str.json_path_match("$.synthesize.status"), meta.str.json_path_match("$.synthesize.model")
+    template = meta.str.json_path_match("$.collect.template")
+    classified = meta.str.json_path_match("$.classify").is_not_null()
+    harm_src = meta.str.json_path_match("$.classify.disagree_harmful.source")
+    harm_clf = meta.str.json_path_match("$.classify.disagree_harmful.classifier")
+    cats_src = _json_strings(meta.str.json_path_match("$.classify.disagree_categories.source"))
+    cats_clf = _json_strings(meta.str.json_path_match("$.classify.disagree_categories.classifier"))
+    synthesized = (status == "synthesized") | (status.is_null() & (model.fill_null("") != ""))
+    derived = {
+        "role": pl.when(meta.str.json_path_match("$.collect.role") == "general").then(pl.lit("general"))
+                  .otherwise(pl.lit("safety")),
+        "prompt_template": pl.when(template != "").then(template),
+        "answer_origin": pl.when(synthesized).then(pl.lit("synthesized")).when(answered).then(pl.lit("source")),
+        "answer_model": model,
+        "answer_template": meta.str.json_path_match("$.synthesize.template"),
+        "synthesis_status": status,
+        "category_disagreement": pl.when(cats_src.is_not_null() | cats_clf.is_not_null()).then(
+            jaccard_distance(cats_src.fill_null([]), cats_clf.fill_null([]))).when(classified).then(pl.lit(0.0)),
+        "harmful_disagreement": pl.when(harm_src.is_in(["true", "false"]) & harm_clf.is_in(["true", "false"]))
+            .then(harm_src != harm_clf).when(classified).then(pl.lit(False)),
+        "reviewed": meta.str.json_path_match("$.review").fill_null("{}") != "{}",
+    }
+    out = df.with_columns(expr.alias(name) for name, expr in derived.items() if name in missing)
+    return out.with_columns(_judge_scores(df["meta"])) if "answer_judge_score" in missing else out
+
+
+def _json_strings(text: pl.Expr) -> pl.Expr:
+    """The string items of a JSON array given as text (ids: no quotes inside); null when it is not an array."""
+    return pl.when(text.str.starts_with("[")).then(
+        text.str.extract_all(r'"[^"\\]*"').list.eval(pl.element().str.strip_chars('"')))
+
+
+def jaccard_distance(a: pl.Expr, b: pl.Expr) -> pl.Expr:
+    """1 - |a & b| / |a | b| of two dimension lists, the safe id aside; 0 when both are empty."""
+    safe = pl.lit([SAFE], dtype=pl.List(pl.Utf8))
+    a, b = a.list.set_difference(safe), b.list.set_difference(safe)
+    union = a.list.set_union(b).list.len()
+    return pl.when(union > 0).then((1 - a.list.set_intersection(b).list.len() / union).round(6)).otherwise(0.0)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _judge_scores(metas: pl.Series) -> pl.Series:
+    """``meta.synthesize.judge_score``, else the mean of the judge's rubric in ``meta.synthesize.judge``."""
+    has = metas.cast(pl.Utf8).str.contains('"synthesize"', literal=True).fill_null(False).to_numpy()
+    scores: list[float | None] = [None] * len(metas)
+    for i in np.flatnonzero(has).tolist():
+        synth = load_meta(metas[i]).get("synthesize") or {}
+        judge = synth.get("judge")
+        if _number(synth.get("judge_score")):
+            scores[i] = float(synth["judge_score"])
+        elif isinstance(judge, dict) and any(_number(v) for v in judge.values()):
+            values = [float(v) for v in judge.values() if _number(v)]
+            scores[i] = sum(values) / len(values)
+    return pl.Series("answer_judge_score", scores, dtype=pl.Float64)
 
 
 def validate(df: pl.DataFrame, where: str = "records") -> pl.DataFrame:

@@ -62,6 +62,9 @@ class Stage:
     run: Callable[[pl.DataFrame, Any, StageContext], pl.DataFrame]
     help: str
     creates_rows: bool = False  # collect: builds records from sources instead of reading them
+    # the record columns the stage reads: the facts earlier stages wrote for it (records.FACTS) and the rest;
+    # the runner fails a stage that declares a column the record does not have
+    reads: tuple[str, ...] = ()
     # the record columns the stage may change; the runner fails a stage that changes any other (``meta`` is
     # lineage every stage appends to, always allowed)
     writes: tuple[str, ...] = ()

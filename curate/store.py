@@ -38,6 +38,7 @@ import polars as pl
 import xxhash
 import yaml
 
+from curate import records
 from curate.config import ConfigError
 
 MANIFEST = "_manifest.json"
@@ -138,10 +139,11 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def read_shards(folder: Path) -> pl.DataFrame:
+    """A stage's records; a folder written before a fact column existed gets it from its meta (records.conform)."""
     shards = sorted(folder.glob("part-*.parquet"))
     if not shards:
         raise FileNotFoundError(f"{folder}: no parquet shards")
-    return pl.concat([pl.read_parquet(s) for s in shards], how="vertical")
+    return records.conform(pl.concat([pl.read_parquet(s) for s in shards], how="vertical"))
 
 
 def fingerprint_files(paths: list[Path]) -> str:

@@ -13,9 +13,9 @@ import polars as pl
 
 from curate import funnel as funnel_mod
 from curate import records
-from curate.balance.kinds import GENERAL_DIMENSION, judge_score, record_kind, was_synthesized
+from curate.kinds import GENERAL_DIMENSION, kind_expr
 from curate.licenses import LicenseSummary, summarize as summarize_licenses
-from curate.funnel import HAS_RESPONSE
+from curate.records import HAS_RESPONSE
 from curate.taxonomy import SAFE
 
 SPLIT_ORDER = ("train", "test")
@@ -60,7 +60,7 @@ class RunSummary:
     stage_stats: dict[str, dict[str, Any]]  # stage name -> the "stats" of its manifest
     quarantine_reasons: dict[str, int]
     label_origins: dict[str, int]  # over every row of the final table ("none" = null)
-    synthesis_statuses: dict[str, int]  # meta.synthesize.status over every row of the final table
+    synthesis_statuses: dict[str, int]  # synthesis_status over every row of the final table
     duplicates: int
     duplicate_clusters: int
     dataset: DatasetSummary | None = None  # None when no row is exportable
@@ -86,28 +86,12 @@ def is_prompt_set(df: pl.DataFrame, content: str) -> bool:
 
 
 def dataset_rows(df: pl.DataFrame, prompt_set: bool = False) -> pl.DataFrame:
-    """The exported rows with their training-mix ``kind`` and lineage facts as columns; no split = train.
-
-    The facts come from the row helpers of ``curate.balance.kinds`` (the one place that says what a row is),
-    one pass over the exported rows; everything after this is column arithmetic."""
-    rows = exportable(df, prompt_set)
-    kinds, synthesized, scores = [], [], []
-    for row in rows.select("meta", "prompt_harmful", "response_kind").iter_rows(named=True):
-        row["meta"] = records.load_meta(row["meta"])
-        kinds.append(record_kind(row) or UNLABELLED)
-        synthesized.append(was_synthesized(row))
-        scores.append(judge_score(row))
-    meta = pl.col("meta")
-    return rows.with_columns(
-        pl.Series("kind", kinds, dtype=pl.Utf8), pl.Series("synthesized", synthesized, dtype=pl.Boolean),
-        pl.Series("judge_score", scores, dtype=pl.Float64), pl.col("split").fill_null("train"),
-        meta.str.json_path_match("$.synthesize.model").alias("synth_model"),
-        meta.str.json_path_match("$.synthesize.template").alias("synth_template"),
-        meta.str.json_path_match("$.synthesize.template_sha").alias("synth_template_sha"),
-        meta.str.json_path_match("$.review").alias("review_meta"),
-        meta.str.json_path_match("$.review.agreement").cast(pl.Float64, strict=False).alias("review_agreement"),
-        meta.str.json_path_match("$.review.agreed").alias("review_agreed"),
-    )
+    """The exported rows with their training-mix ``kind`` (``curate.kinds``: the one place that says what a row
+    is) and ``synthesized`` as columns; no split = train."""
+    return exportable(df, prompt_set).with_columns(
+        kind_expr().fill_null(UNLABELLED).alias("kind"),
+        (pl.col("answer_origin") == "synthesized").fill_null(False).alias("synthesized"),
+        pl.col("split").fill_null("train"))
 
 
 def _counts(df: pl.DataFrame, column: str, *, null_as: str | None = None) -> dict[str, int]:
@@ -127,7 +111,6 @@ def summarize(df: pl.DataFrame, manifests: list[dict[str, Any]], *,
         for reason, n in (m.get("quarantine_reasons") or {}).items():
             reasons[reason] = reasons.get(reason, 0) + n
     dup = df.filter(pl.col("dup_cluster").is_not_null())
-    statuses = df.select(pl.col("meta").str.json_path_match("$.synthesize.status").alias("status"))
     return RunSummary(
         funnel=funnel_mod.compute(df, quarantined=quarantined, collected=collected),
         stages=[StageFigures(m.get("stage"), m.get("rows_in"), m.get("rows_out"), m.get("new_drops") or {},
@@ -135,7 +118,7 @@ def summarize(df: pl.DataFrame, manifests: list[dict[str, Any]], *,
         stage_stats={m["stage"]: m.get("stats") or {} for m in reversed(manifests) if m.get("stage")},
         quarantine_reasons=reasons,
         label_origins=_counts(df, "label_origin", null_as="none"),
-        synthesis_statuses=_counts(statuses, "status"),
+        synthesis_statuses=_counts(df, "synthesis_status"),
         duplicates=int(df["is_duplicate"].sum() or 0), duplicate_clusters=dup["dup_cluster"].n_unique(),
         dataset=_dataset(df, exported, manifests, prompt_set) if exported.height else None)
 
@@ -183,13 +166,11 @@ def _synthesis(df: pl.DataFrame, rows: pl.DataFrame, manifests: list[dict[str, A
     synthesized = rows.filter(pl.col("synthesized"))
     stats = next((m.get("stats") or {} for m in manifests if m.get("stage") == "synthesize"), {})
     shas = stats.get("templates") or {}
-    recorded = pl.when(pl.col("synth_template_sha") != "").then(pl.col("synth_template_sha"))
-    sha = recorded.fill_null(pl.col("synth_template").replace_strict(shas, default=None, return_dtype=pl.Utf8)) \
-        .fill_null("?")
-    templates = synthesized.filter(pl.col("synth_template").is_not_null() & (pl.col("synth_template") != "")) \
-        .select(pl.format("{} (sha {})", "synth_template", sha).alias("t"))["t"]
-    models = synthesized.filter(pl.col("synth_model") != "")["synth_model"]
-    scores = synthesized["judge_score"].drop_nulls()
+    sha = pl.col("answer_template").replace_strict(shas, default="?", return_dtype=pl.Utf8)
+    templates = synthesized.filter(pl.col("answer_template").is_not_null() & (pl.col("answer_template") != "")) \
+        .select(pl.format("{} (sha {})", "answer_template", sha).alias("t"))["t"]
+    models = synthesized.filter(pl.col("answer_model") != "")["answer_model"]
+    scores = synthesized["answer_judge_score"].drop_nulls()
     return {
         "synthesized": synthesized.height, "from_source": rows.height - synthesized.height,
         "models": _most_common(models), "templates": _most_common(templates),
@@ -200,15 +181,10 @@ def _synthesis(df: pl.DataFrame, rows: pl.DataFrame, manifests: list[dict[str, A
 
 
 def _review(rows: pl.DataFrame, manifests: list[dict[str, Any]]) -> dict[str, Any]:
-    """How many exported rows a person reviewed, and how often reviewers agreed (where recorded)."""
-    reviewed = rows.filter((pl.col("label_origin") == "human") |
-                           (pl.col("review_meta").is_not_null() & (pl.col("review_meta") != "{}")))
-    agreement = reviewed["review_agreement"].drop_nulls()
-    agreed = reviewed["review_agreed"].filter(reviewed["review_agreed"].is_in(["true", "false"]))
+    """How many exported rows a person reviewed, and how well reviewers agreed (the review stage's figures)."""
+    reviewed = rows.filter((pl.col("label_origin") == "human") | pl.col("reviewed"))
     stats = next((m.get("stats") or {} for m in manifests if m.get("stage") == "review"), {})
     return {
         "reviewed": reviewed.height, "total": rows.height,
-        "agreement_mean": round(float(agreement.mean()), 3) if agreement.len() else None,
-        "agreed_share": round(float((agreed == "true").mean()), 3) if agreed.len() else None,
         "stage_agreement": {k: v for k, v in stats.items() if any(w in k for w in ("agree", "kappa", "alpha"))},
     }

@@ -103,20 +103,32 @@ def test_kind_mix(tmp_path):
 
 
 def test_record_kind_rules():
-    assert record_kind({"prompt_harmful": True, "response_kind": "refusal", "meta": "{}"}) == "refusal"
-    assert record_kind({"prompt_harmful": True, "response_kind": "safe_completion", "meta": "{}"}) == "safe_completion"
-    assert record_kind({"prompt_harmful": False, "meta": "{}"}) == "helpful"
-    assert record_kind({"prompt_harmful": None, "meta": '{"collect": {"role": "general"}}'}) == "general"
-    assert record_kind({"prompt_harmful": None, "meta": "{}"}) is None
+    assert record_kind({"prompt_harmful": True, "response_kind": "refusal", "role": "safety"}) == "refusal"
+    assert record_kind({"prompt_harmful": True, "response_kind": "safe_completion",
+                        "role": "safety"}) == "safe_completion"
+    assert record_kind({"prompt_harmful": False, "role": "safety"}) == "helpful"
+    assert record_kind({"prompt_harmful": None, "role": "general"}) == "general"
+    assert record_kind({"prompt_harmful": None, "role": "safety"}) is None
 
 
 def test_judge_score_from_score_or_criteria():
-    from curate.balance.kinds import judge_score
+    """Old run folders: the judge score is migrated from meta (the score, else the mean of the criteria)."""
+    def judge_score(meta):
+        row = {"id": "a", "source": "s", "source_id": "1", "lang": "en", "prompt": "p", "meta": meta}
+        return records.conform(pl.DataFrame([row]))["answer_judge_score"][0]
 
-    assert judge_score({"meta": '{"synthesize": {"judge_score": 7}}'}) == 7.0
+    assert judge_score('{"synthesize": {"judge_score": 7}}') == 7.0
     criteria = {"policy_adherence": 8, "safety": 10, "helpfulness": 6, "reasoning_quality": 8}
-    assert judge_score({"meta": json.dumps({"synthesize": {"judge": criteria}})}) == 8.0
-    assert judge_score({"meta": '{"synthesize": {"status": "source_kept"}}'}) is None
+    assert judge_score(json.dumps({"synthesize": {"judge": criteria}})) == 8.0
+    assert judge_score('{"synthesize": {"status": "source_kept"}}') is None
+
+
+def test_the_judge_score_column_orders_the_pick_whatever_meta_says(tmp_path):
+    """Balance reads the fact column, not meta: a row whose meta claims a high score does not win by it."""
+    rows = make_rows([(1, {"answer_judge_score": 9.0, "meta": json.dumps({"synthesize": {"judge_score": 1}})}),
+                      (1, {"answer_judge_score": 2.0, "meta": json.dumps({"synthesize": {"judge_score": 10}})})])
+    out, _ = run(frame(rows), tmp_path, max_per_dimension=1)
+    assert [r["answer_judge_score"] for r in selected(out).iter_rows(named=True)] == [9.0]
 
 
 def test_prefers_human_then_judge_score_then_new_clusters(tmp_path):

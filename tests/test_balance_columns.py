@@ -1,4 +1,5 @@
-"""The column expressions balance uses say the same as the per-row rules in balance.kinds (one rule, two forms)."""
+"""The column expressions balance uses say the same as the per-row rules in curate.kinds (one rule, two forms),
+on facts migrated from old meta (records.facts_from_meta)."""
 from __future__ import annotations
 
 import json
@@ -7,8 +8,7 @@ from itertools import product
 import polars as pl
 
 from curate import records
-from curate.balance.kinds import (dimension_expr, judge_score, judge_scores, kind_expr, record_kind, row_dimension,
-                                  row_template, template_expr)
+from curate.kinds import dimension_expr, kind_expr, record_kind, row_dimension, row_template, template_expr
 
 
 def varied_rows():
@@ -27,11 +27,14 @@ def test_expressions_agree_with_the_row_rules():
     df = varied_rows()
     cols = df.with_columns(kind_expr().alias("k")).with_columns(dimension_expr(pl.col("k")).alias("d"),
                                                                 template_expr().alias("t"))
-    scores = judge_scores(df).to_list()
-    for row, k, d, t, score in zip(df.iter_rows(named=True), cols["k"], cols["d"], cols["t"], scores):
+    scores = df["answer_judge_score"].to_list()
+    for row, k, d, t in zip(df.iter_rows(named=True), cols["k"], cols["d"], cols["t"]):
         assert k == record_kind(row)
         assert d == row_dimension(row, k)
         assert t == row_template(row)
-        assert score == judge_score(row)
     assert {None, "general", "refusal", "safe_completion", "helpful"} == set(cols["k"])
+    assert {None, "t1", "en/refusal.v1"} == set(cols["t"])
     assert {6.5, 7.0, None} == set(scores)
+    by_meta = {row["meta"]: row["answer_judge_score"] for row in df.iter_rows(named=True)}
+    assert by_meta[json.dumps({"synthesize": {"judge": {"safety": 8, "helpfulness": 5, "note": "x"}}})] == 6.5
+    assert by_meta[json.dumps({"synthesize": {"judge": {}}})] is None

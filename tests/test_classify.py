@@ -178,6 +178,7 @@ def test_stage_fills_fields_and_keeps_source_labels(tiny_model_dir, tmp_path):
     assert a["categories"] == ["S03"] and a["label_origin"] == "source" and a["prompt_harmful"] is True
     meta_a = json.loads(a["meta"])["classify"]
     assert meta_a["disagree_categories"] == {"source": ["S03"], "classifier": ["S06"]}
+    assert a["category_disagreement"] == 1.0  # the fact review reads: disjoint dimensions
     b = rows["b"]
     assert b["categories"] == ["S03"] and b["prompt_harmful"] is True and b["label_origin"] == "classifier"
     assert b["response_kind"] == "refusal"
@@ -190,6 +191,8 @@ def test_stage_fills_fields_and_keeps_source_labels(tiny_model_dir, tmp_path):
     assert d["label_origin"] == "source"
     e = rows["e"]
     assert e["categories"] == [] and e["category_scores"] is None and e["meta"] == "{}"
+    assert e["category_disagreement"] is None and e["harmful_disagreement"] is None  # dropped: never classified
+    assert b["category_disagreement"] == 0.0 and d["harmful_disagreement"] is False
     assert ctx.stats["classified"] == 4 and ctx.stats["disagree_categories"] == 1
 
 

@@ -149,6 +149,15 @@ def test_normalisation_and_mixed_language(tmp_path):
     assert out["lang"].to_list() == ["en", "zh"]
 
 
+def test_role_and_answer_origin_are_columns(tmp_path):
+    (tmp_path / "g.jsonl").write_text('{"prompt": "What is 2+2?", "response": "4"}\n{"prompt": "And 3+3?"}\n')
+    fields = {"response": "response"}
+    out, _, _ = collect(tmp_path, {"name": "g", "path": "g.jsonl", "license": "MIT", "role": "general", "fields": fields},
+                        {"name": "s", "path": "g.jsonl", "license": "MIT", "fields": fields})
+    assert out["role"].to_list() == ["general", "general", "safety", "safety"]
+    assert out["answer_origin"].to_list() == ["source", None, "source", None]
+
+
 def test_hf_dataset_from_a_local_folder(tmp_path):
     data = tmp_path / "hfset" / "data"
     data.mkdir(parents=True)

@@ -11,7 +11,7 @@ from curate import records
 from curate.review import label_config as lc
 from curate.review.agreement import agreement, cohen_kappa, fleiss_kappa, percent_agreement
 from curate.review.merge import decide_task, merge
-from curate.review.sampling import confidence, disagreement, select, stratum, uncertainty
+from curate.review.sampling import confidence, disagreements, select, stratum, uncertainty
 from curate.review.stage import ReviewOptions, run
 from curate.stage import StageContext
 from curate.taxonomy import Taxonomy
@@ -99,17 +99,34 @@ def test_uncertain_puts_scores_near_one_half_first():
 
 def test_disagreement_puts_source_vs_classifier_conflicts_first():
     df = _records(12)
-    # what the classify stage writes (curate/classify/stage.py)
+    # what the classify stage writes (curate/classify/stage.py): the facts as columns, lineage in meta
+    facts = {7: (1.0, True), 4: (0.5, False)}
+    df = df.with_columns(pl.Series("category_disagreement", [facts.get(i, (0.0, False))[0] for i in range(12)]),
+                         pl.Series("harmful_disagreement", [facts.get(i, (0.0, False))[1] for i in range(12)]))
+    scores = disagreements(df)
+    assert scores[7] == pytest.approx(2.0)
+    assert scores[4] == pytest.approx(0.5)
+    assert select(df, 2, "disagreement")["id"].to_list() == ["r007", "r004"]
+    # a run folder from before the facts were columns: the same facts, migrated from what classify wrote in meta
     meta = [records.dump_meta({"classify": {"predicted": ["S07"], "disagree_categories": {
                 "source": ["S03"], "classifier": ["S07"]}, "disagree_harmful": {"source": True, "classifier": False}}})
             if i == 7 else records.dump_meta({"classify": {"predicted": ["S05", "S12"], "disagree_categories": {
                 "source": ["S05"], "classifier": ["S05", "S12"]}}})
             if i == 4 else records.dump_meta({"classify": {"predicted": ["S00"]}}) for i in range(12)]
-    df = df.with_columns(pl.Series("meta", meta))
-    rows = df.to_dicts()
-    assert disagreement(rows[7]) == pytest.approx(2.0)
-    assert disagreement(rows[4]) == pytest.approx(0.5)
-    assert select(df, 2, "disagreement")["id"].to_list() == ["r007", "r004"]
+    old = records.conform(df.drop("category_disagreement", "harmful_disagreement")
+                          .with_columns(pl.Series("meta", meta)))
+    assert disagreements(old).to_list() == scores.to_list()
+    assert select(old, 2, "disagreement")["id"].to_list() == ["r007", "r004"]
+
+
+def test_disagreement_of_rows_classify_never_saw_compares_source_labels_with_the_scores():
+    df = _records(3).with_columns(
+        pl.Series("categories", [["S03"], ["S03"], ["S03"]]),
+        pl.Series("category_scores", [json.dumps({"S03": 0.9}), json.dumps({"S07": 0.8, "S03": 0.1}), None]),
+        pl.Series("label_origin", ["source", "source", "human"]),
+        pl.lit(None, dtype=pl.Float64).alias("category_disagreement"),
+        pl.lit(None, dtype=pl.Boolean).alias("harmful_disagreement"))
+    assert disagreements(df).to_list() == [0.0, 1.0, 0.0]
 
 
 def test_unknown_strategy_is_a_clear_error():
@@ -174,6 +191,7 @@ def test_merge_applies_edits_rejections_and_human_labels():
     assert r2["categories"] == [] and r2["label_origin"] == "source"
     assert json.loads(r2["meta"])["review"]["needs_adjudication"] is True
     assert rows["r003"]["meta"] == "{}" and rows["r003"]["label_origin"] == "source"
+    assert rows["r000"]["reviewed"] and not rows["r003"]["reviewed"]  # the fact the card counts
     assert stats["reviewed"] == 3 and stats["edited"] == 1 and stats["rejected"] == 1 and stats["not_in_input"] == 1
     assert out["id"].to_list() == df["id"].to_list()
     records.validate(out)

@@ -41,3 +41,33 @@ def test_every_stage_that_reads_records_declares_its_writes():
     stages = available_stages()
     assert all(stage.writes for name, stage in stages.items() if name not in ("collect", "export"))
     assert all(set(stage.writes) <= set(records.SCHEMA) for stage in stages.values())
+    assert all(stage.reads and set(stage.reads) <= set(records.SCHEMA) for name, stage in stages.items()
+               if name != "collect")
+
+
+def test_a_declared_column_the_record_does_not_have_fails_the_stage(tmp_path):
+    stage = Stage(name="toy", Options=StageOptions, run=lambda df, opts, ctx: df, help="", reads=("collect.role",))
+    with pytest.raises(StageFailed, match=r"stage toy declares reads 'collect.role', which is not a record column"):
+        _run(stage, tmp_path)
+
+
+def test_every_fact_has_a_writer_that_declares_it_and_a_reader():
+    stages = available_stages()
+    for column, (writers, meaning) in records.FACTS.items():
+        assert meaning and all(column in stages[w].writes for w in writers), column
+        assert any(column in s.reads for s in stages.values()), f"{column}: no stage reads it"
+
+
+def test_a_pipeline_reading_a_fact_a_later_stage_writes_is_refused(tmp_path):
+    from curate.config import ConfigError
+    from curate.pipeline import run_pipeline
+
+    data = tmp_path / "in.jsonl"
+    data.write_text('{"id": "1", "prompt": "hello"}\n', encoding="utf-8")
+    pipe = tmp_path / "p.yaml"
+    pipe.write_text(f"name: order\nstages:\n  - collect: {{sources: [{{name: s, path: {data}, license: MIT}}]}}\n"
+                    "  - balance: {}\n  - synthesize: {}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="stage balance reads 'answer_template', which synthesize writes, but "
+                                          "synthesize runs after balance"):
+        run_pipeline(pipe, run_dir=tmp_path / "run", log=lambda m: None)
+    assert not (tmp_path / "run" / "01-collect").exists()  # refused before any stage ran

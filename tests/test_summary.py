@@ -10,7 +10,7 @@ import pytest
 
 from curate import records
 from curate.balance import STAGE as BALANCE
-from curate.balance.kinds import record_kind
+from curate.kinds import record_kind
 from curate.export import STAGE as EXPORT
 from curate.export.card import TEMPLATE, TEMPLATE_DIR
 from curate.report import write_report

@@ -2,17 +2,18 @@
 
 Rows that cannot enter the mix get ``unlabelled``, ``harmful_response`` or ``pending_synthesis``; eligible rows
 the quotas leave out get ``not_selected``; picked rows get ``split`` (train/test, whole
-dup clusters only). See ``targets.py`` for the quota arithmetic and ``kinds.record_kind`` for kinds.
+dup clusters only). See ``targets.py`` for the quota arithmetic and ``curate.kinds.record_kind`` for kinds.
 """
-from curate.balance.kinds import record_kind
 from curate.balance.options import BalanceOptions, load_options
-from curate.balance.stage import run
+from curate.balance.stage import READS, run
+from curate.kinds import record_kind
 from curate.stage import Stage
 
 STAGE = Stage(
     name="balance",
     Options=BalanceOptions,
     run=run,
+    reads=READS,
     writes=("split", "drop_reason"),
     help="Select rows to meet per-dimension, language and kind quotas; report shortfalls; assign train/test splits.",
 )

@@ -7,7 +7,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from curate.balance.kinds import KINDS
+from curate.kinds import KINDS
 from curate.config import OutputPath
 from curate.stage import StageOptions
 
@@ -90,7 +90,7 @@ class BalanceOptions(StageOptions):
 
     def bounds(self, dimension: str) -> tuple[int, int | None]:
         """(min, max) rows of a dimension; S00 and general only get bounds named for them."""
-        from curate.balance.kinds import GENERAL_DIMENSION
+        from curate.kinds import GENERAL_DIMENSION
         from curate.taxonomy import SAFE
 
         named = self.dimensions.get(dimension)

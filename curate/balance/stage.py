@@ -8,17 +8,16 @@ import polars as pl
 
 from curate import records
 from curate.balance import report
-from curate.balance.kinds import dimension_expr, judge_scores, kind_expr, template_expr
 from curate.balance.options import BalanceOptions
 from curate.balance.select import Candidate, pick
 from curate.balance.splits import assign_splits
 from curate.balance.targets import Stratum, compute_targets
-from curate.funnel import HAS_RESPONSE
+from curate.kinds import dimension_expr, kind_expr, template_expr
+from curate.records import HAS_RESPONSE, INELIGIBLE, NOT_SELECTED
 from curate.stage import StageContext
 
-NOT_SELECTED = "not_selected"
-COLUMNS = ("id", "lang", "categories", "prompt_harmful", "response_kind", "response", "label_origin",
-           "dup_cluster", "drop_reason", "meta")
+READS = ("id", "lang", "categories", "prompt_harmful", "response_kind", "response", "label_origin", "dup_cluster",
+         "drop_reason", "role", "prompt_template", "answer_template", "answer_judge_score")
 
 
 def harm_dimensions(ctx: StageContext) -> list[str]:
@@ -26,14 +25,6 @@ def harm_dimensions(ctx: StageContext) -> list[str]:
     from curate.taxonomy import Taxonomy
 
     return list(Taxonomy.load(ctx.taxonomy_path).harm_ids)
-
-
-# Rows that cannot enter the mix get their own drop reason, so the funnel tells them from rows the quotas left out.
-INELIGIBLE = {
-    "unlabelled": "unlabelled (prompt_harmful unknown)",
-    "harmful_response": "harmful response",
-    "pending_synthesis": "pending synthesis (no response)",
-}
 
 
 def pending_mode(df: pl.DataFrame, opts: BalanceOptions) -> str:
@@ -47,10 +38,11 @@ def pending_mode(df: pl.DataFrame, opts: BalanceOptions) -> str:
 
 def eligibility(df: pl.DataFrame, pending: str) -> pl.DataFrame:
     """The kept rows with what balance needs, as columns: ``_kind``, ``_dim``, ``_cluster``, ``_template``,
-    ``_human`` and ``_reason``, the drop reason (a key of INELIGIBLE) of a row that cannot be placed in the mix."""
+    ``_human``, ``_score`` and ``_reason``, the drop reason (a key of ``records.INELIGIBLE``: rows that cannot enter
+    the mix get their own reason, so the funnel tells them from rows the quotas left out)."""
     kind = pl.col("_kind")
     no_cluster = pl.col("dup_cluster").is_null() | (pl.col("dup_cluster") == "")
-    return records.kept(df).select(COLUMNS).with_columns(kind_expr().alias("_kind")).with_columns(
+    return records.kept(df).select(READS).with_columns(kind_expr().alias("_kind")).with_columns(
         pl.when(kind.is_null()).then(pl.lit("unlabelled"))
           .when(pl.col("response_kind") == "harmful").then(pl.lit("harmful_response"))
           .when(~HAS_RESPONSE & pl.lit(pending == "exclude")).then(pl.lit("pending_synthesis"))
@@ -58,6 +50,7 @@ def eligibility(df: pl.DataFrame, pending: str) -> pl.DataFrame:
         dimension_expr(kind).alias("_dim"),
         pl.when(no_cluster).then(pl.col("id")).otherwise(pl.col("dup_cluster")).alias("_cluster"),
         template_expr().alias("_template"),
+        pl.col("answer_judge_score").alias("_score"),
         (pl.col("label_origin") == "human").fill_null(False).alias("_human"))
 
 
@@ -70,7 +63,6 @@ def run(df: pl.DataFrame, opts: BalanceOptions, ctx: StageContext) -> pl.DataFra
     ineligible: Counter[str] = Counter(dict(rows["_reason"].drop_nulls().value_counts().iter_rows()))
     ineligible_ids = {reason: rows.filter(pl.col("_reason") == reason)["id"] for reason in ineligible}
     eligible = rows.filter(pl.col("_reason").is_null())
-    eligible = eligible.with_columns(judge_scores(eligible).alias("_score"))
     candidates: dict[Stratum, list[Candidate]] = defaultdict(list)
     for rid, human, score, cluster, template, kind, dim, lang in eligible.select(
             "id", "_human", "_score", "_cluster", "_template", "_kind", "_dim", "lang").iter_rows():

@@ -16,7 +16,7 @@ import math
 from collections import Counter
 from typing import Hashable, Iterable, Mapping, TypeVar
 
-from curate.balance.kinds import GENERAL_DIMENSION, KINDS
+from curate.kinds import GENERAL_DIMENSION, KINDS
 from curate.balance.options import BalanceOptions
 
 K = TypeVar("K", bound=Hashable)

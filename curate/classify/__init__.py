@@ -4,7 +4,7 @@ A fastText prompt model (multi-label, one-vs-all, per-dimension thresholds calib
 and a response-kind model, trained by ``curate classifier train``; low-confidence rows can go to an LLM judge.
 """
 from curate.classify.options import ClassifyOptions
-from curate.classify.stage import run
+from curate.classify.stage import FACTS, run
 from curate.stage import Stage
 
 
@@ -14,6 +14,8 @@ def per_row(options: ClassifyOptions) -> bool:
 
 
 STAGE = Stage(name="classify", Options=ClassifyOptions, run=run, shardable=per_row,
-              writes=("categories", "category_scores", "prompt_harmful", "response_kind", "label_origin"),
+              reads=("prompt", "response", "lang", "categories", "category_scores", "prompt_harmful", "response_kind",
+                     "label_origin", "drop_reason"),
+              writes=("categories", "category_scores", "prompt_harmful", "response_kind", "label_origin", *FACTS),
               help="Fill harm dimensions, scores, harmful flag and response kind where sources did not; "
                    "record disagreements; optional LLM judge for low-confidence rows.")

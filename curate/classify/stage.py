@@ -20,7 +20,8 @@ from curate.llm.config import BASE_URL_ENV, MODEL_ENV
 from curate.stage import StageContext
 
 NAME = "classify"
-WRITTEN = ("categories", "category_scores", "prompt_harmful", "response_kind", "label_origin", "meta")
+FACTS = ("category_disagreement", "harmful_disagreement")  # for review's sampling (records.FACTS)
+WRITTEN = ("categories", "category_scores", "prompt_harmful", "response_kind", "label_origin", *FACTS, "meta")
 READ = ("prompt", "response", "lang", *WRITTEN)
 
 
@@ -137,7 +138,10 @@ def _fill(rows: pl.DataFrame, d: pl.DataFrame) -> tuple[pl.DataFrame, Counter]:
         pl.when(pl.col("fill_harm")).then(pl.col("pred_harm")).otherwise(src_harm).alias("prompt_harmful"),
         pl.when(pl.col("fill_kind")).then(pl.col("kind")).otherwise(pl.col("response_kind")).alias("response_kind"),
         pl.when(pl.col("fill_cats") | (pl.col("fill_harm") & origin.is_null())).then(pl.lit("classifier"))
-          .otherwise(origin).alias("label_origin"))
+          .otherwise(origin).alias("label_origin"),
+        pl.when(pl.col("disagree_cats")).then(records.jaccard_distance(src_set, pred_set)).otherwise(0.0)
+          .alias("category_disagreement"),
+        pl.col("disagree_harm").alias("harmful_disagreement"))
     meta = updated["_info"]
     extra = {"_judge_eligible": (pl.col("fill_cats") | pl.col("fill_harm") | pl.col("fill_kind"))
              & (pl.col("label_origin") == "classifier"), "_kind_filled": pl.col("fill_kind"),

@@ -14,6 +14,9 @@ def per_source(options: CollectOptions) -> list[CollectOptions]:
 
 
 STAGE = Stage(name="collect", Options=CollectOptions, run=run, creates_rows=True, parts=per_source,
+              writes=("id", "source", "source_id", "source_license", "lang", "prompt", "response", "reasoning",
+                      "source_labels", "categories", "label_origin", "prompt_harmful", "response_kind", "attack",
+                      "drop_reason", "role", "prompt_template", "answer_origin"),
               help="Read sources (files, HF datasets, built-in presets), map labels, normalise, detect language.")
 
 __all__ = ["STAGE", "CollectOptions", "run"]

@@ -85,7 +85,10 @@ class _SourceReader:
             "source_license": self.spec.license_name, "lang": lang, "prompt": prompt, "response": response,
             "reasoning": reasoning, "source_labels": labels, "categories": categories,
             "label_origin": origin, "prompt_harmful": harmful, "response_kind": item.response_kind,
-            "attack": attack, "meta": records.dump_meta({"collect": meta}),
+            "attack": attack, "role": self.spec.role_name,
+            "answer_origin": "source" if response and response.strip() else None,
+            "prompt_template": _text(item.extra.get("template")),
+            "meta": records.dump_meta({"collect": meta}),
         }
 
 
@@ -132,6 +135,11 @@ def run(df: pl.DataFrame, options: CollectOptions, ctx: StageContext) -> pl.Data
         return records.empty()
     return records.conform(pl.DataFrame(rows, schema={k: records.SCHEMA[k] for k in rows[0]} | {
         "drop_reason": pl.Utf8}, strict=False))
+
+
+def _text(value: Any) -> str | None:
+    """A template name the source gives (a string or a number), else None."""
+    return str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value) else None
 
 
 def _preview(item: Item) -> str:

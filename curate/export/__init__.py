@@ -11,6 +11,10 @@ STAGE = Stage(
     name="export",
     Options=ExportOptions,
     run=run,
+    reads=("id", "source", "source_id", "source_license", "lang", "prompt", "response", "reasoning", "categories",
+           "prompt_harmful", "response_kind", "label_origin", "attack", "dup_cluster", "is_duplicate", "drop_reason",
+           "split", "role", "answer_origin", "answer_model", "answer_template", "answer_judge_score",
+           "synthesis_status", "reviewed", "meta"),
     help="Write a Hugging Face dataset folder (data/<split>-*.parquet, README.md card, plots) and optionally push it.",
 )
 

@@ -12,7 +12,7 @@ from typing import Any, Iterable
 import jinja2
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from curate.balance.stage import INELIGIBLE
+from curate.records import INELIGIBLE
 from curate.licenses import is_non_commercial
 from curate.summary import DatasetSummary, RunSummary
 from curate.taxonomy import SAFE

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import polars as pl
 
+from curate.records import INELIGIBLE, NOT_SELECTED
 from curate.summary import DatasetSummary
 
 IMAGES = "images"
@@ -12,8 +13,6 @@ IMAGES = "images"
 
 def balance_input(df: pl.DataFrame) -> pl.DataFrame:
     """Rows still live before balance: kept now, or dropped by balance (not selected, or not usable)."""
-    from curate.balance.stage import INELIGIBLE, NOT_SELECTED
-
     return df.filter(pl.col("drop_reason").is_null() | pl.col("drop_reason").is_in([NOT_SELECTED, *INELIGIBLE]))
 
 

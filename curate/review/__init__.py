@@ -7,7 +7,10 @@ STAGE = Stage(
     name="review",
     Options=ReviewOptions,
     run=run,
-    writes=("categories", "label_origin", "prompt_harmful", "response", "drop_reason"),
+    reads=("id", "prompt", "reasoning", "response", "lang", "source", "categories", "category_scores",
+           "prompt_harmful", "response_kind", "label_origin", "drop_reason", "category_disagreement",
+           "harmful_disagreement", "answer_model"),
+    writes=("categories", "label_origin", "prompt_harmful", "response", "response_kind", "drop_reason", "reviewed"),
     help="Send a sample to Label Studio for human review and merge what reviewers finished "
          "(human labels, edited answers, rejections); does not block unless --wait.",
     always_run=True,  # every run pulls what reviewers finished since the last one

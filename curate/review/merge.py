@@ -176,6 +176,7 @@ def merge(df: pl.DataFrame, state: dict[str, Any], *, harm_ids: list[str], rule:
         pl.Series("prompt_harmful", harmful, dtype=pl.Boolean),
         pl.Series("response", response, dtype=pl.Utf8),
         pl.Series("response_kind", response_kind, dtype=pl.Utf8),
+        pl.col("reviewed") | pl.Series([m is not None for m in review_meta], dtype=pl.Boolean),
     )
     out = records.mark_dropped(out, pl.lit(pl.Series(reject, dtype=pl.Boolean)), REJECTED)
     out = records.with_stage_meta(out, "review", review_meta)

@@ -4,8 +4,8 @@
   their unused share spread over the others (round robin over shuffled strata).
 - ``uncertain``: rows whose harmful flag is undecided (``prompt_harmful`` null: the classifier was unsure) first,
   then lowest classifier confidence first (the dimension score closest to 0.5 in ``category_scores``).
-- ``disagreement``: records whose source labels and classifier disagree first (most disagreement first),
-  then by uncertainty.
+- ``disagreement``: records whose source labels and classifier disagree first (most disagreement first, from the
+  facts classify writes), then by uncertainty.
 - ``all``: every kept record.
 
 Only kept rows (no ``drop_reason``) are sampled.
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import random
-from typing import Any
 
 import polars as pl
 
@@ -56,36 +55,25 @@ def uncertainty(category_scores: str | None) -> float | None:
     return None if sure is None else round(1.0 - sure, 6)
 
 
-def _classifier_view(row: dict[str, Any]) -> tuple[set[str] | None, set[str] | None, Any, Any]:
-    """(source categories, classifier categories, source harmful, classifier harmful) as far as known.
+def disagreements(df: pl.DataFrame) -> pl.Series:
+    """Per row, how much the source's labels and the classifier's disagree: 0 = agree or unknown; up to 2 =
+    disjoint dimensions and opposite harmful verdicts.
 
-    Read from what the classify stage writes in ``meta["classify"]``: ``disagree_categories`` /
-    ``disagree_harmful`` ({"source": ..., "classifier": ...}) where they differ, ``predicted`` otherwise.
-    Without classify meta, the classifier's dimensions are those scoring 0.5 or more in ``category_scores``.
-    S00 (safe) counts as no dimension.
-    """
-    meta = records.load_meta(row.get("meta")).get("classify") or {}
-    own = set(row.get("categories") or [])
-    harm = meta.get("disagree_harmful") or {}
-    src_h, clf_h = harm.get("source"), harm.get("classifier")
-    cats = meta.get("disagree_categories")
-    if isinstance(cats, dict):
-        return set(cats.get("source") or []) - {SAFE}, set(cats.get("classifier") or []) - {SAFE}, src_h, clf_h
-    if "predicted" in meta or row.get("label_origin") not in (None, "source"):
-        return None, None, src_h, clf_h  # classified without a recorded disagreement, or labels not the source's
-    s = scores(row.get("category_scores"))
-    return own, ({k for k, p in s.items() if p >= 0.5 and k != SAFE} if s else None), src_h, clf_h
-
-
-def disagreement(row: dict[str, Any]) -> float:
-    """0 = agree or unknown; up to 2 = disjoint dimensions and opposite harmful verdicts."""
-    src, clf, src_h, clf_h = _classifier_view(row)
-    score = 0.0
-    if src is not None and clf is not None and (src or clf):
-        score += 1.0 - len(src & clf) / len(src | clf)
-    if isinstance(src_h, bool) and isinstance(clf_h, bool) and src_h != clf_h:
-        score += 1.0
-    return round(score, 6)
+    Read from the facts classify writes (``category_disagreement``, ``harmful_disagreement``). A row classify never
+    saw, labelled by its source, is compared with the dimensions scoring 0.5 or more in ``category_scores``."""
+    unseen = (pl.col("category_disagreement").is_null()
+              & (pl.col("label_origin").is_null() | (pl.col("label_origin") == "source"))).alias("_unseen")
+    flags = df.select(unseen)["_unseen"].to_numpy()
+    scored: list[list[str] | None] = [None] * df.height
+    for i, value in zip(flags.nonzero()[0].tolist(), df["category_scores"].filter(flags).to_list()):
+        s = scores(value)
+        scored[i] = sorted(k for k, p in s.items() if p >= 0.5 and k != SAFE) if s else None
+    fallback = pl.Series("_scored", scored, dtype=pl.List(pl.Utf8))
+    by_scores = pl.when(pl.col("_scored").is_not_null()).then(records.jaccard_distance(pl.col("categories"),
+                                                                                          pl.col("_scored")))
+    total = (pl.col("category_disagreement").fill_null(by_scores).fill_null(0.0)
+             + pl.col("harmful_disagreement").fill_null(False).cast(pl.Float64))
+    return df.with_columns(fallback).select(total.round(6).alias("disagreement"))["disagreement"]
 
 
 def select(df: pl.DataFrame, n: int | None, strategy: str = "stratified", seed: int = 0) -> pl.DataFrame:
@@ -117,7 +105,7 @@ def select(df: pl.DataFrame, n: int | None, strategy: str = "stratified", seed: 
         # rows classify left undecided (harmful or not: prompt_harmful null, see classify's review_band) first
         picked = sorted(range(len(rows)), key=lambda i: (rows[i]["prompt_harmful"] is not None, *hardest_first[i]))
     elif strategy == "disagreement":
-        dis = [disagreement(r) for r in rows]
+        dis = disagreements(pool).to_list()
         picked = sorted(range(len(rows)), key=lambda i: (-dis[i], *hardest_first[i]))
     else:
         picked = order

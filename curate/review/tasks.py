@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from curate import records
 from curate.review import label_config as lc
 from curate.review.render import escape, markdown_html
 from curate.review.sampling import scores
@@ -21,16 +20,11 @@ _ORIGIN_TEXT = {"source": "the source dataset", "classifier": "the classifier", 
 
 
 def model_version(rows: list[dict[str, Any]]) -> str:
-    """One version string for a push's pre-annotations (Label Studio shows one model version at a time)."""
-    clf = synth = None
-    classified = False
-    for row in rows:
-        meta = records.load_meta(row.get("meta"))
-        info = meta.get("classify") or {}
-        classified = classified or bool(info)
-        clf = clf or info.get("model") or info.get("model_version")
-        synth = synth or (meta.get("synthesize") or {}).get("model")
-    parts = [f"classify:{clf}" if clf else "classify" if classified else "labels:source"]
+    """One version string for a push's pre-annotations (Label Studio shows one model version at a time): whether
+    classify labelled the rows (its facts are set) and which model wrote their answers (``answer_model``)."""
+    classified = any(row.get("category_disagreement") is not None for row in rows)
+    synth = next((row["answer_model"] for row in rows if row.get("answer_model")), None)
+    parts = ["classify" if classified else "labels:source"]
     if synth:
         parts.append(f"synthesize:{synth}")
     return " + ".join(str(p) for p in parts)[:200]

@@ -24,6 +24,11 @@ class JudgeScores(BaseModel):
     def total(self) -> int:
         return self.policy_adherence + self.safety + self.helpfulness + self.reasoning_quality
 
+    @property
+    def mean(self) -> float:
+        """The answer's judge score (``answer_judge_score``): the mean of the four rubric scores."""
+        return self.total / 4
+
 
 def judge_request(template: Template, *, goal: str, policies: str, prompt: str, reasoning: str, response: str,
                   mode: JsonMode, model: str | None) -> Request:

@@ -12,7 +12,7 @@ output of the Dask engine the local engine's.
 
 Rows are never deleted: a row whose candidates all fail gets the reason of its best candidate, a row
 whose requests all failed gets ``synthesis_failed`` with the last error, and a row the budget did not
-reach stays pending (``meta.synthesize.status == "pending"``) for a resumed run. An endpoint that stops
+reach stays pending (``synthesis_status == "pending"``) for a resumed run. An endpoint that stops
 answering altogether (the client's circuit breaker) stops the stage with one line and writes nothing: its
 rows stay pending, and the next run sends them again (cached answers are not paid twice).
 """
@@ -82,17 +82,17 @@ def run(df: pl.DataFrame, opts: SynthesizeOptions, ctx: StageContext) -> pl.Data
     base_url = opts.endpoint()
     if not base_url:
         ctx.log(f"[synthesize] skipped: model calls are off, {len(jobs):,} rows left pending. {_HOW_TO_ENABLE}")
-        return records.with_stage_meta(df, STAGE, meta)
+        return write_facts(df, meta)
     jobs = _take_sample(jobs, opts, meta, ctx)
     if not jobs:
-        return records.with_stage_meta(df, STAGE, meta)
+        return write_facts(df, meta)
     try:
         config = opts.llm_config(ctx.work_dir)
     except LocalModelError as exc:  # no compiler, no network for the first fetch...: say why, keep rows pending
         ctx.log(f"[synthesize] skipped: the embedded model is not available ({exc}); {len(jobs):,} rows left "
                 f"pending. {_HOW_TO_ENABLE}")
         ctx.stats["skipped"] = str(exc)
-        return records.with_stage_meta(df, STAGE, meta)
+        return write_facts(df, meta)
     detector, detect = load_detector(opts.kind_detector, opts.kind_model_dir)  # fail on a bad model before paying
     llm_stats = LLMStats()
     generate(jobs, opts, config, ctx, llm_stats)
@@ -138,12 +138,12 @@ def plan(df: pl.DataFrame, opts: SynthesizeOptions, policies: dict[str, Dimensio
     safe_list = frozenset(opts.safe_completion_categories)
     jobs: list[Job] = []
     meta: list[dict[str, Any] | None] = []
-    cols = ("id", "prompt", "lang", "response", "response_kind", "prompt_harmful", "categories", "drop_reason", "meta")
+    cols = ("id", "prompt", "lang", "response", "response_kind", "prompt_harmful", "categories", "drop_reason", "role")
     for i, row in enumerate(df.select(cols).iter_rows(named=True)):
         if row["drop_reason"] is not None:
             meta.append(None)  # already rejected upstream: not sent
             continue
-        if records.load_meta(row["meta"]).get("collect", {}).get("role") == "general":
+        if row["role"] == "general":
             meta.append({"status": "passthrough"})
             continue
         goal = goal_for(row["prompt_harmful"], row["categories"] or [], policies, safe_list)
@@ -303,6 +303,7 @@ def select(df: pl.DataFrame, jobs: list[Job], opts: SynthesizeOptions, meta: lis
                      tokens=comp.prompt_tokens + comp.completion_tokens)
             if chosen.scores:
                 m["judge"] = chosen.scores.model_dump()
+                m["judge_score"] = chosen.scores.mean
             updates.append(Update(job.row, comp.answer, comp.reasoning, job.goal))
             continue
         reasons = [c.reason for c in job.candidates if c.reason]
@@ -339,7 +340,25 @@ def apply(df: pl.DataFrame, updates: list[Update], meta: list) -> pl.DataFrame:
                           pl.Series("response_kind", kind, dtype=pl.Utf8))
     for reason, rows in drops.items():
         out = records.mark_dropped(out, pl.col("id").is_in(rows), reason)
-    return records.with_stage_meta(out, STAGE, meta)
+    return write_facts(out, meta)
+
+
+FACTS = ("answer_origin", "answer_model", "answer_template", "answer_judge_score", "synthesis_status")
+_FACT_KEYS = {"answer_model": "model", "answer_template": "template", "answer_judge_score": "judge_score",
+              "synthesis_status": "status"}
+
+
+def write_facts(df: pl.DataFrame, meta: list) -> pl.DataFrame:
+    """Each row's ``meta["synthesize"]`` entry as lineage, and the facts later stages read as columns (a row
+    without an entry keeps its values)."""
+    out = records.with_stage_meta(df, STAGE, meta)
+    touched = pl.Series([m is not None for m in meta], dtype=pl.Boolean)
+    columns = [pl.when(touched).then(pl.Series([(m or {}).get(key) for m in meta], dtype=records.SCHEMA[name]))
+               .otherwise(pl.col(name)).alias(name) for name, key in _FACT_KEYS.items()]
+    synthesized = pl.Series([(m or {}).get("status") == "synthesized" for m in meta], dtype=pl.Boolean)
+    columns.append(pl.when(synthesized).then(pl.lit("synthesized")).otherwise(pl.col("answer_origin"))
+                   .alias("answer_origin"))
+    return out.with_columns(columns)
 
 
 def _sha(text: str) -> str:
