@@ -83,7 +83,7 @@ def test_push_annotate_pull_merge_agreement_and_status(label_studio, reviewer2_t
     title = "review end to end"
 
     first = cli_api.push(in_path, title, sample=12, strategy="stratified", overlap=2, **key, log=lambda m: None)
-    assert first["project_created"] and first["imported"] == 12 and first["model_version"] == "classify:fasttext-test"
+    assert first["project_created"] and first["imported"] == 12 and first["model_version"] == "classify"
     again = cli_api.push(in_path, title, sample=12, strategy="stratified", overlap=2, **key, log=lambda m: None)
     assert again["imported"] == 0 and again["already_present"] == 12 and not again["project_created"]
 
@@ -94,7 +94,7 @@ def test_push_annotate_pull_merge_agreement_and_status(label_studio, reviewer2_t
     assert len(projects) == 1
     tasks = sorted(admin.tasks.list(project=projects[0].id, fields="all"), key=lambda t: t.id)
     assert len(tasks) == 12 and len({t.data["record_id"] for t in tasks}) == 12
-    assert all(t.predictions and t.predictions[0].model_version == "classify:fasttext-test" for t in tasks)
+    assert all(t.predictions and t.predictions[0].model_version == "classify" for t in tasks)
     by_id = {r["id"]: r for r in df.to_dicts()}
 
     plan = {}  # record id -> (admin's result, reviewer's result)
@@ -388,4 +388,4 @@ def test_push_refreshes_a_curate_config_and_the_guidelines_but_not_a_hand_made_c
     refreshed, kept = client.ls.projects.get(id=generated.id), client.ls.projects.get(id=hand_made.id)
     assert ".curate-hidden { display: none; }" in refreshed.label_config and "curate-content-warning" in refreshed.expert_instruction
     assert ".curate-hidden { display: none; }" not in kept.label_config
-    assert refreshed.model_version == "classify:fasttext-test"  # set after the import, once predictions carry it
+    assert refreshed.model_version == "classify"  # set after the import, once predictions carry it
