@@ -1,6 +1,7 @@
 """Pass rate of the embedded model's answers: how many sampled quickstart rows pass every synthesize filter.
 
-    python benchmarks/synth_quality.py [--sample 48] [--max-tokens 1024] [--no-grammar] [--dump kept.json]
+    python benchmarks/synth_quality.py [--sample 48] [--max-tokens 1024] [--no-grammar] [--n-candidates 1]
+                                       [--dump rows.json]
 
 Runs the quickstart recipe up to classify with model calls off (the rows a real run would send), then the
 synthesize stage on a stratified sample of them (language x goal x dimension, the stage's own sampler)
@@ -44,6 +45,7 @@ def main() -> int:
     parser.add_argument("--sample", type=int, default=48)
     parser.add_argument("--max-tokens", type=int, default=1024)
     parser.add_argument("--no-grammar", action="store_true")
+    parser.add_argument("--n-candidates", type=int, default=1, help="answers per row; the best passing one is kept")
     parser.add_argument("--dump", type=Path)
     args = parser.parse_args()
 
@@ -60,7 +62,8 @@ def main() -> int:
             os.environ["CURATE_BENCH_KEY"] = info.api_key
             opts = SynthesizeOptions(base_url=info.base_url, model=info.model, api_key_env="CURATE_BENCH_KEY",
                                      concurrency=info.slots, max_tokens=args.max_tokens, sample=args.sample,
-                                     shape_grammar=not args.no_grammar, timeout=3600, cache=False)
+                                     shape_grammar=not args.no_grammar, timeout=3600, cache=False,
+                                     n_candidates=args.n_candidates)
             ctx = StageContext(stage="synthesize", work_dir=Path(tmp) / "cache",
                                log=lambda m: print(m, file=sys.stderr))
             started = time.monotonic()
@@ -77,7 +80,7 @@ def main() -> int:
     by = Counter((r["lang"], r["goal"]) for r in rows)
     kept = Counter((r["lang"], r["goal"]) for r in rows if r["status"] == "synthesized")
     print(f"{len(rows)} rows sent in {seconds:.0f} s ({seconds / max(len(rows), 1):.1f} s/row), grammar "
-          f"{'off' if args.no_grammar else 'on'}, max_tokens {args.max_tokens}\n")
+          f"{'off' if args.no_grammar else 'on'}, max_tokens {args.max_tokens}, {args.n_candidates} candidate(s) per row\n")
     print("| language | goal | sent | kept | pass rate |\n|---|---|---|---|---|")
     for key in sorted(by):
         print(f"| {key[0]} | {key[1]} | {by[key]} | {kept[key]} | {kept[key] / by[key]:.0%} |")
