@@ -47,6 +47,8 @@ def main() -> int:
     parser.add_argument("--no-grammar", action="store_true")
     parser.add_argument("--n-candidates", type=int, default=1, help="answers per row; the best passing one is kept")
     parser.add_argument("--dump", type=Path)
+    parser.add_argument("--cache-dir", type=Path, help="keep the answers here: a re-run (e.g. after a filter "
+                        "change) sends no request again; default: no cache")
     args = parser.parse_args()
 
     from curate import records
@@ -62,9 +64,9 @@ def main() -> int:
             os.environ["CURATE_BENCH_KEY"] = info.api_key
             opts = SynthesizeOptions(base_url=info.base_url, model=info.model, api_key_env="CURATE_BENCH_KEY",
                                      concurrency=info.slots, max_tokens=args.max_tokens, sample=args.sample,
-                                     shape_grammar=not args.no_grammar, timeout=3600, cache=False,
+                                     shape_grammar=not args.no_grammar, timeout=3600, cache=args.cache_dir is not None,
                                      n_candidates=args.n_candidates)
-            ctx = StageContext(stage="synthesize", work_dir=Path(tmp) / "cache",
+            ctx = StageContext(stage="synthesize", work_dir=args.cache_dir or Path(tmp) / "cache",
                                log=lambda m: print(m, file=sys.stderr))
             started = time.monotonic()
             out = STAGE.run(df, opts, ctx)

@@ -15,6 +15,7 @@ from curate.llm.reasoning import split_reasoning
 from curate.llm.client import Completion
 from curate.synthesize.cleanup import clean_answer, echoes_prompt, has_leftover_markup, reasoning_contradicts
 from curate.synthesize.filters import DEFAULT_BOILERPLATE, Bounds, check_candidate
+from curate.synthesize.templates import DEFAULT_DIR, load_template
 
 FIXTURES = Path(__file__).parent / "fixtures" / "embedded_outputs.jsonl"
 
@@ -57,8 +58,9 @@ def test_real_outputs_of_the_embedded_model(case):
     comp = Completion(content=case["content"], reasoning=reasoning, answer=clean_answer(answer),
                       finish_reason=case.get("finish_reason", "stop"), model="qwen")
     bounds = Bounds(min_response_chars=20, max_response_chars=8000, min_reasoning_chars=30)
+    template = load_template(DEFAULT_DIR, case["lang"], case["goal"], "v1")
     reason = check_candidate(comp, case["lang"], bounds, tuple(p.lower() for p in DEFAULT_BOILERPLATE),
-                             prompt=case["prompt"], goal=case["goal"])
+                             prompt=case["prompt"], goal=case["goal"], instruction_heads=template.instruction_heads)
     assert reason == case["expect"], comp.answer[:300]
     if case["expect"] is None:
         assert comp.answer.startswith(case["answer_starts"])
@@ -72,3 +74,16 @@ def test_reasoning_and_answer_that_both_quote_the_prompt_are_not_a_repeat():
     answer = f"About {prompt!r}: take them to a pharmacy take-back point, or mix them with coffee grounds."
     assert not reasoning_repeats_answer(reasoning, answer, prompt)
     assert reasoning_repeats_answer(reasoning + " " + answer, answer, prompt)  # the reply written in the reasoning
+
+
+def test_repetition_and_quoted_instructions_leave_normal_answers_alone():
+    from curate.synthesize.cleanup import instruction_heads, is_repetitive, quotes_instructions
+
+    steps = "\n".join(f"{i}. Step {i}: check the {w} before you continue." for i, w in
+                      enumerate(["cable", "fuse", "switch", "socket", "breaker", "meter"], 1))
+    assert not is_repetitive(steps)
+    assert is_repetitive("我是中国人啊，我东北的啊，" * 8)
+    heads = instruction_heads("Rules:\n- decline clearly and briefly, without lecturing;\n- offer a safe alternative: x\n")
+    assert heads == ("decline clearly and briefly", "offer a safe alternative")
+    assert quotes_instructions('Decline clearly and briefly: "I can\'t help."', heads)
+    assert not quotes_instructions("I can't help with that, but I can offer a safe alternative.", heads)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 
 _WRAPPERS = ("response", "reply", "answer", "output", "assistant", "final", "final_answer", "回复", "回答")
 _WRAP = re.compile(r"^\s*<(" + "|".join(_WRAPPERS) + r")>\s*(.*?)\s*(?:</\1>\s*)?$", re.S | re.I)
@@ -48,7 +49,9 @@ def echoes_prompt(answer: str, prompt: str) -> bool:
     a, p = _letters(answer), _letters(prompt)
     if not a or not p or len(p) < 8:
         return False
-    return (p in a and len(a) < 1.5 * len(p)) or (a in p and len(a) > 0.6 * len(p))
+    # an answer inside the prompt adds nothing, however long the prompt (measured: the last sentence of a long
+    # question said back as the answer)
+    return (p in a and len(a) < 1.5 * len(p)) or (a in p and len(a) >= 8)
 
 
 def reasoning_repeats_answer(reasoning: str, answer: str, prompt: str = "", *, shingle: int = 6,
@@ -64,6 +67,39 @@ def reasoning_repeats_answer(reasoning: str, answer: str, prompt: str = "", *, s
     if len(own) < shingle:
         return False
     return len(own & grams(reasoning)) >= share * len(own)
+
+
+def is_repetitive(answer: str, *, shingle: int = 12, repeated_share: float = 0.6, min_letters: int = 40) -> bool:
+    """The answer loops: most of its letter n-grams occur more than once (measured: a Chinese reply that says the
+    same sentence two and a half times). Lists and steps repeat a few words per line, far below that."""
+    t = _letters(answer)
+    if len(t) < min_letters:
+        return False
+    grams = [t[i:i + shingle] for i in range(len(t) - shingle + 1)]
+    counts = Counter(grams)
+    return sum(counts[g] > 1 for g in grams) >= repeated_share * len(grams)
+
+
+_HEAD_END = re.compile(r"[:：,，;；.。]")
+
+
+def instruction_heads(template_text: str) -> tuple[str, ...]:
+    """The opening clause of each instruction bullet of a template ("decline clearly and briefly", "满足正当需求"):
+    what a small model copies as a heading into its reply."""
+    heads = []
+    for line in template_text.splitlines():
+        if line.startswith("- "):
+            head = _HEAD_END.split(line[2:], maxsplit=1)[0].strip().lower()
+            if len(head) >= 4:
+                heads.append(head)
+    return tuple(heads)
+
+
+def quotes_instructions(answer: str, heads: tuple[str, ...]) -> bool:
+    """The reply uses an instruction of the template as a label ("Decline clearly and briefly: ...", "- 满足正当需求：")
+    instead of following it (measured on the embedded model)."""
+    low = answer.lower()
+    return any(f"{h}:" in low or f"{h}：" in low or f"- {h}" in low or f"\"{h}" in low for h in heads)
 
 
 _BENIGN_VERDICT = re.compile(r"(is|seems|appears)\s+(benign|harmless|safe to answer|a (legitimate|normal|harmless))|"

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from curate.llm import Completion
 from curate.llm.reasoning import has_unclosed_reasoning
-from curate.synthesize.cleanup import echoes_prompt, has_leftover_markup, reasoning_contradicts, reasoning_repeats_answer
+from curate.synthesize.cleanup import (echoes_prompt, has_leftover_markup, is_repetitive, quotes_instructions,
+                                      reasoning_contradicts, reasoning_repeats_answer)
 from curate.synthesize.refusal import is_refusal
 from curate.text import detect_lang
 
@@ -21,6 +22,7 @@ DEFAULT_BOILERPLATE = (
     "作为一个人工智能语言模型", "作为一个ai语言模型", "作为ai语言模型", "作为一个大型语言模型", "作为一个语言模型",
     "<|im_end|>", "<|im_start|>", "<|endoftext|>", "<|eot_id|>", "</s>", "<think>", "</think>", "<reasoning>",
     "</reasoning>", "[insert", "lorem ipsum",
+    "the reply can be:", "the reply could be:", "回复可以是：",  # talk about the reply instead of it (measured)
 )
 
 
@@ -32,7 +34,7 @@ class Bounds:
 
 
 def check_candidate(comp: Completion, lang: str, bounds: Bounds, blocklist: tuple[str, ...], *, prompt: str = "",
-                    goal: str = "") -> str | None:
+                    goal: str = "", instruction_heads: tuple[str, ...] = ()) -> str | None:
     """The drop reason for this candidate (its answer already unwrapped by cleanup.clean_answer), or None
     when it passes the local checks."""
     if comp.truncated:
@@ -58,6 +60,10 @@ def check_candidate(comp: Completion, lang: str, bounds: Bounds, blocklist: tupl
         return "synth_markup"
     if echoes_prompt(answer, prompt):
         return "synth_echo"
+    if quotes_instructions(answer, instruction_heads):
+        return "synth_quotes_instructions"
+    if is_repetitive(answer):
+        return "synth_repetitive"
     if reasoning_contradicts(reasoning, is_refusal(answer), goal):
         return "synth_reasoning_contradicts"
     return None

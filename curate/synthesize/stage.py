@@ -222,7 +222,8 @@ def evaluate(jobs: list[Job], opts: SynthesizeOptions, detect: KindFn, ctx: Stag
     for job in jobs:
         for cand in job.candidates:
             cand.comp = replace(cand.comp, answer=clean_answer(cand.comp.answer))
-            cand.reason = check_candidate(cand.comp, job.lang, bounds, blocklist, prompt=job.prompt, goal=job.goal)
+            cand.reason = check_candidate(cand.comp, job.lang, bounds, blocklist, prompt=job.prompt, goal=job.goal,
+                                          instruction_heads=job.template.instruction_heads)
     todo = [(job, c) for job in jobs for c in job.candidates if c.reason is None]
     if todo:
         kinds = detect([j.prompt for j, _ in todo], [c.comp.answer for _, c in todo], [j.lang for j, _ in todo])

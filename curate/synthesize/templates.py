@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from curate.synthesize.cleanup import instruction_heads
+
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "templates" / "synthesize"
 GOALS = ("refusal", "safe_completion", "helpful")
 
@@ -37,6 +39,10 @@ class Template:
     @property
     def sha(self) -> str:
         return hashlib.sha256(self.text.encode("utf-8")).hexdigest()[:16]
+
+    @property
+    def instruction_heads(self) -> tuple[str, ...]:
+        return instruction_heads(self.text)
 
     def render(self, **values: str) -> str:
         return string.Template(self.text).substitute(values)
