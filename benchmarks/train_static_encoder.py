@@ -1,7 +1,7 @@
 """Distil the teacher sentence encoder (USE multilingual v3) into the static encoder shipped in curate/models.
 
     python benchmarks/train_static_encoder.py [--encoder-cache .cache/usem3_vectors.npz] [--out FILE]
-        [--minn 1 --maxn 4 --bits 16 --rank 128 --l2 1e-6 --iters 60] [--no-save]
+        [--minn 1 --maxn 4 --bits 16 --words --rank 128 --l2 1e-6 --iters 60] [--no-save]
 
 Texts: every prompt of the permissively licensed corpus (shared_corpus.PERMISSIVE) and the taxonomy's lines,
 their teacher vectors encoded once and kept in --encoder-cache (encoder_cache.py). Prints the cosine to the
@@ -74,6 +74,7 @@ def main() -> None:
     ap.add_argument("--minn", type=int, default=NgramSpec.minn)
     ap.add_argument("--maxn", type=int, default=NgramSpec.maxn)
     ap.add_argument("--bits", type=int, default=16, help="2**bits hash buckets")
+    ap.add_argument("--words", action="store_true", help="whole words as features too")
     ap.add_argument("--rank", type=int, default=128)
     ap.add_argument("--l2", type=float, default=1e-6)
     ap.add_argument("--iters", type=int, default=60)
@@ -86,8 +87,9 @@ def main() -> None:
     encode_all(df, tax, args.encoder_cache, log)
     frame = texts_and_langs(df, tax)
     texts = frame["text"].to_list()
-    teacher = shared_encoder().encode(texts)
-    spec = NgramSpec(args.minn, args.maxn, 1 << args.bits)
+    # as the cache keeps them (float16): a first run and a run from the cache fit the same encoder
+    teacher = shared_encoder().encode(texts).astype(np.float16).astype(np.float32)
+    spec = NgramSpec(args.minn, args.maxn, 1 << args.bits, words=int(args.words))
     options = dict(spec=spec, rank=args.rank, l2=args.l2, iters=args.iters, log=log)
     held = (frame["text"].hash(seed=0) % HELD_OUT == 0).to_numpy()
     t0 = time.perf_counter()

@@ -16,7 +16,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from curate.classify.embedding.ngrams import NgramSpec, ngram_buckets
-from curate.classify.embedding.static import StaticEncoder
+from curate.classify.embedding.static import StaticEncoder, quantised
 
 
 def design(texts: pl.Series | Sequence[str | None], spec: NgramSpec) -> sp.csr_matrix:
@@ -71,8 +71,9 @@ def distil(texts: Sequence[str], teacher: np.ndarray, spec: NgramSpec = NgramSpe
     log(f"design: {a.shape[0]:,} rows x {a.shape[1]:,} buckets, {a.nnz:,} non-zeros")
     basis = principal_basis(teacher, rank)
     table = ridge_cg(a, (teacher @ basis.T).astype(np.float32), l2, iters)
-    basis = refit_basis(np.asarray(a @ table), teacher)
-    return StaticEncoder(table, basis, spec)
+    rows, scale = quantised(table)  # the map is fitted to the table as it is shipped
+    basis = refit_basis(np.asarray(a @ (rows * scale[:, None])), teacher)
+    return StaticEncoder(rows, scale, basis, spec)
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -4,7 +4,8 @@ The static encoder (static.py) is a table with a row per hash bucket; a text is 
 The text seen: at most ``max_chars`` characters, lowercased (polars' per-character map, tokens.lowercase_table),
 runs of white space as one space, one space added before and after; every character run of length
 ``minn``..``maxn`` is an n-gram (Chinese characters and their bigrams, English letter 3-4-grams across word
-boundaries alike), hashed with a 64-bit multiply-xor over the code points into ``buckets`` buckets.
+boundaries alike), hashed with a 64-bit multiply-xor over the code points into ``buckets`` buckets. With
+``words``, each run between spaces (an English word, a Chinese clause) is one more feature, hashed apart.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from curate.classify.fasttext.tokens import C_SPACE, lowercase_table
 from curate.utf8 import decode_at, utf8_buffers
 
 _SEED = np.uint64(0x9E3779B97F4A7C15)
+_WORD_SEED = np.uint64(0xD6E8FEB86659FD93)
 _MULT = np.uint64(0xBF58476D1CE4E5B9)
 _SHIFT = np.uint64(31)
 _SPACE = 32
@@ -32,9 +34,11 @@ class NgramSpec:
     maxn: int = 4
     buckets: int = 1 << 16
     max_chars: int = 1000
+    words: int = 0  # 1: each whole word is a feature too
 
     def as_dict(self) -> dict[str, int]:
-        return {"minn": self.minn, "maxn": self.maxn, "buckets": self.buckets, "max_chars": self.max_chars}
+        return {"minn": self.minn, "maxn": self.maxn, "buckets": self.buckets, "max_chars": self.max_chars,
+                "words": self.words}
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -64,14 +68,21 @@ def _codes(data, start, end, lower, is_space, max_chars, buf):
 
 
 @njit(cache=True, nogil=True)
-def _lengths(data, offsets, lower, is_space, max_chars, out):
+def _lengths(data, offsets, lower, is_space, max_chars, out, words):
+    """Per row: its normalised length and how many words it has (runs between its spaces)."""
     buf = np.empty(max_chars + 2, dtype=np.int64)
     for r in range(out.shape[0]):
-        out[r] = _codes(data, offsets[r], offsets[r + 1], lower, is_space, max_chars, buf)
+        n = _codes(data, offsets[r], offsets[r + 1], lower, is_space, max_chars, buf)
+        out[r] = n
+        spaces = 0
+        for i in range(n):
+            if buf[i] == _SPACE:
+                spaces += 1
+        words[r] = spaces - 1
 
 
 @njit(cache=True, nogil=True)
-def _fill(data, offsets, lower, is_space, max_chars, minn, maxn, buckets, indptr, indices):
+def _fill(data, offsets, lower, is_space, max_chars, minn, maxn, buckets, with_words, indptr, indices):
     buf = np.empty(max_chars + 2, dtype=np.int64)
     nb = np.uint64(buckets)
     for r in range(offsets.shape[0] - 1):
@@ -84,6 +95,15 @@ def _fill(data, offsets, lower, is_space, max_chars, minn, maxn, buckets, indptr
                 if t + 1 >= minn:
                     indices[k] = np.int32((h ^ (h >> _SHIFT)) % nb)
                     k += 1
+        if with_words:
+            h = _WORD_SEED
+            for i in range(1, n):
+                if buf[i] == _SPACE:
+                    indices[k] = np.int32((h ^ (h >> _SHIFT)) % nb)
+                    k += 1
+                    h = _WORD_SEED
+                else:
+                    h = (h ^ np.uint64(buf[i])) * _MULT
 
 
 def _ngrams_per_row(length: np.ndarray, minn: int, maxn: int) -> np.ndarray:
@@ -96,10 +116,11 @@ def ngram_buckets(texts: pl.Series | Sequence[str | None], spec: NgramSpec) -> t
     data, offsets = utf8_buffers(s.cast(pl.Utf8).fill_null(""))
     lower, classes = lowercase_table()
     is_space = classes == C_SPACE
-    length = np.empty(len(s), dtype=np.int64)
-    _lengths(data, offsets, lower, is_space, spec.max_chars, length)
+    length, words = np.empty(len(s), dtype=np.int64), np.empty(len(s), dtype=np.int64)
+    _lengths(data, offsets, lower, is_space, spec.max_chars, length, words)
     indptr = np.zeros(len(s) + 1, dtype=np.int64)
-    np.cumsum(_ngrams_per_row(length, spec.minn, spec.maxn), out=indptr[1:])
+    np.cumsum(_ngrams_per_row(length, spec.minn, spec.maxn) + (words if spec.words else 0), out=indptr[1:])
     indices = np.empty(indptr[-1], dtype=np.int32)
-    _fill(data, offsets, lower, is_space, spec.max_chars, spec.minn, spec.maxn, spec.buckets, indptr, indices)
+    _fill(data, offsets, lower, is_space, spec.max_chars, spec.minn, spec.maxn, spec.buckets, spec.words, indptr,
+          indices)
     return indptr, indices
