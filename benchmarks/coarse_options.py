@@ -27,6 +27,7 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import shared_corpus  # noqa: E402
+from encoder_cache import encode_all  # noqa: E402
 from classify_bench import MIN_LOSO_ROWS, eval_rows  # noqa: E402
 
 from curate.classify.confusion import confusion, sink_share, top_predictions  # noqa: E402
@@ -104,20 +105,6 @@ def heads_loso(df: pl.DataFrame, tax, labels: list[str], config: TrainConfig, lo
         log(f"  {config.coarse} {fam}: {rows.height} rows, coarse {report.get('coarse_rows')} "
             f"{report.get('assigned', '')} ({time.perf_counter() - t0:.0f}s)")
     return pl.concat(parts)
-
-
-def encode_all(df: pl.DataFrame, tax, path: Path, log) -> None:
-    """Every prompt and taxonomy line encoded once, kept at ``path`` (npz) and loaded into the encoder's cache."""
-    texts = list(dict.fromkeys(df["prompt"].fill_null(" ").to_list() + taxonomy_examples(tax, 1)[0]))
-    encoder = shared_encoder()
-    if path.is_file():
-        with np.load(path, allow_pickle=False) as data:
-            encoder.remember([str(t) for t in data["texts"]], data["vectors"])
-    t0 = time.perf_counter()
-    vectors = encoder.encode(texts)
-    log(f"encoded {len(texts)} texts in {time.perf_counter() - t0:.0f}s")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, texts=np.array(texts), vectors=vectors.astype(np.float16))
 
 
 def decide_pooled(pred: pl.DataFrame, labels: list[str], tax, ratio: float | None) -> pl.DataFrame:

