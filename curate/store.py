@@ -68,6 +68,15 @@ def make_temp_folder(path: Path) -> Path:
     return tmp
 
 
+_TEMP_OF = re.compile(re.escape(TMP_PREFIX) + r"[0-9a-f]{8}-(.+)")
+
+
+def _is_temp_of_root_file(name: str) -> bool:
+    """``name`` is what ``temp_name`` makes of one of the run folder's own root files (and nothing else)."""
+    m = _TEMP_OF.fullmatch(name)
+    return bool(m) and m.group(1) in ROOT_FILES
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds."""
@@ -205,6 +214,8 @@ def redact(value: Any) -> Any:
 
 STAGE_FOLDER = re.compile(r"^(\d{2})-(.+)$")
 RECIPE = "config.resolved.yaml"
+REPORT, REPORT_MD, SHORTFALL = "report.html", "report.md", "shortfall.csv"
+ROOT_FILES = (RECIPE, REPORT, REPORT_MD, SHORTFALL)  # the files a run writes in its folder's root, each atomically
 
 
 @dataclass(frozen=True)
@@ -242,7 +253,7 @@ class RunStore:
     @property
     def report_path(self) -> Path:
         """The run report (``report.md`` and ``report_files/`` beside it)."""
-        return self.root / "report.html"
+        return self.root / REPORT
 
     @property
     def export_dir(self) -> Path:
@@ -290,8 +301,11 @@ class RunStore:
         for stale in self.root.glob(f"{TMP_PREFIX}*"):
             if stale.is_dir() and not stale.is_symlink() and (stale / TMP_MARKER).is_file():
                 shutil.rmtree(stale, ignore_errors=True)
-            elif stale.is_file() and stale.name.endswith("-config.resolved.yaml"):
-                stale.unlink(missing_ok=True)
+            elif stale.is_dir() and not stale.is_symlink() and _TEMP_OF.fullmatch(stale.name):
+                with contextlib.suppress(OSError):  # killed between mkdir and its marker: rmdir removes it only if
+                    stale.rmdir()                   # it is empty, so nothing anyone wrote can go
+            elif stale.is_file() and not stale.is_symlink() and _is_temp_of_root_file(stale.name):
+                stale.unlink(missing_ok=True)  # a killed atomic write of the recipe, the report or the shortfall
         if self.quarantine_dir.is_dir():
             for stale in self.quarantine_dir.glob(f"{TMP_PREFIX}*.jsonl"):
                 stale.unlink(missing_ok=True)

@@ -135,15 +135,23 @@ def test_run_dir_cleanup_leaves_other_programs_temp_files(tmp_path):
     unmarked = shared / f"{TMP_PREFIX}0000abcd-lookalike"  # our prefix, but not our marker: not ours
     unmarked.mkdir()
     (unmarked / "data").write_text("other program\n")
+    (shared / f"{TMP_PREFIX}0000abcd-notes.txt").write_text("other program\n")  # not a file a run writes
     ours = shared / f"{TMP_PREFIX}deadbeef-01-collect"
     ours.mkdir()
     (ours / TMP_MARKER).write_text("1\n")
+    born_unmarked = shared / f"{TMP_PREFIX}feed0000-02-dedup"  # killed between its mkdir and its marker
+    born_unmarked.mkdir()
+    killed_writes = [shared / f"{TMP_PREFIX}0123abcd-{name}" for name in ("report.md", "shortfall.csv")]
+    for path in killed_writes:  # a run killed while it wrote its report or shortfall table
+        path.write_text("half\n")
     before = user_tree(shared)
     with RunStore(shared).locked():
         pass
     after = user_tree(shared)
-    assert not ours.exists()
-    assert {k: v for k, v in before.items() if not k.startswith(ours.name)} == \
+    assert not ours.exists() and not born_unmarked.exists() and not any(p.exists() for p in killed_writes)
+    assert unmarked.is_dir()  # our name pattern but not empty and not marked: someone else's, kept
+    ours_names = (ours.name, born_unmarked.name, *(p.name for p in killed_writes))
+    assert {k: v for k, v in before.items() if not k.startswith(ours_names)} == \
         {k: v for k, v in after.items() if k not in ("cache", LOCK_FILE)}
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import polars as pl
 
 from curate import records
+from curate.store import SHORTFALL
 from curate.balance import report
 from curate.balance.options import BalanceOptions
 from curate.balance.select import Candidate, pick
@@ -120,7 +121,7 @@ def _report(table: list[dict], ineligible: Counter, split: dict[str, str], opts:
         ctx.log(line)
     for reason, n in sorted(ineligible.items()):
         ctx.log(f"not eligible: {n:,} rows, drop_reason {reason}: {INELIGIBLE[reason]}")
-    path: Path | None = opts.shortfall_csv or (ctx.run_dir / "shortfall.csv" if ctx.run_dir else None)
+    path: Path | None = opts.shortfall_csv or (ctx.run_dir / SHORTFALL if ctx.run_dir else None)
     if path is not None:
         report.write_shortfall_csv(table, path)
         ctx.stats["shortfall_csv"] = str(path)
