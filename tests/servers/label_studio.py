@@ -28,6 +28,7 @@ import urllib.request
 from pathlib import Path
 
 LS_VERSION = "1.23.2"
+CONSTRAINTS = Path(__file__).with_name("label-studio-constraints.txt")  # the versions it was tested with
 REPO = Path(__file__).resolve().parents[2]
 TEST_USER = "curate-admin@example.com"
 _STAMP = ".curate-installed"
@@ -89,7 +90,8 @@ def install(venv: Path | None = None, python: str | None = None) -> Path:
         pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
         print(f"Installing label-studio=={LS_VERSION} into {venv} (about 1 GB, a minute or two)...", flush=True)
         subprocess.run(pip + ["--upgrade", "pip"], check=True)
-        subprocess.run(pip + [f"label-studio=={LS_VERSION}"], check=True)
+        # Label Studio's own requirements are open-ended; a new release of one broke it once (sentry-sdk 3.0.0)
+        subprocess.run(pip + ["-c", str(CONSTRAINTS), f"label-studio=={LS_VERSION}"], check=True)
     print("Preparing an empty migrated database (about 45 s, once)...", flush=True)
     build_template(venv)
     (venv / _STAMP).write_text(LS_VERSION + "\n")
