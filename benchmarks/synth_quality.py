@@ -31,12 +31,16 @@ def classified_rows(work: Path):
     from curate.pipeline import run_pipeline
     from curate.store import RunStore
 
+    before = os.environ.get("OPENAI_BASE_URL")
     os.environ["OPENAI_BASE_URL"] = "off"
     try:
         run_pipeline(ROOT / "pipelines" / "quickstart.yaml", run_dir=work / "run", to_stage="classify",
                      log=lambda m: None)
-    finally:
-        del os.environ["OPENAI_BASE_URL"]
+    finally:  # the user's own setting back as it was
+        if before is None:
+            del os.environ["OPENAI_BASE_URL"]
+        else:
+            os.environ["OPENAI_BASE_URL"] = before
     return RunStore.existing(work / "run").read_stage(3, "classify")
 
 

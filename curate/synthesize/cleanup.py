@@ -44,6 +44,12 @@ def _letters(text: str) -> str:
     return "".join(ch for ch in unicodedata.normalize("NFKC", text).lower() if ch.isalnum())
 
 
+def _letter_grams(text: str, n: int) -> list[str]:
+    """The n-grams of ``text``'s letters and digits (case and width folded), in order."""
+    t = _letters(text)
+    return [t[i:i + n] for i in range(len(t) - n + 1)]
+
+
 def echoes_prompt(answer: str, prompt: str) -> bool:
     """The answer is (mostly) the user's question said again, with little else."""
     a, p = _letters(answer), _letters(prompt)
@@ -59,23 +65,18 @@ def reasoning_repeats_answer(reasoning: str, answer: str, prompt: str = "", *, s
     """Most of the answer already stands in the reasoning: the model wrote its reply as the reasoning and then
     said it again (measured on the embedded model for how-to questions). Share of the answer's letter n-grams
     found in the reasoning; n-grams of the prompt do not count (both may quote the question)."""
-    def grams(text: str) -> set[str]:
-        t = _letters(text)
-        return {t[i:i + shingle] for i in range(len(t) - shingle + 1)}
-
-    own = grams(answer) - grams(prompt)
+    own = set(_letter_grams(answer, shingle)) - set(_letter_grams(prompt, shingle))
     if len(own) < shingle:
         return False
-    return len(own & grams(reasoning)) >= share * len(own)
+    return len(own & set(_letter_grams(reasoning, shingle))) >= share * len(own)
 
 
 def is_repetitive(answer: str, *, shingle: int = 12, repeated_share: float = 0.6, min_letters: int = 40) -> bool:
     """The answer loops: most of its letter n-grams occur more than once (measured: a Chinese reply that says the
     same sentence two and a half times). Lists and steps repeat a few words per line, far below that."""
-    t = _letters(answer)
-    if len(t) < min_letters:
+    if len(_letters(answer)) < min_letters:
         return False
-    grams = [t[i:i + shingle] for i in range(len(t) - shingle + 1)]
+    grams = _letter_grams(answer, shingle)
     counts = Counter(grams)
     return sum(counts[g] > 1 for g in grams) >= repeated_share * len(grams)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import string
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from curate.synthesize.cleanup import instruction_heads
@@ -40,7 +40,7 @@ class Template:
     def sha(self) -> str:
         return hashlib.sha256(self.text.encode("utf-8")).hexdigest()[:16]
 
-    @property
+    @cached_property  # checked for every candidate; a template is loaded once (lru_cache below)
     def instruction_heads(self) -> tuple[str, ...]:
         return instruction_heads(self.text)
 
