@@ -139,14 +139,15 @@ def _rss_mb(status: Path) -> int:
 
 
 def _children(pid: int) -> list[int]:
-    """Direct child processes that are workers (not multiprocessing's resource tracker)."""
+    """Direct child processes that are Dask workers: processes multiprocessing spawned (the LocalCluster's), not its
+    resource tracker nor any short-lived helper the run starts (one such, under 1 MB, once counted as a worker)."""
     out = []
     for task in Path(f"/proc/{pid}/task").glob("*/children"):
         try:
             out += [int(c) for c in task.read_text().split()]
         except OSError:
             continue
-    return [c for c in out if b"resource_tracker" not in _cmdline(c)]
+    return [c for c in out if b"spawn_main" in _cmdline(c)]
 
 
 def _cmdline(pid: int) -> bytes:
