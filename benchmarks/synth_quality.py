@@ -50,6 +50,7 @@ def main() -> int:
     parser.add_argument("--max-tokens", type=int, default=1024)
     parser.add_argument("--no-grammar", action="store_true")
     parser.add_argument("--n-candidates", type=int, default=1, help="answers per row; the best passing one is kept")
+    parser.add_argument("--template-version", default=None, help="synthesis templates to use (default: the stage's)")
     parser.add_argument("--dump", type=Path)
     parser.add_argument("--cache-dir", type=Path, help="keep the answers here: a re-run (e.g. after a filter "
                         "change) sends no request again; default: no cache")
@@ -69,7 +70,8 @@ def main() -> int:
             opts = SynthesizeOptions(base_url=info.base_url, model=info.model, api_key_env="CURATE_BENCH_KEY",
                                      concurrency=info.slots, max_tokens=args.max_tokens, sample=args.sample,
                                      shape_grammar=not args.no_grammar, timeout=3600, cache=args.cache_dir is not None,
-                                     n_candidates=args.n_candidates)
+                                     n_candidates=args.n_candidates,
+                                     **({"template_version": args.template_version} if args.template_version else {}))
             ctx = StageContext(stage="synthesize", work_dir=args.cache_dir or Path(tmp) / "cache",
                                log=lambda m: print(m, file=sys.stderr))
             started = time.monotonic()

@@ -156,9 +156,10 @@ def test_with_the_embedded_model_workers_reach_the_runs_one_server_with_its_key(
                 out, stats = synthesize(df, engine, tmp_path / engine_name, openai_server, base_url="local", sample=0,
                                         near_duplicate_threshold=0)
         outs.append(out)
-        assert stats["requests"] + stats["cache_hits"] == 12 and stats["model"] == "qwen-embedded"
-    assert stats["cache_hits"] == 12  # the second Dask run: 0 HTTP requests
-    assert openai_server.count == 24
+        # the embedded model's defaults ask 2 candidates per row
+        assert stats["requests"] + stats["cache_hits"] == 24 and stats["model"] == "qwen-embedded"
+    assert stats["cache_hits"] == 24  # the second Dask run: 0 HTTP requests
+    assert openai_server.count == 48
     assert {h["authorization"] for h in openai_server.headers} == {f"Bearer {key}"}
     assert all("grammar" in body for body in openai_server.requests)  # the embedded model's shape grammar
     assert_frame_equal(outs[1], outs[0])

@@ -74,11 +74,16 @@ def test_synthesis_zh_and_en_end_to_end(embedded_llm, tmp_path, artifacts_dir):
     assert all(m["status"] in ("synthesized", "rejected") for m in metas), metas
     reasons = [c["reason"] for m in metas for c in m["candidates"]]
     assert "synth_unclosed_reasoning" not in reasons, reasons  # the grammar closes every reasoning block
+    leads = {"en": "The user", "zh": "用户"}  # the v2 templates' reasoning lead, forced by the grammar on llama.cpp
+    for i, m in enumerate(metas):
+        for cand in m["candidates"]:
+            if cand.get("raw"):
+                assert cand["raw"].startswith(f"<reasoning>\n{leads[out['lang'][i]]}"), cand["raw"][:80]
     kept = [i for i, m in enumerate(metas) if m["status"] == "synthesized"]
     assert kept, [m.get("candidates") for m in metas]  # at least one answer of the real model passes every filter
     for i in kept:
         assert metas[i]["model"] == embedded_llm.model and metas[i]["template"]
-        assert len(out["reasoning"][i] or "") >= 30
+        assert len(out["reasoning"][i] or "") >= 30 and out["reasoning"][i].startswith(leads[out["lang"][i]])
         assert detect_lang(out["response"][i]) == out["lang"][i]
         for tag in ("<think>", "</think>", "<reasoning>", "</reasoning>", "<response>", "<reply>"):
             assert tag not in out["response"][i]

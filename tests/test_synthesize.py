@@ -1,6 +1,7 @@
 """The synthesize stage end to end over real HTTP against the scriptable OpenAI-compatible server."""
 from __future__ import annotations
 
+import itertools
 import json
 
 import polars as pl
@@ -419,15 +420,15 @@ def test_shipped_templates_render_for_every_goal_and_language(dims):
     from curate.synthesize.templates import DEFAULT_DIR, GOALS, load_template
 
     policies = load_policies(None)
-    for lang in ("en", "zh"):
-        for name in (*GOALS, "judge"):
-            t = load_template(DEFAULT_DIR, lang, name, "v1")
-            names, text = render_policies([dims[0].id, dims[1].id], policies, lang)
-            out = t.render(dimensions=names, policies=text, language="English", goal=name)
-            assert "$" not in out and text in out
-            assert ("<reasoning>" in out) == (name != "judge")
-            if lang == "zh":
-                assert dims[0].name_zh in out or name == "judge"
+    for lang, name, version in itertools.product(("en", "zh"), (*GOALS, "judge"), ("v1", "v2")):
+        t = load_template(DEFAULT_DIR, lang, name, version)
+        assert not t.body.startswith("---")  # the front matter is not part of the system turn
+        names, text = render_policies([dims[0].id, dims[1].id], policies, lang)
+        out = t.render(dimensions=names, policies=text, language="English", goal=name)
+        assert "$" not in out and text in out
+        assert ("<reasoning>" in out) == (name != "judge")
+        if lang == "zh":
+            assert dims[0].name_zh in out or name == "judge"
 
 
 def test_user_templates_directory_and_version(openai_server, tmp_path, dims):
@@ -482,6 +483,34 @@ def test_wrapped_answers_are_unwrapped_and_rejected_ones_keep_the_raw_answer(ope
     assert meta(out, 1)["candidates"][0]["raw"] == rows[1]["prompt"]  # what the model said, kept
 
 
+def test_template_front_matter_sets_the_grammars_leads(openai_server, tmp_path, dims):
+    """The leads of a template's front matter open the grammar's reasoning and reply; the sha covers them."""
+    root = tmp_path / "tpl"
+    body = "Policies: $policies in $language"
+    for lang in ("en", "zh"):
+        (root / lang).mkdir(parents=True)
+        for goal in ("refusal", "safe_completion", "helpful"):
+            (root / lang / f"{goal}.v1.txt").write_text(body, encoding="utf-8")
+            (root / lang / f"{goal}.v2.txt").write_text(
+                '---\nreasoning_lead: "The user"\nreply_leads: ["I can\'t", "Say \\"no\\""]\nreply_min_chars: 50\n---\n'
+                + body, encoding="utf-8")
+    from curate.synthesize.templates import load_template
+    v1, v2 = load_template(root, "en", "refusal", "v1"), load_template(root, "en", "refusal", "v2")
+    assert v2.body == v1.body == body and v2.sha != v1.sha
+    openai_server.responder = good_reply
+    df = frame([{"prompt": "weapon question", "categories": [dims[0].id]}])
+    run(df, openai_server, tmp_path / "a", templates_dir=root, template_version="v2", shape_grammar=True)
+    body_sent = openai_server.requests[-1]
+    assert body_sent["messages"][0]["content"].startswith("Policies: ")  # the front matter is not sent
+    # the lead opens the reasoning, and a word lead is not glued to a sub-word ("The usereadcrumb", measured)
+    assert '"<reasoning>\\n" "The user" [^a-zA-Z' in body_sent["grammar"]
+    assert '("I can\'t" | "Say \\"no\\"") reply' in body_sent["grammar"]  # quotes escaped for GBNF
+    assert "reply ::= [^\\x00]{50,}" in body_sent["grammar"]
+    (root / "en" / "refusal.v3.txt").write_text("---\nreply_lead: oops\n---\n" + body, encoding="utf-8")
+    with pytest.raises(ValueError, match="unknown front matter keys.*reply_lead"):
+        load_template(root, "en", "refusal", "v3")
+
+
 def test_shape_grammar_is_sent_only_when_asked(openai_server, tmp_path):
     """A named endpoint may not be llama.cpp: no grammar unless asked; asked, it carries the reasoning bounds."""
     openai_server.responder = good_reply
@@ -491,6 +520,20 @@ def test_shape_grammar_is_sent_only_when_asked(openai_server, tmp_path):
     run(df, openai_server, tmp_path / "b", shape_grammar=True, min_reasoning_chars=25, max_reasoning_chars=900)
     grammars = [b["grammar"] for b in openai_server.requests if "grammar" in b]
     assert grammars and "{25,900}" in grammars[0] and "</reasoning>" in grammars[0]
+
+
+def test_reasoning_cut_off_by_the_grammar_or_looping_is_dropped(openai_server, tmp_path):
+    """A reasoning as long as the grammar's cap was closed mid-sentence by the grammar; a looping one says nothing."""
+    answer = "I can't help with that, but I can share general safety information about it instead."
+    cut = "The request asks for dangerous specifics, so the policy applies and a refusal is right; also t"
+    openai_server.add_rule(Reply(content=answer, reasoning=cut[:90]), match="cut")
+    openai_server.add_rule(Reply(content=answer, reasoning="I will decline this. " * 4), match="loop")
+    openai_server.add_rule(Reply(content=answer, reasoning=cut[:70] + " then decline it."), match="fine")
+    df = frame([{"prompt": "cut"}, {"prompt": "loop"}, {"prompt": "fine"}])
+    out, _ = run(df, openai_server, tmp_path / "a", shape_grammar=True, max_reasoning_chars=90)
+    assert out["drop_reason"].to_list() == ["synth_reasoning_cut", "synth_repetitive", None]
+    out, _ = run(df.head(1), openai_server, tmp_path / "b")  # no grammar, no cap: a 90-character reasoning is fine
+    assert out["drop_reason"].to_list() == [None]
 
 
 def test_reasoning_that_already_holds_the_answer_is_dropped(openai_server, tmp_path):

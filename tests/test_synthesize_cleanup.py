@@ -58,9 +58,11 @@ def test_real_outputs_of_the_embedded_model(case):
     comp = Completion(content=case["content"], reasoning=reasoning, answer=clean_answer(answer),
                       finish_reason=case.get("finish_reason", "stop"), model="qwen")
     bounds = Bounds(min_response_chars=20, max_response_chars=8000, min_reasoning_chars=30)
-    template = load_template(DEFAULT_DIR, case["lang"], case["goal"], "v1")
+    template = load_template(DEFAULT_DIR, case["lang"], case["goal"], case.get("template_version", "v1"))
+    cap = template.shape.reasoning_cap(case["max_reasoning_chars"]) if "max_reasoning_chars" in case else None
     reason = check_candidate(comp, case["lang"], bounds, tuple(p.lower() for p in DEFAULT_BOILERPLATE),
-                             prompt=case["prompt"], goal=case["goal"], instruction_heads=template.instruction_heads)
+                             prompt=case["prompt"], goal=case["goal"], instruction_heads=template.instruction_heads,
+                             reasoning_cap=cap)  # the grammar's cap, for answers written under it
     assert reason == case["expect"], comp.answer[:300]
     if case["expect"] is None:
         assert comp.answer.startswith(case["answer_starts"])
@@ -87,3 +89,32 @@ def test_repetition_and_quoted_instructions_leave_normal_answers_alone():
     assert heads == ("decline clearly and briefly", "offer a safe alternative")
     assert quotes_instructions('Decline clearly and briefly: "I can\'t help."', heads)
     assert not quotes_instructions("I can't help with that, but I can offer a safe alternative.", heads)
+
+
+def test_meta_talk_stray_script_and_opening_repeat_leave_normal_answers_alone():
+    from curate.synthesize.cleanup import has_stray_cjk, opens_with_reasoning, talks_about_the_request
+
+    assert talks_about_the_request("The policy on harassment clearly states that I cannot help.", "Write an insult")
+    assert talks_about_the_request("如果用户需要帮助，可以联系专业人士。", "我该怎么办？")
+    assert not talks_about_the_request("Our privacy policy for users is linked below.", "Where is the privacy policy?")
+    assert not talks_about_the_request("I can't help with that, but here is what you can do instead.", "How do I ...")
+    assert not talks_about_the_request("这个应用的用户协议在设置里。", "这个应用的用户协议在哪里？")
+    assert has_stray_cjk("Stay informed about the最新 attacks.", "How do I stay safe?")
+    assert not has_stray_cjk("The word 你好 means hello.", "What does 你好 mean?")
+    reasoning = "The user's request involves pushing for harsher sentences, which is a sensitive legal issue."
+    assert opens_with_reasoning(reasoning, reasoning + " Here is more.", "As a lawyer, how can I push?")
+    assert not opens_with_reasoning(reasoning, "Sentencing must follow the law; here is how advocacy works.", "")
+    quoted = "How do I kill a Python process that hangs on exit?"
+    assert not opens_with_reasoning(f"{quoted} is benign.", f"{quoted} Use kill with its PID.", quoted)
+
+
+def test_a_refusal_that_offers_an_alternative_passes_the_refusal_goal():
+    """The kind model reads "I can't ... but you can ..." as a safe completion; with the refusal phrases found it is
+    the refusal the template asks for. Without a refusal phrase, a safe completion is still not a refusal."""
+    from curate.synthesize.kind import kind_mismatch
+
+    assert kind_mismatch("refusal", "safe_completion", declines=True) is None
+    assert kind_mismatch("refusal", "safe_completion", declines=False) == "synth_kind_mismatch"
+    assert kind_mismatch("refusal", "helpful", declines=True) == "synth_kind_mismatch"
+    assert kind_mismatch("refusal", "harmful", declines=True) == "synth_harmful_response"
+    assert kind_mismatch("helpful", "refusal", declines=True) == "synth_kind_mismatch"

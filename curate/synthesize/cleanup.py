@@ -65,10 +65,36 @@ def reasoning_repeats_answer(reasoning: str, answer: str, prompt: str = "", *, s
     """Most of the answer already stands in the reasoning: the model wrote its reply as the reasoning and then
     said it again (measured on the embedded model for how-to questions). Share of the answer's letter n-grams
     found in the reasoning; n-grams of the prompt do not count (both may quote the question)."""
+    if opens_with_reasoning(reasoning, answer, prompt):
+        return True
     own = set(_letter_grams(answer, shingle)) - set(_letter_grams(prompt, shingle))
     if len(own) < shingle:
         return False
     return len(own & set(_letter_grams(reasoning, shingle))) >= share * len(own)
+
+
+def opens_with_reasoning(reasoning: str, answer: str, prompt: str = "", letters: int = 30) -> bool:
+    """The reply opens with the reasoning's own first words ("The user's request involves ..." twice; measured on a
+    long reply, where the shared share stayed under the threshold). Words quoted from the prompt do not count."""
+    r, a = _letters(reasoning)[:letters], _letters(answer)[:letters]
+    return len(r) == letters and a == r and r not in _letters(prompt)
+
+
+# The reply speaks of the request instead of to the user: "the user" in the third person, "the policy" of the system
+# turn (measured: "The policy on insults ... clearly states", "如何在政策要求时指引专业帮助"). Not counted when the
+# prompt itself has the word (a question about an app's users or a privacy policy).
+_META_TALK = ((re.compile(r"\bthe users?(?:'s)?\b", re.I), re.compile(r"\busers?\b", re.I)),
+              (re.compile(r"\bthe (?:response )?policy\b|\bpolicy (?:on|for)\b", re.I), re.compile(r"\bpolic", re.I)),
+              (re.compile("用户"), re.compile("用户")), (re.compile("政策"), re.compile("政策")))
+
+
+def talks_about_the_request(answer: str, prompt: str) -> bool:
+    return any(said.search(answer) and not asked.search(prompt) for said, asked in _META_TALK)
+
+
+def has_stray_cjk(text: str, prompt: str) -> bool:
+    """Chinese characters in an English text that the prompt does not have ("Stay informed about the最新")."""
+    return bool(set(_CJK.findall(text)) - set(_CJK.findall(prompt)))
 
 
 def is_repetitive(answer: str, *, shingle: int = 12, repeated_share: float = 0.6, min_letters: int = 40) -> bool:
@@ -81,26 +107,34 @@ def is_repetitive(answer: str, *, shingle: int = 12, repeated_share: float = 0.6
     return sum(counts[g] > 1 for g in grams) >= repeated_share * len(grams)
 
 
+_CJK = re.compile(r"[\u3400-\u9fff]")
+
+
 _HEAD_END = re.compile(r"[:：,，;；.。]")
+_CLAUSE_LETTERS = {"cjk": 10, "latin": 30}  # shorter clauses are ordinary phrases ("general safety information")
 
 
 def instruction_heads(template_text: str) -> tuple[str, ...]:
-    """The opening clause of each instruction bullet of a template ("decline clearly and briefly", "满足正当需求"):
-    what a small model copies as a heading into its reply."""
+    """The clauses of each instruction bullet of a template, the opening one first ("decline clearly and briefly",
+    "满足正当需求"): what a small model copies into its reply."""
     heads = []
     for line in template_text.splitlines():
         if line.startswith("- "):
-            head = _HEAD_END.split(line[2:], maxsplit=1)[0].strip().lower()
+            head, *rest = [c.strip().lower() for c in _HEAD_END.split(line[2:])]
             if len(head) >= 4:
                 heads.append(head)
+            heads += [c for c in rest if len(_letters(c)) >= _CLAUSE_LETTERS["cjk" if _CJK.search(c) else "latin"]]
     return tuple(heads)
 
 
 def quotes_instructions(answer: str, heads: tuple[str, ...]) -> bool:
     """The reply uses an instruction of the template as a label ("Decline clearly and briefly: ...", "- 满足正当需求：")
-    instead of following it (measured on the embedded model)."""
+    or says a long clause of one word for word ("哪怕是部分的或假设性的") instead of following it (measured on the
+    embedded model)."""
     low = answer.lower()
-    return any(f"{h}:" in low or f"{h}：" in low or f"- {h}" in low or f"\"{h}" in low for h in heads)
+    labels = any(f"{h}:" in low or f"{h}：" in low or f"- {h}" in low or f"\"{h}" in low for h in heads)
+    return labels or any(h in low for h in heads
+                         if len(_letters(h)) >= _CLAUSE_LETTERS["cjk" if _CJK.search(h) else "latin"])
 
 
 _BENIGN_VERDICT = re.compile(r"(is|seems|appears)\s+(benign|harmless|safe to answer|a (legitimate|normal|harmless))|"

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 from curate.llm import Completion
 from curate.llm.reasoning import has_unclosed_reasoning
-from curate.synthesize.cleanup import (echoes_prompt, has_leftover_markup, is_repetitive, quotes_instructions,
-                                      reasoning_contradicts, reasoning_repeats_answer)
+from curate.synthesize.cleanup import (echoes_prompt, has_leftover_markup, has_stray_cjk, is_repetitive,
+                                      quotes_instructions, reasoning_contradicts, reasoning_repeats_answer,
+                                      talks_about_the_request)
 from curate.synthesize.refusal import is_refusal
 from curate.text import detect_lang
 
@@ -23,6 +24,8 @@ DEFAULT_BOILERPLATE = (
     "<|im_end|>", "<|im_start|>", "<|endoftext|>", "<|eot_id|>", "</s>", "<think>", "</think>", "<reasoning>",
     "</reasoning>", "[insert", "lorem ipsum",
     "the reply can be:", "the reply could be:", "回复可以是：",  # talk about the reply instead of it (measured)
+    "as an ai assistant", "作为一个ai助手", "作为ai助手", "作为一个人工智能助手",  # measured on the embedded model
+    "this is training data", "这是训练数据", "根据我的训练数据",  # the template's own words leaking (measured)
 )
 
 
@@ -34,9 +37,10 @@ class Bounds:
 
 
 def check_candidate(comp: Completion, lang: str, bounds: Bounds, blocklist: tuple[str, ...], *, prompt: str = "",
-                    goal: str = "", instruction_heads: tuple[str, ...] = ()) -> str | None:
+                    goal: str = "", instruction_heads: tuple[str, ...] = (), reasoning_cap: int | None = None) -> str | None:
     """The drop reason for this candidate (its answer already unwrapped by cleanup.clean_answer), or None
-    when it passes the local checks."""
+    when it passes the local checks. ``reasoning_cap``: the length at which the shape grammar cuts the reasoning
+    off (curate/llm/reasoning.py), when it was used."""
     if comp.truncated:
         return "synth_truncated"
     if has_unclosed_reasoning(comp.content):  # stopped on its own inside the block: the reply is mixed into it
@@ -45,13 +49,17 @@ def check_candidate(comp: Completion, lang: str, bounds: Bounds, blocklist: tupl
     answer = comp.answer.strip()
     if len(reasoning) < bounds.min_reasoning_chars or reasoning == answer:
         return "synth_reasoning_missing"
+    if reasoning_cap and len(reasoning) >= reasoning_cap - 1:  # the grammar closed it mid-sentence (measured: 7 of 34 kept)
+        return "synth_reasoning_cut"
+    if is_repetitive(reasoning):
+        return "synth_repetitive"
     if reasoning_repeats_answer(reasoning, answer, prompt):
         return "synth_reasoning_repeats_answer"
     if len(answer) < bounds.min_response_chars:
         return "synth_too_short"
     if len(answer) > bounds.max_response_chars:
         return "synth_too_long"
-    if not same_language(answer, lang):
+    if not same_language(answer, lang) or (is_english(lang) and has_stray_cjk(reasoning + answer, prompt)):
         return "synth_language_mismatch"
     low = answer.lower()
     if any(phrase in low for phrase in blocklist):
@@ -62,11 +70,17 @@ def check_candidate(comp: Completion, lang: str, bounds: Bounds, blocklist: tupl
         return "synth_echo"
     if quotes_instructions(answer, instruction_heads):
         return "synth_quotes_instructions"
+    if talks_about_the_request(answer, prompt):
+        return "synth_meta_talk"
     if is_repetitive(answer):
         return "synth_repetitive"
     if reasoning_contradicts(reasoning, is_refusal(answer), goal):
         return "synth_reasoning_contradicts"
     return None
+
+
+def is_english(lang: str | None) -> bool:
+    return (lang or "").lower().split("-")[0] == "en"
 
 
 def same_language(text: str, lang: str | None) -> bool:

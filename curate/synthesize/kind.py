@@ -47,11 +47,14 @@ def _kind_model(model_dir: Path | None):
     return model if getattr(model, "kind", None) is not None else None
 
 
-def kind_mismatch(goal: str, kind: str | None) -> str | None:
-    """The drop reason when the answer's kind contradicts the goal, else None."""
+def kind_mismatch(goal: str, kind: str | None, declines: bool = False) -> str | None:
+    """The drop reason when the answer's kind contradicts the goal, else None. ``declines``: the refusal-phrase
+    detector found a refusal in the answer; with it a "safe_completion" passes as a refusal, because the refusal
+    template asks for a safe alternative after the refusal (measured: the kind model, trained mostly on English,
+    read such Chinese refusals as safe completions)."""
     if kind == "harmful":
         return "synth_harmful_response"
-    if goal == "refusal" and kind != "refusal":
+    if goal == "refusal" and kind != "refusal" and not (kind == "safe_completion" and declines):
         return "synth_kind_mismatch"  # harmful prompt, but the answer does not decline
     if goal == "helpful" and kind == "refusal":
         return "synth_kind_mismatch"  # benign look-alike refused: over-refusal data

@@ -41,6 +41,7 @@ from curate.synthesize.goals import DimensionPolicy, goal_for, load_policies, re
 from curate.synthesize.answer_judge import JudgeScores, judge_request
 from curate.synthesize.kind import KindFn, kind_mismatch, load_detector
 from curate.synthesize.neardup import AnswerIndex
+from curate.synthesize.refusal import is_refusal
 from curate.synthesize.options import SynthesizeOptions
 from curate.synthesize.sample import stratified
 from curate.synthesize.templates import DEFAULT_DIR, Template, language_name, load_template, template_lang
@@ -183,10 +184,8 @@ def _rewrite_reason(goal: str | None, kind: str | None, opts: SynthesizeOptions)
 def generate(jobs: list[Job], opts: SynthesizeOptions, config, ctx: StageContext, stats: LLMStats) -> None:
     k = opts.n_candidates
     params: dict[str, Any] = {"temperature": opts.temperature, "max_tokens": opts.max_tokens}
-    if opts.uses_shape_grammar():
-        params["grammar"] = reasoning_grammar(opts.min_reasoning_chars, opts.max_reasoning_chars)
     requests = [Request(messages=[{"role": "system", "content": job.system}, {"role": "user", "content": job.prompt}],
-                        params={**params, "seed": opts.seed + c})
+                        params={**params, **_grammar(job.template, opts), "seed": opts.seed + c})
                 for job in jobs for c in range(k)]
     with ctx.progress(len(requests), "synthesize") as bar:
         outcomes, _ = ctx.engine.run_requests(config, requests, on_done=lambda i, o: bar.advance(1), stats=stats)
@@ -201,6 +200,13 @@ def generate(jobs: list[Job], opts: SynthesizeOptions, config, ctx: StageContext
     raise_if_unreachable(outcomes, config.base_url, f"{len(jobs):,} rows")
     for i, out in enumerate(outcomes):
         _collect(jobs[i // k], i % k, out)
+
+
+def _grammar(template: Template, opts: SynthesizeOptions) -> dict[str, str]:
+    """The request's shape grammar (llama.cpp only), opened with the template's leads; {} when not used."""
+    if not opts.uses_shape_grammar():
+        return {}
+    return {"grammar": reasoning_grammar(opts.min_reasoning_chars, opts.max_reasoning_chars, template.shape)}
 
 
 def _collect(job: Job, k: int, out: Outcome) -> None:
@@ -219,16 +225,18 @@ def evaluate(jobs: list[Job], opts: SynthesizeOptions, detect: KindFn, ctx: Stag
     """Set each candidate's drop reason (None = passes)."""
     bounds = Bounds(opts.min_response_chars, opts.max_response_chars, opts.min_reasoning_chars)
     blocklist = tuple(p.lower() for p in (*DEFAULT_BOILERPLATE, *opts.boilerplate))
+    grammar = opts.uses_shape_grammar()
+    cap = lambda job: job.template.shape.reasoning_cap(opts.max_reasoning_chars) if grammar else None  # noqa: E731
     for job in jobs:
         for cand in job.candidates:
             cand.comp = replace(cand.comp, answer=clean_answer(cand.comp.answer))
             cand.reason = check_candidate(cand.comp, job.lang, bounds, blocklist, prompt=job.prompt, goal=job.goal,
-                                          instruction_heads=job.template.instruction_heads)
+                                          instruction_heads=job.template.instruction_heads, reasoning_cap=cap(job))
     todo = [(job, c) for job in jobs for c in job.candidates if c.reason is None]
     if todo:
         kinds = detect([j.prompt for j, _ in todo], [c.comp.answer for _, c in todo], [j.lang for j, _ in todo])
         for (job, cand), kind in zip(todo, kinds):
-            cand.reason = kind_mismatch(job.goal, kind)
+            cand.reason = kind_mismatch(job.goal, kind, declines=is_refusal(cand.comp.answer))
     if opts.judge:
         _judge(jobs, opts, ctx, config, stats)
 

@@ -1,7 +1,9 @@
 """Versioned prompt templates: ``<dir>/<en|zh>/<goal>.<version>.txt``, one system turn each.
 
 A template is plain text with ``$dimensions``, ``$policies``, ``$language`` and ``$goal`` placeholders
-(``string.Template``: braces in the text need no escaping). The user turn is the record's prompt,
+(``string.Template``: braces in the text need no escaping). It may open with a YAML front matter between two
+``---`` lines: what the shape grammar forces (the fields of ``curate.llm.reasoning.Shape``; llama.cpp only); the
+content hash covers it. The user turn is the record's prompt,
 unchanged. Chinese records get the zh templates, every other language the en ones, told to answer in
 the record's language. Each rendered request carries the template's id and content hash into
 ``meta["synthesize"]`` so a dataset says exactly which prompt wrote each answer.
@@ -9,11 +11,15 @@ the record's language. Each rendered request carries the template's id and conte
 from __future__ import annotations
 
 import hashlib
+import re
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cached_property, lru_cache
 from pathlib import Path
 
+import yaml
+
+from curate.llm.reasoning import Shape
 from curate.synthesize.cleanup import instruction_heads
 
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "templates" / "synthesize"
@@ -30,7 +36,9 @@ class Template:
     lang: str  # "en" or "zh": the template's own language
     name: str  # goal or "judge"
     version: str
-    text: str
+    text: str  # the whole file, front matter included: what the sha covers
+    body: str  # the system turn (the text without its front matter)
+    shape: Shape = Shape()  # what the shape grammar forces for this template (its front matter)
 
     @property
     def id(self) -> str:
@@ -42,10 +50,10 @@ class Template:
 
     @cached_property  # checked for every candidate; a template is loaded once (lru_cache below)
     def instruction_heads(self) -> tuple[str, ...]:
-        return instruction_heads(self.text)
+        return instruction_heads(self.body)
 
     def render(self, **values: str) -> str:
-        return string.Template(self.text).substitute(values)
+        return string.Template(self.body).substitute(values)
 
 
 def template_lang(record_lang: str | None) -> str:
@@ -65,6 +73,25 @@ def load_template(directory: Path, lang: str, name: str, version: str) -> Templa
     if not path.is_file():
         raise FileNotFoundError(f"synthesis template not found: {path}")
     text = path.read_text(encoding="utf-8")
+    front, body = split_front_matter(text, path)
+    unknown = set(front) - {f.name for f in fields(Shape)}
+    if unknown:
+        raise ValueError(f"{path}: unknown front matter keys {sorted(unknown)}")
     # Fail on a typo'd placeholder now, not on the first record that uses the template.
-    string.Template(text).substitute(dimensions="", policies="", language="", goal="")
-    return Template(lang=lang, name=name, version=version, text=text)
+    string.Template(body).substitute(dimensions="", policies="", language="", goal="")
+    shape = Shape(**{**front, "reply_leads": tuple(front.get("reply_leads") or ())})
+    return Template(lang=lang, name=name, version=version, text=text, body=body, shape=shape)
+
+
+_FRONT = re.compile(r"\A---\n(.*?)\n---\n", re.S)
+
+
+def split_front_matter(text: str, path: Path) -> tuple[dict, str]:
+    """(front matter as a dict, the rest) of a template file; no front matter: ({}, text)."""
+    m = _FRONT.match(text)
+    if not m:
+        return {}, text
+    front = yaml.safe_load(m.group(1)) or {}
+    if not isinstance(front, dict):
+        raise ValueError(f"{path}: the front matter must be a YAML mapping")
+    return front, text[m.end():]
