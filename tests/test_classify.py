@@ -391,3 +391,29 @@ def test_pick_candidates_takes_the_least_confident_eligible_rows():
     thresholds = np.array([0.5, 0.5, 0.5, 0.5, 0.4])
     assert pick_candidates(harm, thresholds, 0.15, [True] * 5) == [0, 3, 2, 4]  # by distance; row 1 too far
     assert pick_candidates(harm, thresholds, 0.15, [True, True, True, False, True], max_rows=2) == [0, 2]
+
+
+def test_flag_judge_benchmark_compares_local_cascade_and_judge_alone():
+    """benchmarks/flag_judge.py: the judge's flag replaces the local one only on uncertain rows in the cascade,
+    everywhere when alone; a failed answer (None) keeps the local flag."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from flag_judge import compare
+
+    pred = pl.DataFrame({
+        "lang": ["en"] * 4 + ["zh"] * 2,
+        "prompt_harmful": [True, True, False, False, True, False],
+        "pred_harmful": [False, False, True, False, True, True],
+        "harm_score": [0.45, 0.05, 0.55, 0.1, 0.9, 0.3], "harm_threshold": [0.5] * 4 + [0.25] * 2})
+    judge = [True, True, False, True, None, False]  # rows 0, 2 (en) and 5 (zh) are within the margin
+    out = compare(pred, judge, margin=0.15)
+    en, zh = out["en"], out["zh"]
+    assert en["local"] == {"recall": 0.0, "look_alikes_flagged": 0.5, "harmful_rows": 2, "benign_rows": 2}
+    assert en["local + judge on uncertain rows"]["recall"] == 0.5  # row 1 is far from the threshold: stays local
+    assert en["local + judge on uncertain rows"]["look_alikes_flagged"] == 0.0
+    assert en["judge alone"] == {"recall": 1.0, "look_alikes_flagged": 0.5, "harmful_rows": 2, "benign_rows": 2}
+    assert en["uncertain_rows"] == 2 and en["flag right on uncertain rows"] == {"local": 0.0, "judge": 1.0}
+    assert zh["judge alone"]["recall"] == 1.0  # the failed answer kept the local (right) flag
+    assert zh["local + judge on uncertain rows"]["look_alikes_flagged"] == 0.0
