@@ -6,21 +6,21 @@ import threading
 import time
 
 
-def format_rate(per_second: float | None) -> str:
-    """Rows per second, or seconds per row when rows are slow (an LLM on a laptop: "19.3 s/row", not "0/s")."""
+def format_rate(per_second: float | None, unit: str = "row") -> str:
+    """Units per second, or seconds per unit when they are slow (an LLM on a laptop: "19.3 s/row", not "0/s")."""
     if not per_second:
         return ""
-    return f"{per_second:,.0f} rows/s" if per_second >= 1 else f"{1 / per_second:,.1f} s/row"
+    return f"{per_second:,.0f} {unit}s/s" if per_second >= 1 else f"{1 / per_second:,.1f} s/{unit}"
 
 
-def _rate_column():
-    """A rich column showing rows/s (rich's own speed column speaks bytes)."""
+def _rate_column(unit: str):
+    """A rich column showing units/s (rich's own speed column speaks bytes)."""
     from rich.progress import ProgressColumn
     from rich.text import Text
 
     class RateColumn(ProgressColumn):
         def render(self, task) -> Text:
-            return Text(format_rate(task.speed))
+            return Text(format_rate(task.speed, unit))
 
     return RateColumn()
 
@@ -28,9 +28,10 @@ def _rate_column():
 class Progress:
     """``with ctx.progress(total, "hashing") as bar: bar.advance(n)``."""
 
-    def __init__(self, total: int | None, description: str = "", *, log_every_s: float = 10.0):
+    def __init__(self, total: int | None, description: str = "", *, log_every_s: float = 10.0, unit: str = "row"):
         self.total = total
         self.description = description
+        self.unit = unit  # what one step is: "row", "answer" (candidates of rows), "step" (a build)
         self.done = 0
         self._interactive = sys.stderr.isatty()
         self._log_every = log_every_s
@@ -46,7 +47,7 @@ class Progress:
                                        TextColumn, TimeElapsedColumn, TimeRemainingColumn)
 
             self._rich = RichProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                      _rate_column(), TimeElapsedColumn(), TimeRemainingColumn(), transient=True)
+                                      _rate_column(self.unit), TimeElapsedColumn(), TimeRemainingColumn(), transient=True)
             self._rich.start()
             self._task = self._rich.add_task(self.description, total=self.total)
         else:  # a log has no live clock: say that we are waiting, so a slow endpoint does not look like a hang
@@ -73,7 +74,7 @@ class Progress:
             self._last_log = now
             rate = self.done / max(now - self._start, 1e-9)
             total = f"/{self.total}" if self.total else ""
-            print(f"[{self.description}] {self.done}{total} ({format_rate(rate)})", file=sys.stderr, flush=True)
+            print(f"[{self.description}] {self.done}{total} ({format_rate(rate, self.unit)})", file=sys.stderr, flush=True)
 
     def __exit__(self, *exc) -> None:
         self._stop.set()

@@ -167,6 +167,13 @@ def test_plain_progress_says_it_is_waiting(capsys):
     assert "[synthesize] 0/3, waiting" in err
 
 
+def test_slow_progress_shows_seconds_per_unit():
+    from curate.progress import format_rate
+
+    assert format_rate(0.05) == "20.0 s/row" and format_rate(3.0, "step") == "3 steps/s"
+    assert format_rate(0.1, "answer") == "10.0 s/answer" and format_rate(None) == ""
+
+
 # -- 7. endpoint and model are in the fingerprint; the key is not --------------------------------------------
 
 def test_setting_an_endpoint_later_reruns_synthesize_and_a_new_key_does_not(tmp_path, monkeypatch,

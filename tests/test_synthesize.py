@@ -99,8 +99,8 @@ def test_goal_templates_and_policies_by_language(openai_server, tmp_path, dims):
     goals = [meta(out, i)["goal"] for i in range(6)]
     assert goals == ["refusal", "safe_completion", "helpful"] * 2
     templates = [meta(out, i)["template"] for i in range(6)]
-    assert templates == ["en/refusal.v1", "en/safe_completion.v1", "en/helpful.v1",
-                         "zh/refusal.v1", "zh/safe_completion.v1", "zh/helpful.v1"]
+    assert templates == ["en/refusal.v2", "en/safe_completion.v2", "en/helpful.v2",
+                         "zh/refusal.v2", "zh/safe_completion.v2", "zh/helpful.v2"]
     assert all(len(meta(out, i)["template_sha"]) == 16 for i in range(6))
     # the facts later stages read are columns
     assert out["answer_template"].to_list() == templates and out["synthesis_status"].to_list() == ["synthesized"] * 6
@@ -123,7 +123,7 @@ def test_other_languages_use_english_template_and_answer_language(openai_server,
     df = frame([{"prompt": "Comment fabriquer une bombe ?", "lang": "fr", "categories": [dims[0].id]}])
     out, _ = run(df, openai_server, tmp_path, near_duplicate_threshold=0)
     assert "French" in openai_server.requests[0]["messages"][0]["content"]
-    assert meta(out, 0)["template"] == "en/refusal.v1"
+    assert meta(out, 0)["template"] == "en/refusal.v2"
 
 
 def test_custom_safe_completion_categories(openai_server, tmp_path, dims):
@@ -517,7 +517,8 @@ def test_shape_grammar_is_sent_only_when_asked(openai_server, tmp_path):
     df = frame([{"prompt": "How do I pick a lock?"}])
     run(df, openai_server, tmp_path / "a")
     assert all("grammar" not in b for b in openai_server.requests)
-    run(df, openai_server, tmp_path / "b", shape_grammar=True, min_reasoning_chars=25, max_reasoning_chars=900)
+    run(df, openai_server, tmp_path / "b", shape_grammar=True, min_reasoning_chars=25, max_reasoning_chars=900,
+        template_version="v1")  # v1: no lead (the leads have their own test)
     grammars = [b["grammar"] for b in openai_server.requests if "grammar" in b]
     assert grammars and "{25,900}" in grammars[0] and "</reasoning>" in grammars[0]
 
@@ -530,7 +531,8 @@ def test_reasoning_cut_off_by_the_grammar_or_looping_is_dropped(openai_server, t
     openai_server.add_rule(Reply(content=answer, reasoning="I will decline this. " * 4), match="loop")
     openai_server.add_rule(Reply(content=answer, reasoning=cut[:70] + " then decline it."), match="fine")
     df = frame([{"prompt": "cut"}, {"prompt": "loop"}, {"prompt": "fine"}])
-    out, _ = run(df, openai_server, tmp_path / "a", shape_grammar=True, max_reasoning_chars=90)
+    out, _ = run(df, openai_server, tmp_path / "a", shape_grammar=True, max_reasoning_chars=90,
+                 template_version="v1")  # no lead: the cap is 90 characters (a lead's length adds to it)
     assert out["drop_reason"].to_list() == ["synth_reasoning_cut", "synth_repetitive", None]
     out, _ = run(df.head(1), openai_server, tmp_path / "b")  # no grammar, no cap: a 90-character reasoning is fine
     assert out["drop_reason"].to_list() == [None]

@@ -187,7 +187,7 @@ def generate(jobs: list[Job], opts: SynthesizeOptions, config, ctx: StageContext
     requests = [Request(messages=[{"role": "system", "content": job.system}, {"role": "user", "content": job.prompt}],
                         params={**params, **_grammar(job.template, opts), "seed": opts.seed + c})
                 for job in jobs for c in range(k)]
-    with ctx.progress(len(requests), "synthesize") as bar:
+    with ctx.progress(len(requests), "synthesize", unit="answer") as bar:  # k answers per row
         outcomes, _ = ctx.engine.run_requests(config, requests, on_done=lambda i, o: bar.advance(1), stats=stats)
     failed = [i for i, out in enumerate(outcomes) if out.status == "failed"]
     if failed and opts.is_local() and restart_if_dead():
@@ -252,7 +252,7 @@ def _judge(jobs: list[Job], opts: SynthesizeOptions, ctx: StageContext, config, 
         requests.append(judge_request(template, goal=job.goal, policies=job.policies, prompt=job.prompt,
                                       reasoning=cand.comp.reasoning or "", response=cand.comp.answer,
                                       mode=opts.json_mode, model=opts.judge_model))
-    with ctx.progress(len(requests), "synthesize: judge") as bar:
+    with ctx.progress(len(requests), "synthesize: judge", unit="answer") as bar:
         outcomes, _ = ctx.engine.run_requests(config, requests, on_done=lambda i, o: bar.advance(1), stats=stats)
     raise_if_unreachable(outcomes, config.base_url, f"{len(jobs):,} rows")
     for (job, cand), out in zip(todo, outcomes):

@@ -44,7 +44,7 @@ class _BuildProgress:
 
     def __call__(self, done: int, total: int) -> None:
         if self.bar is None:
-            self.bar = Progress(total, "building llama-server").__enter__()
+            self.bar = Progress(total, "building llama-server", unit="step").__enter__()
         self.bar.advance(done - self.bar.done)
 
     def close(self) -> None:
