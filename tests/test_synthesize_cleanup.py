@@ -118,3 +118,11 @@ def test_a_refusal_that_offers_an_alternative_passes_the_refusal_goal():
     assert kind_mismatch("refusal", "helpful", declines=True) == "synth_kind_mismatch"
     assert kind_mismatch("refusal", "harmful", declines=True) == "synth_harmful_response"
     assert kind_mismatch("helpful", "refusal", declines=True) == "synth_kind_mismatch"
+
+
+def test_a_placeholder_left_in_the_reply_is_boilerplate_and_code_is_not():
+    from curate.synthesize.filters import _PLACEHOLDER
+
+    assert _PLACEHOLDER.search("亲爱的[孩子姓名]，你好") and _PLACEHOLDER.search("Dear [Your Name], thank you")
+    assert not any(_PLACEHOLDER.search(t) for t in ('print(row["name"])', "a[name] = 1", "see [1] and [Smith 2020]",
+                                                    "[name for name in names]"))

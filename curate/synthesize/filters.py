@@ -6,6 +6,7 @@ check (kind.py), the judge (judge.py) and near-duplicates (neardup.py) come afte
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from curate.llm import Completion
@@ -27,6 +28,11 @@ DEFAULT_BOILERPLATE = (
     "as an ai assistant", "作为一个ai助手", "作为ai助手", "作为一个人工智能助手",  # measured on the embedded model
     "this is training data", "这是训练数据", "根据我的训练数据",  # the template's own words leaking (measured)
 )
+
+
+# A slot left for someone to fill in: "[Your Name]", "[孩子姓名]" (measured: a letter to a child opened "亲爱的[孩子姓名]").
+# Not code: an index such as row["name"] follows a name and holds quotes.
+_PLACEHOLDER = re.compile(r"(?<![A-Za-z0-9_\])])[\[【][^\]】\n\"']{0,12}(?:name|姓名|名字|名称)[^\]】\n\"']{0,6}[\]】]", re.I)
 
 
 @dataclass(frozen=True)
@@ -62,7 +68,7 @@ def check_candidate(comp: Completion, lang: str, bounds: Bounds, blocklist: tupl
     if not same_language(answer, lang) or (is_english(lang) and has_stray_cjk(reasoning + answer, prompt)):
         return "synth_language_mismatch"
     low = answer.lower()
-    if any(phrase in low for phrase in blocklist):
+    if any(phrase in low for phrase in blocklist) or _PLACEHOLDER.search(answer):
         return "synth_boilerplate"
     if has_leftover_markup(answer):
         return "synth_markup"
