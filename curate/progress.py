@@ -74,7 +74,8 @@ class Progress:
             self._last_log = now
             rate = self.done / max(now - self._start, 1e-9)
             total = f"/{self.total}" if self.total else ""
-            print(f"[{self.description}] {self.done}{total} ({format_rate(rate, self.unit)})", file=sys.stderr, flush=True)
+            print(f"[{self.description}] {self.done}{total} ({format_rate(rate, self.unit)})", file=sys.stderr,
+                  flush=True)
 
     def __exit__(self, *exc) -> None:
         self._stop.set()

@@ -507,8 +507,13 @@ def test_template_front_matter_sets_the_grammars_leads(openai_server, tmp_path, 
     assert '("I can\'t" | "Say \\"no\\"") reply' in body_sent["grammar"]  # quotes escaped for GBNF
     assert "reply ::= [^\\x00]{50,}" in body_sent["grammar"]
     (root / "en" / "refusal.v3.txt").write_text("---\nreply_lead: oops\n---\n" + body, encoding="utf-8")
-    with pytest.raises(ValueError, match="unknown front matter keys.*reply_lead"):
+    from curate.errors import UsageError
+
+    with pytest.raises(UsageError, match="unknown front matter keys.*reply_lead"):
         load_template(root, "en", "refusal", "v3")
+    (root / "en" / "refusal.v4.txt").write_text("---\nreply_min_chars: many\n---\n" + body, encoding="utf-8")
+    with pytest.raises(UsageError, match="refusal.v4.txt: bad front matter value"):
+        load_template(root, "en", "refusal", "v4")
 
 
 def test_shape_grammar_is_sent_only_when_asked(openai_server, tmp_path):

@@ -43,7 +43,8 @@ class Bounds:
 
 
 def check_candidate(comp: Completion, lang: str, bounds: Bounds, blocklist: tuple[str, ...], *, prompt: str = "",
-                    goal: str = "", instruction_heads: tuple[str, ...] = (), reasoning_cap: int | None = None) -> str | None:
+                    goal: str = "", instruction_heads: tuple[str, ...] = (),
+                    reasoning_cap: int | None = None) -> str | None:
     """The drop reason for this candidate (its answer already unwrapped by cleanup.clean_answer), or None
     when it passes the local checks. ``reasoning_cap``: the length at which the shape grammar cuts the reasoning
     off (curate/llm/reasoning.py), when it was used."""
@@ -55,7 +56,7 @@ def check_candidate(comp: Completion, lang: str, bounds: Bounds, blocklist: tupl
     answer = comp.answer.strip()
     if len(reasoning) < bounds.min_reasoning_chars or reasoning == answer:
         return "synth_reasoning_missing"
-    if reasoning_cap and len(reasoning) >= reasoning_cap - 1:  # the grammar closed it mid-sentence (measured: 7 of 34 kept)
+    if reasoning_cap and len(reasoning) >= reasoning_cap - 1:  # closed mid-sentence by the grammar (7 of 34 kept rows)
         return "synth_reasoning_cut"
     if is_repetitive(reasoning):
         return "synth_repetitive"

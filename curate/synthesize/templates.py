@@ -3,10 +3,9 @@
 A template is plain text with ``$dimensions``, ``$policies``, ``$language`` and ``$goal`` placeholders
 (``string.Template``: braces in the text need no escaping). It may open with a YAML front matter between two
 ``---`` lines: what the shape grammar forces (the fields of ``curate.llm.reasoning.Shape``; llama.cpp only); the
-content hash covers it. The user turn is the record's prompt,
-unchanged. Chinese records get the zh templates, every other language the en ones, told to answer in
-the record's language. Each rendered request carries the template's id and content hash into
-``meta["synthesize"]`` so a dataset says exactly which prompt wrote each answer.
+content hash covers it. The user turn is the record's prompt, unchanged. Chinese records get the zh templates,
+every other language the en ones, told to answer in the record's language. Each rendered request carries the
+template's id and content hash into ``meta["synthesize"]`` so a dataset says exactly which prompt wrote each answer.
 """
 from __future__ import annotations
 
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from curate.errors import UsageError
 from curate.llm.reasoning import Shape
 from curate.synthesize.cleanup import instruction_heads
 
@@ -74,13 +74,23 @@ def load_template(directory: Path, lang: str, name: str, version: str) -> Templa
         raise FileNotFoundError(f"synthesis template not found: {path}")
     text = path.read_text(encoding="utf-8")
     front, body = split_front_matter(text, path)
-    unknown = set(front) - {f.name for f in fields(Shape)}
-    if unknown:
-        raise ValueError(f"{path}: unknown front matter keys {sorted(unknown)}")
     # Fail on a typo'd placeholder now, not on the first record that uses the template.
     string.Template(body).substitute(dimensions="", policies="", language="", goal="")
-    shape = Shape(**{**front, "reply_leads": tuple(front.get("reply_leads") or ())})
-    return Template(lang=lang, name=name, version=version, text=text, body=body, shape=shape)
+    return Template(lang=lang, name=name, version=version, text=text, body=body, shape=_shape(front, path))
+
+
+def _shape(front: dict, path: Path) -> Shape:
+    unknown = set(front) - {f.name for f in fields(Shape)}
+    if unknown:
+        raise UsageError(f"{path}: unknown front matter keys {sorted(unknown)}")
+    try:
+        return Shape(reasoning_lead=str(front.get("reasoning_lead") or ""),
+                     reply_leads=tuple(str(x) for x in front.get("reply_leads") or ()),
+                     reply_min_chars=int(front.get("reply_min_chars") or 1),
+                     max_reasoning_chars=int(front.get("max_reasoning_chars") or 0) or None,
+                     one_paragraph=bool(front.get("one_paragraph", False)))
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"{path}: bad front matter value ({exc})") from None
 
 
 _FRONT = re.compile(r"\A---\n(.*?)\n---\n", re.S)
@@ -91,7 +101,10 @@ def split_front_matter(text: str, path: Path) -> tuple[dict, str]:
     m = _FRONT.match(text)
     if not m:
         return {}, text
-    front = yaml.safe_load(m.group(1)) or {}
+    try:
+        front = yaml.safe_load(m.group(1)) or {}
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{path}: the front matter is not YAML ({exc})") from None
     if not isinstance(front, dict):
-        raise ValueError(f"{path}: the front matter must be a YAML mapping")
+        raise UsageError(f"{path}: the front matter must be a YAML mapping")
     return front, text[m.end():]
