@@ -309,3 +309,18 @@ def test_nothing_to_export_is_a_clear_error(tmp_path):
     rows = base_rows()[-7:]  # only dropped rows
     with pytest.raises(ExportError, match="nothing to export"):
         export(frame(rows), tmp_path)
+
+
+def test_card_list_lines_stay_apart():
+    """The drop reasons are one expression: a {% for %} block there ate its line's newline (trim_blocks), and the
+    quickstart card read "`synth_reasoning_repeats_answer`: 2- sample: 16 of 3,034 prompts ..."."""
+    from curate.export.card import _environment
+
+    template = (_environment().get_template("dataset_card.md.j2").environment
+                .from_string("- filters: {{ drops | reasons }}\n{% if more %}\n- sample: 16\n{% endif %}\n"))
+    assert template.render(drops={"synth_a": 2, "synth_b": 1}, more=True) == \
+        "- filters: `synth_a`: 2, `synth_b`: 1\n- sample: 16\n"
+    assert template.render(drops={}, more=False) == "- filters: none dropped\n"
+    card_source = (Path(__file__).resolve().parents[1] / "curate" / "templates" / "card" / "dataset_card.md.j2").read_text()
+    line = next(l for l in card_source.splitlines() if l.startswith("- filters (answers dropped):"))
+    assert "{% endfor %}" not in line and "| reasons }}" in line

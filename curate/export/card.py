@@ -61,6 +61,8 @@ def _environment() -> jinja2.Environment:
     env.filters["num"] = lambda v: f"{v:,}"
     env.filters["code"] = lambda v: f"`{v}`"
     env.filters["counts"] = lambda pairs: ", ".join(f"`{k}` ({v:,})" for k, v in pairs) or "none recorded"
+    # an expression, not a for block: trim_blocks ate the newline after {% endfor %} and ran two lines together
+    env.filters["reasons"] = lambda counts: ", ".join(f"`{k}`: {v:,}" for k, v in counts.items()) or "none dropped"
     env.globals.update(table=markdown_table, FORMAT_COLUMNS=FORMAT_COLUMNS, INELIGIBLE=INELIGIBLE)
     return env
 
