@@ -77,6 +77,16 @@ def _is_temp_of_root_file(name: str) -> bool:
     return bool(m) and m.group(1) in ROOT_FILES
 
 
+_RUN_FOLDERS = re.compile(r"\d{2}-[a-z_]+|export|report_files")  # the folders a run writes in its root
+
+
+def _is_temp_of_run_folder(name: str) -> bool:
+    """``name`` is what ``staged_folder`` makes of one of the run folder's own folders (a stage, the export). A run
+    killed between the marker's removal and the rename leaves it unmarked and full (measured in make test)."""
+    m = _TEMP_OF.fullmatch(name)
+    return bool(m) and bool(_RUN_FOLDERS.fullmatch(m.group(1)))
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds."""
@@ -296,10 +306,12 @@ class RunStore:
             os.close(fd)  # releases the flock; the file stays (removing it would race a run taking it over)
 
     def remove_stale_temp(self) -> None:
-        """Remove leftovers of killed runs: curate's marked temp folders beside stage outputs, and temp files
-        in the folders only curate writes (quarantine/)."""
+        """Remove leftovers of killed runs: curate's marked temp folders beside stage outputs, the temp folders and
+        files of the run folder's own entries (by exact name), and temp files in the folders only curate writes
+        (quarantine/)."""
         for stale in self.root.glob(f"{TMP_PREFIX}*"):
-            if stale.is_dir() and not stale.is_symlink() and (stale / TMP_MARKER).is_file():
+            if stale.is_dir() and not stale.is_symlink() and ((stale / TMP_MARKER).is_file()
+                                                              or _is_temp_of_run_folder(stale.name)):
                 shutil.rmtree(stale, ignore_errors=True)
             elif stale.is_dir() and not stale.is_symlink() and _TEMP_OF.fullmatch(stale.name):
                 with contextlib.suppress(OSError):  # killed between mkdir and its marker: rmdir removes it only if

@@ -141,6 +141,10 @@ def test_run_dir_cleanup_leaves_other_programs_temp_files(tmp_path):
     (ours / TMP_MARKER).write_text("1\n")
     born_unmarked = shared / f"{TMP_PREFIX}feed0000-02-dedup"  # killed between its mkdir and its marker
     born_unmarked.mkdir()
+    killed_swaps = [shared / f"{TMP_PREFIX}0badf00d-{name}" for name in ("03-classify", "export")]
+    for path in killed_swaps:  # killed after the marker's removal, before the rename: unmarked, full
+        path.mkdir()
+        (path / "part-00000.parquet").write_text("written\n")
     killed_writes = [shared / f"{TMP_PREFIX}0123abcd-{name}" for name in ("report.md", "shortfall.csv")]
     for path in killed_writes:  # a run killed while it wrote its report or shortfall table
         path.write_text("half\n")
@@ -149,8 +153,9 @@ def test_run_dir_cleanup_leaves_other_programs_temp_files(tmp_path):
         pass
     after = user_tree(shared)
     assert not ours.exists() and not born_unmarked.exists() and not any(p.exists() for p in killed_writes)
-    assert unmarked.is_dir()  # our name pattern but not empty and not marked: someone else's, kept
-    ours_names = (ours.name, born_unmarked.name, *(p.name for p in killed_writes))
+    assert not any(p.exists() for p in killed_swaps)
+    assert unmarked.is_dir()  # our name pattern but not empty, not marked, not a run's folder: someone else's, kept
+    ours_names = (ours.name, born_unmarked.name, *(p.name for p in killed_writes + killed_swaps))
     assert {k: v for k, v in before.items() if not k.startswith(ours_names)} == \
         {k: v for k, v in after.items() if k not in ("cache", LOCK_FILE)}
 
