@@ -78,6 +78,11 @@ def _langid():
     return identifier
 
 
+def base_language(code: str | None) -> str:
+    """The language part of a code, lower case: "zh-Hans" -> "zh", None -> ""."""
+    return (code or "").lower().split("-")[0]
+
+
 def detect_lang(text: str) -> str:
     """ISO 639-1 code of the dominant language.
 

@@ -114,6 +114,10 @@ _HEAD_END = re.compile(r"[:：,，;；.。]")
 _CLAUSE_LETTERS = {"cjk": 10, "latin": 30}  # shorter clauses are ordinary phrases ("general safety information")
 
 
+def _is_long_clause(clause: str) -> bool:
+    return len(_letters(clause)) >= _CLAUSE_LETTERS["cjk" if _CJK.search(clause) else "latin"]
+
+
 def instruction_heads(template_text: str) -> tuple[str, ...]:
     """The clauses of each instruction bullet of a template, the opening one first ("decline clearly and briefly",
     "满足正当需求"): what a small model copies into its reply."""
@@ -123,7 +127,7 @@ def instruction_heads(template_text: str) -> tuple[str, ...]:
             head, *rest = [c.strip().lower() for c in _HEAD_END.split(line[2:])]
             if len(head) >= 4:
                 heads.append(head)
-            heads += [c for c in rest if len(_letters(c)) >= _CLAUSE_LETTERS["cjk" if _CJK.search(c) else "latin"]]
+            heads += [c for c in rest if _is_long_clause(c)]
     return tuple(heads)
 
 
@@ -133,8 +137,7 @@ def quotes_instructions(answer: str, heads: tuple[str, ...]) -> bool:
     embedded model)."""
     low = answer.lower()
     labels = any(f"{h}:" in low or f"{h}：" in low or f"- {h}" in low or f"\"{h}" in low for h in heads)
-    return labels or any(h in low for h in heads
-                         if len(_letters(h)) >= _CLAUSE_LETTERS["cjk" if _CJK.search(h) else "latin"])
+    return labels or any(h in low for h in heads if _is_long_clause(h))
 
 
 _BENIGN_VERDICT = re.compile(r"(is|seems|appears)\s+(benign|harmless|safe to answer|a (legitimate|normal|harmless))|"

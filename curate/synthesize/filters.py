@@ -15,7 +15,7 @@ from curate.synthesize.cleanup import (echoes_prompt, has_leftover_markup, has_s
                                       quotes_instructions, reasoning_contradicts, reasoning_repeats_answer,
                                       talks_about_the_request)
 from curate.synthesize.refusal import is_refusal
-from curate.text import detect_lang
+from curate.text import base_language, detect_lang
 
 # Phrases that mark an answer as model boilerplate or a leaked template/control token, not as a reply.
 DEFAULT_BOILERPLATE = (
@@ -66,7 +66,7 @@ def check_candidate(comp: Completion, lang: str, bounds: Bounds, blocklist: tupl
         return "synth_too_short"
     if len(answer) > bounds.max_response_chars:
         return "synth_too_long"
-    if not same_language(answer, lang) or (is_english(lang) and has_stray_cjk(reasoning + answer, prompt)):
+    if not same_language(answer, lang) or (base_language(lang) == "en" and has_stray_cjk(reasoning + answer, prompt)):
         return "synth_language_mismatch"
     low = answer.lower()
     if any(phrase in low for phrase in blocklist) or _PLACEHOLDER.search(answer):
@@ -86,12 +86,8 @@ def check_candidate(comp: Completion, lang: str, bounds: Bounds, blocklist: tupl
     return None
 
 
-def is_english(lang: str | None) -> bool:
-    return (lang or "").lower().split("-")[0] == "en"
-
-
 def same_language(text: str, lang: str | None) -> bool:
-    want = (lang or "").lower().split("-")[0]
+    want = base_language(lang)
     if not want or want == "und":
         return True  # nothing to compare against
     return detect_lang(text) == want

@@ -21,6 +21,7 @@ import yaml
 from curate.errors import UsageError
 from curate.llm.reasoning import Shape
 from curate.synthesize.cleanup import instruction_heads
+from curate.text import base_language
 
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "templates" / "synthesize"
 GOALS = ("refusal", "safe_completion", "helpful")
@@ -57,11 +58,11 @@ class Template:
 
 
 def template_lang(record_lang: str | None) -> str:
-    return "zh" if (record_lang or "").lower().split("-")[0] == "zh" else "en"
+    return "zh" if base_language(record_lang) == "zh" else "en"
 
 
 def language_name(record_lang: str | None) -> str:
-    code = (record_lang or "").lower().split("-")[0]
+    code = base_language(record_lang)
     if not code or code == "und":
         return "the same language as the user's message"
     return LANGUAGE_NAMES.get(code, f"the language with ISO 639-1 code {code!r}")
