@@ -77,6 +77,10 @@ def read_records(path: str | Path) -> pl.DataFrame:
 
 
 def _read_json_lines(path: Path, gz: bool, array: bool) -> pl.DataFrame:
+    if not gz and not array:
+        fast = _read_ndjson_fast(path)
+        if fast is not None:
+            return fast
     opener = gzip.open if gz else open
     with opener(path, "rt", encoding="utf-8") as fh:
         if array:
@@ -96,6 +100,22 @@ def _read_json_lines(path: Path, gz: bool, array: bool) -> pl.DataFrame:
                 row[col] = records.dump_meta(row[col])
     return pl.DataFrame(rows, schema_overrides={c: records.SCHEMA[c] for c in records.SCHEMA if rows and c in rows[0]},
                         infer_schema_length=None) if rows else records.empty()
+
+
+def _read_ndjson_fast(path: Path) -> pl.DataFrame | None:
+    """Polars' native JSON-lines reader (a tenth of the time of a ``json.loads`` per line, which is most of a
+    small ``curate dedup``), or None when the file needs the per-line reader: a bad line (which it names), a
+    nested ``meta`` object to turn into text, a value that does not fit its column, an empty file."""
+    try:
+        df = pl.read_ndjson(path, infer_schema_length=None)
+    except Exception:
+        return None
+    if df.height == 0 or any(c in df.columns and df.schema[c] not in (pl.Utf8, pl.Null) for c in JSON_COLUMNS):
+        return None
+    for name, dtype in df.schema.items():
+        if name in records.SCHEMA and dtype not in (records.SCHEMA[name], pl.Null, pl.List(pl.Null)):
+            return None
+    return df
 
 
 def _decode_text_columns(df: pl.DataFrame) -> pl.DataFrame:

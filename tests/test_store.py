@@ -22,6 +22,25 @@ def test_records_round_trip_every_format(tmp_path, name):
     assert back.select("id", "prompt", "categories", "meta").equals(df.select("id", "prompt", "categories", "meta"))
 
 
+@pytest.mark.parametrize("rows", [
+    [{"id": "a", "prompt": "你好"}, {"id": "b", "prompt": None, "categories": ["S01"]}],  # fast path
+    [{"id": "a", "prompt": "x", "categories": []}, {"id": "b", "prompt": "y", "categories": []}],  # list of nothing
+    [{"id": "a", "meta": {"k": [1, "二"]}}, {"id": "b", "meta": "{}"}],  # nested meta: per-line reader
+    [{"id": 1, "prompt": "x"}, {"id": "b", "answer_judge_score": 3}],  # values that need conforming
+])
+def test_json_lines_read_the_same_by_the_fast_and_the_per_line_reader(tmp_path, rows):
+    import gzip
+    import json
+
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" + ("\n" if i == 0 else "") for i, r in enumerate(rows))
+    (tmp_path / "x.jsonl").write_text(text, encoding="utf-8")
+    with gzip.open(tmp_path / "x.jsonl.gz", "wt", encoding="utf-8") as fh:  # .gz always takes the per-line path
+        fh.write(text)
+    fast, per_line = read_records(tmp_path / "x.jsonl"), read_records(tmp_path / "x.jsonl.gz")
+    assert fast.height == len(rows)
+    assert fast.equals(per_line)
+
+
 def test_reading_a_missing_or_unknown_file_is_one_clear_error(tmp_path):
     with pytest.raises(InputError, match="no such file"):
         read_records(tmp_path / "nope.jsonl")

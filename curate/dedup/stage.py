@@ -100,6 +100,16 @@ def _decontaminate(df: pl.DataFrame, found: dict, opts: DedupOptions, ctx: Stage
     return records.mark_dropped(df, pl.Series(hit), "contaminated")
 
 
+def _cluster_meta(size: np.ndarray, is_dup: np.ndarray, exact_rep: np.ndarray) -> pl.Series:
+    """Each clustered row's ``meta.dedup`` entry as JSON text, built column-wise (null for a row alone)."""
+    cols = pl.DataFrame({"size": size, "dup": is_dup, "exact": exact_rep})
+    entry = records.concat_text('{"cluster_size": ', pl.col("size"),
+                                ', "match": ', pl.when(pl.col("exact")).then(pl.lit('"exact"')).otherwise(pl.lit('"near"')),
+                                ', "representative": ', pl.when(pl.col("dup")).then(pl.lit("false")).otherwise(pl.lit("true")),
+                                "}")
+    return cols.select(pl.when(pl.col("size") > 1).then(entry).alias("entry"))["entry"]
+
+
 def run(df: pl.DataFrame, opts: DedupOptions, ctx: StageContext) -> pl.DataFrame:
     started = time.perf_counter()
     if df.height == 0:
@@ -118,9 +128,7 @@ def run(df: pl.DataFrame, opts: DedupOptions, ctx: StageContext) -> pl.DataFrame
     ids = df["id"].to_numpy()
     exact_rep = found["unique_of_row"] == found["unique_of_row"][rep]  # empty rows are never in a cluster
     df = df.with_columns(pl.Series("dup_cluster", ids[rep], dtype=pl.Utf8), pl.Series("is_duplicate", is_dup))
-    meta = [{"cluster_size": int(s), "representative": bool(not d), "match": "exact" if e else "near"}
-            if s > 1 else None for s, d, e in zip(size.tolist(), is_dup.tolist(), exact_rep.tolist())]
-    df = records.with_stage_meta(df, STAGE_NAME, meta)
+    df = records.with_stage_meta_json(df, STAGE_NAME, _cluster_meta(size, is_dup, exact_rep))
     df = records.mark_dropped(df, pl.Series(is_dup), "duplicate")
 
     seconds = time.perf_counter() - started
