@@ -17,13 +17,27 @@ from curate.classify.train import taxonomy_examples
 
 def encode_all(df: pl.DataFrame, tax, path: Path, log) -> None:
     """Every prompt and taxonomy line encoded once, kept at ``path`` (npz) and loaded into the encoder's cache."""
-    texts = list(dict.fromkeys(df["prompt"].fill_null(" ").to_list() + taxonomy_examples(tax, 1)[0]))
+    encode_texts(list(dict.fromkeys(df["prompt"].fill_null(" ").to_list() + taxonomy_examples(tax, 1)[0])), path, log)
+
+
+def encode_texts(texts: list[str], path: Path, log, chunk: int = 20_000) -> np.ndarray:
+    """The teacher's vectors of ``texts``, those not in ``path`` yet encoded and the file rewritten after every
+    ``chunk`` texts (an interrupted encoding keeps what it did)."""
     encoder = shared_encoder()
     if path.is_file():
         encoder.remember(*read(path))
+    texts = list(dict.fromkeys(texts))
     t0 = time.perf_counter()
-    vectors = encoder.encode(texts)
-    log(f"encoded {len(texts)} texts in {time.perf_counter() - t0:.0f}s (cached ones are free)")
+    vectors = [encoder.encode(texts[:0])]
+    for start in range(0, len(texts), chunk):
+        vectors.append(encoder.encode(texts[start:start + chunk]))
+        _write(path, texts[:start + chunk], np.concatenate(vectors))
+        log(f"encoded {min(start + chunk, len(texts)):,} of {len(texts):,} texts, {time.perf_counter() - t0:.0f}s "
+            "(cached ones are free)")
+    return np.concatenate(vectors)
+
+
+def _write(path: Path, texts: list[str], vectors: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     encoded = [t.encode("utf-8") for t in texts]  # one byte string: a fixed-width text array took 1.2 GB
     np.savez(path, utf8=np.frombuffer(b"".join(encoded), dtype=np.uint8),

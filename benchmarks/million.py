@@ -72,9 +72,8 @@ def build_corpus(base: pl.DataFrame, rows: int, near_dups: float, copies: float,
             k = round(missing * frac) if i < share.height - 1 else missing - sum(p.height for p in parts[1:])
             a = pool.sample(k, with_replacement=True, seed=seed + 2 * i)
             b = pool.sample(k, with_replacement=True, seed=seed + 2 * i + 1)
-            half_a, half_b = a["prompt"].str.len_chars() // 2, b["prompt"].str.len_chars() // 2
             parts.append(pl.DataFrame({
-                "prompt": a["prompt"].str.slice(0, half_a) + b["prompt"].str.slice(half_b),
+                "prompt": shared_corpus.spliced(a["prompt"], b["prompt"]),
                 "lang": a["lang"], "response": pl.Series([None] * k, dtype=pl.Utf8)}))
     distinct = pl.concat(parts)
     near = distinct.sample(n_near, with_replacement=True, seed=seed + 100).with_row_index("_i")
@@ -92,8 +91,11 @@ def build_corpus(base: pl.DataFrame, rows: int, near_dups: float, copies: float,
     return out.with_row_index("n").select(pl.format("row-{}", "n").alias("id"), "prompt", "response")
 
 
-def pipeline_yaml(data: Path, run_dir: Path, select: int, embed_band: float | None) -> str:
-    classify = "{}" if embed_band is None else f"{{embed_band: {embed_band}}}"
+def pipeline_yaml(data: Path, run_dir: Path, select: int, embed_band: float | None,
+                  model_dir: Path | None = None) -> str:
+    keys = ([] if embed_band is None else [f"embed_band: {embed_band}"]) + ([f"model_dir: {model_dir}"] if model_dir
+                                                                          else [])
+    classify = "{" + ", ".join(keys) + "}"
     return f"""name: million
 run_dir: {run_dir}
 report: false
@@ -242,6 +244,7 @@ def main() -> int:
     ap.add_argument("--copies", type=float, default=0.02, help="share of exact copies")
     ap.add_argument("--select", type=int, default=50_000, help="prompts balance selects for synthesis")
     ap.add_argument("--embed-band", type=float, default=None, help="classify's embed_band (default: the stage's)")
+    ap.add_argument("--model-dir", type=Path, help="classify's model_dir (default: the shipped model)")
     ap.add_argument("--work", type=Path, default=REPO / ".cache" / "million", help="corpus, run folder, log")
     ap.add_argument("--corpus", type=Path, default=REPO / ".cache" / "bench_corpus.parquet")
     ap.add_argument("--plot", type=Path, help="write the time-per-stage chart (PNG) here")
@@ -267,7 +270,8 @@ def main() -> int:
         suffix = "" if engine == "local" else f"-{engine}"
         run_dir = args.work / f"run-{args.rows}{suffix}"
         pipe = args.work / f"million-{args.rows}{suffix}.yaml"
-        pipe.write_text(pipeline_yaml(data, run_dir, min(args.select, args.rows // 4), args.embed_band),
+        pipe.write_text(pipeline_yaml(data, run_dir, min(args.select, args.rows // 4), args.embed_band,
+                                      args.model_dir),
                         encoding="utf-8")
         flags = [] if engine == "local" else ["--engine", "dask", "--dask-workers", str(args.workers)]
         if engine == "dask":  # shard size: a YAML key (no flag)

@@ -108,6 +108,12 @@ def cached(presets: list[str], path: Path, log=print) -> pl.DataFrame:
     return df
 
 
+def spliced(a: pl.Series, b: pl.Series) -> pl.Series:
+    """The first half of each text of ``a`` joined to the second half of the text of ``b`` at the same row: new
+    prompts whose length and wording stay those of real ones."""
+    return a.str.slice(0, a.str.len_chars() // 2) + b.str.slice(b.str.len_chars() // 2)
+
+
 if __name__ == "__main__":
     from curate.io import write_records
 
