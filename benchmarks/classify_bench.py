@@ -137,19 +137,24 @@ def judged(pred: pl.DataFrame, judge: dict, tax) -> tuple[pl.DataFrame, int]:
                              pl.Series("pred_harmful", harmful, dtype=pl.Boolean)), len(rows)
 
 
+def loso_folds(df: pl.DataFrame):
+    """(family, training frame, held-out evaluation rows) for every source family with enough labelled rows."""
+    df = df.with_columns(df["source"].replace(shared_corpus.FAMILY).alias("_family"))
+    counts = eval_rows(df).group_by("_family").len()
+    for fam, n in counts.sort("_family").iter_rows():
+        if n >= MIN_LOSO_ROWS:
+            yield (fam, df.filter(pl.col("_family") != fam).drop("_family"),
+                   eval_rows(df.filter(pl.col("_family") == fam).drop("_family")))
+
+
 def loso(df: pl.DataFrame, tax, config: TrainConfig, log, judge: dict | None = None,
          keep: list | None = None) -> dict:
-    family = df["source"].replace(shared_corpus.FAMILY)
-    df = df.with_columns(family.alias("_family"))
-    counts = eval_rows(df).group_by("_family").len()
-    held = [f for f, n in counts.sort("_family").iter_rows() if n >= MIN_LOSO_ROWS]
     columns = PRED_COLUMNS
     pooled, per_source, pooled_judged, per_source_judged, n_judged = [], {}, [], {}, 0
     config = TrainConfig(**{**config.__dict__, "train_kind": False})  # LOSO scores the prompt model only
-    for fam in held:
+    for fam, train, rows in loso_folds(df):
         t0 = time.perf_counter()
-        model = train_model(df.filter(pl.col("_family") != fam).drop("_family"), tax, config)
-        rows = eval_rows(df.filter(pl.col("_family") == fam).drop("_family"))
+        model = train_model(train, tax, config)
         pred = predictions(model, rows)
         pooled.append(pred.select(columns))
         per_source[fam] = summary(score_frame(pred, model.labels))

@@ -24,6 +24,7 @@ BENCHMARKS = {
     "million": ("million.py", ["--plot", "docs/million.png"]),  # 1M rows through `curate run`
     "dask": ("dask_bench.py", ["--rows", "200000", "--workers", "2"]),  # local vs Dask engine, ~80 s
     "classify": ("classify_bench.py", ["--permissive", "--judge", "oracle"]),  # ~45 min on 2 cores
+    "cascade": ("cascade_bench.py", []),  # the stage's cascade vs full blend vs a static screen, ~15 min
 }
 
 

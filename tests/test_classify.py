@@ -417,3 +417,24 @@ def test_flag_judge_benchmark_compares_local_cascade_and_judge_alone():
     assert en["uncertain_rows"] == 2 and en["flag right on uncertain rows"] == {"local": 0.0, "judge": 1.0}
     assert zh["judge alone"]["recall"] == 1.0  # the failed answer kept the local (right) flag
     assert zh["local + judge on uncertain rows"]["look_alikes_flagged"] == 0.0
+
+
+def test_benchmark_loso_folds_hold_out_whole_families_with_enough_rows():
+    """classify_bench's folds (also cascade_bench's): a family is held out whole (xstest with its completions),
+    never in its own training frame, and only when it has enough labelled rows."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from classify_bench import MIN_LOSO_ROWS, loso_folds
+
+    sizes = {"xstest": 60, "xstest_completions": 60, "big": MIN_LOSO_ROWS, "small": MIN_LOSO_ROWS - 1}
+    rows = [(f"{s}-{i}", s, f"prompt {s} {i}", ["S03"] if i % 2 else [], i % 2 == 1)
+            for s, n in sizes.items() for i in range(n)]
+    df = records.conform(pl.DataFrame(rows, schema=["id", "source", "prompt", "categories", "prompt_harmful"],
+                                      orient="row"))
+    folds = {fam: (train, held) for fam, train, held in loso_folds(df)}
+    assert sorted(folds) == ["big", "xstest"]
+    train, held = folds["xstest"]
+    assert held.height == 120 and set(held["source"]) == {"xstest", "xstest_completions"}
+    assert not train["source"].is_in(["xstest", "xstest_completions"]).any() and train.height == df.height - 120
