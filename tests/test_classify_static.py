@@ -134,3 +134,18 @@ def test_a_model_folder_names_a_known_encoder(tmp_path):
     (directory / INFO_FILE).write_text(json.dumps({**info, "encoder": "labse"}))
     with pytest.raises(UsageError, match="labse"):
         load_layer(directory)
+
+
+def test_the_cascade_encodes_in_chunks_with_the_same_decisions_and_reports_every_row(monkeypatch):
+    model = train_model(_rows(), None, _config(embed_weight=0.7, train_kind=False, embed_encoder="static"))
+    texts = pl.Series((FIXTURE * 40)[:317])  # not a multiple of the chunk
+    whole = model.predict(texts, band=None)
+    monkeypatch.setattr("curate.classify.model.EMBED_CHUNK", 64)
+    told: list[int] = []
+    chunked = model.predict(texts, band=None, progress=told.append)
+    np.testing.assert_allclose(chunked.scores, whole.scores, atol=1e-6)
+    assert chunked.categories == whole.categories and (chunked.harmful == whole.harmful).all()
+    assert sum(told) == len(texts) and max(told) == 64  # fastText's rows at once (none here), then chunk by chunk
+    told.clear()
+    cascade = model.predict(texts, band=0.3, progress=told.append)
+    assert sum(told) == len(texts) and told[0] == len(texts) - int(cascade.blended.sum())

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 import polars as pl
@@ -29,6 +29,7 @@ from curate.classify.specific import prefer_specific
 __all__ = ["ClassifierModel", "Decisions", "ModelError", "TextClassifier", "default_model_dir", "load_model"]
 
 FORMAT_VERSION = 1
+EMBED_CHUNK = 8192  # texts encoded at a time by the embedding layer (a multiple of the encoder's batch of 512)
 
 
 @contextmanager
@@ -145,25 +146,29 @@ class ClassifierModel:
 
     def predict(self, texts: pl.Series, langs: Sequence[str | None] | None = None, *,
                 overrides: dict[str, float] | None = None, band: float | None = None,
-                harmful_threshold: float | None = None) -> Decisions:
+                harmful_threshold: float | None = None,
+                progress: Callable[[int], None] = lambda n: None) -> Decisions:
         """Scores, dimensions and harmful flags for ``texts``, and which rows the embedding layer served: the
         cascade decision, for the classify stage and for evaluation alike.
 
         Without an embedding layer: fastText alone. With one: blended scores decided with the layer's thresholds,
         for every row (``band`` None) or, as a cascade, only for the rows ``uncertain_rows`` picks with ``band``
-        (the encoder is about 1000x slower than fastText); the other rows keep fastText's own decision."""
+        (the encoder is about 1000x slower than fastText); the other rows keep fastText's own decision.
+        ``progress(n)`` is told of rows as they are decided: fastText's at once, the encoder's chunk by chunk."""
         scores = self.prompt.scores(texts)
         layer = self.embed
         blended = np.zeros(len(scores), dtype=bool)
         if layer is None:
             cats, harmful = self.decide(scores, overrides, harmful_threshold, langs)
+            progress(len(scores))
             return Decisions(scores, cats, harmful, blended)
         rows = np.arange(len(scores)) if band is None else np.flatnonzero(self.uncertain_rows(scores, band, langs))
         cats, harmful = (self.decide(scores, overrides, harmful_threshold, langs) if band is not None
                          else ([[]] * len(scores), np.zeros(len(scores), bool)))
         cats = list(cats)
+        progress(len(scores) - len(rows))
         if len(rows):
-            part = layer.blend(scores[rows], layer.vectors(texts.gather(rows).to_list()), self.labels)
+            part = self._blend_in_chunks(layer, scores[rows], texts.gather(rows), progress)
             sub_langs = [langs[i] for i in rows] if langs is not None else None
             sub_cats, sub_harmful = layer.decider(self).decide(part, overrides, harmful_threshold, sub_langs)
             scores = scores.copy()
@@ -174,6 +179,18 @@ class ClassifierModel:
             for i, c in zip(rows.tolist(), sub_cats):
                 cats[i] = c
         return Decisions(scores, cats, harmful, blended)
+
+    def _blend_in_chunks(self, layer, ft_scores: np.ndarray, texts: pl.Series,
+                         progress: Callable[[int], None]) -> np.ndarray:
+        """The layer's blended scores, the texts encoded a chunk at a time: their sentence vectors (2 KB a text)
+        are never all in memory (400k band rows of a million-row run held 1.6 GB at once)."""
+        out = np.empty_like(ft_scores)
+        for start in range(0, len(ft_scores), EMBED_CHUNK):
+            stop = min(start + EMBED_CHUNK, len(ft_scores))
+            vectors = layer.vectors(texts.slice(start, stop - start).to_list())
+            out[start:stop] = layer.blend(ft_scores[start:stop], vectors, self.labels)
+            progress(stop - start)
+        return out
 
     def scores_json(self, scores: np.ndarray) -> list[str]:
         """Per row, the JSON the stage stores in ``category_scores``: exactly

@@ -37,7 +37,7 @@ def run(df: pl.DataFrame, opts: ClassifyOptions, ctx: StageContext) -> pl.DataFr
         langs = rows["lang"].to_list()
         band = None if opts.embed_band >= 1 else opts.embed_band
         decided = model.predict(rows["prompt"], langs, overrides=overrides, band=band,
-                                harmful_threshold=opts.harmful_threshold)
+                                harmful_threshold=opts.harmful_threshold, progress=bar.advance)
         scores, pred_cats, pred_harm = decided.scores, decided.categories, decided.harmful
         harm_score = model.harm_score(scores)
         has_response = rows["response"].fill_null("").str.strip_chars().str.len_chars() > 0
@@ -49,7 +49,6 @@ def run(df: pl.DataFrame, opts: ClassifyOptions, ctx: StageContext) -> pl.DataFr
             at = np.flatnonzero(need_kind)
             kinds = kinds.scatter(at, pl.Series(found, dtype=pl.Utf8))
             kind_scores[at] = probs
-        bar.advance(len(positions))
     t_harm = decided.harm_thresholds(model, langs, opts.harmful_threshold)  # the judge's distance is on this scale
     best = model.best_harm_dimension(scores)
     decisions = pl.DataFrame({
