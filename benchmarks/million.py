@@ -260,7 +260,7 @@ def main() -> int:
         return 0
     args.work.mkdir(parents=True, exist_ok=True)
     data = args.work / f"corpus-{args.rows}.parquet"
-    if not data.exists():
+    if not data.exists() or pl.scan_parquet(data).select(pl.len()).collect().item() != args.rows:  # else stale
         t = time.perf_counter()
         build_corpus(base_rows(args.corpus), args.rows, args.near_dups, args.copies, args.seed).write_parquet(data)
         print(f"corpus: {args.rows:,} rows in {time.perf_counter() - t:.1f}s -> {data}", file=sys.stderr)
