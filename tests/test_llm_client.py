@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
+from pathlib import Path
 
 import openai
 import pytest
@@ -260,3 +262,34 @@ def test_options_resolve_endpoint_from_environment(monkeypatch, tmp_path):
 def test_models_endpoint(openai_server):
     client = openai.OpenAI(base_url=openai_server.base_url, api_key="EMPTY", max_retries=0)
     assert [m.id for m in client.models.list()] == ["test-model"]
+
+
+def _open_caches_in_step(args):
+    """One process of the race below: open (and write to) each new cache at the same moment as the others."""
+    from curate.llm.cache import ResponseCache
+
+    folder, n, start = args
+    failures = []
+    for i in range(n):
+        time.sleep(max(0.0, start + i * 0.05 - time.time()))
+        try:
+            cache = ResponseCache(Path(folder) / f"cache{i}.sqlite")
+            cache.put(f"key-{os.getpid()}", "m", {"answer": i})
+            cache.close()
+        except Exception as exc:  # noqa: BLE001 - the test counts every failure
+            failures.append(repr(exc))
+    return failures
+
+
+def test_processes_opening_a_new_cache_at_once_all_succeed(tmp_path):
+    """Dask workers open the run's response cache together; the first open switches the file to WAL, and
+    sqlite answered the others "database is locked" without waiting (seen in CI, 3-9 of 240 opens here)."""
+    import multiprocessing
+
+    from curate.llm.cache import ResponseCache
+
+    start = time.time() + 2.0  # after the spawned processes have imported
+    with multiprocessing.get_context("spawn").Pool(6) as pool:
+        failures = [f for part in pool.map(_open_caches_in_step, [(str(tmp_path), 30, start)] * 6) for f in part]
+    assert failures == []
+    assert all(len(ResponseCache(tmp_path / f"cache{i}.sqlite")) == 6 for i in range(30))

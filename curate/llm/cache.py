@@ -20,16 +20,33 @@ def cache_key(model: str, params: dict[str, Any], messages: list[dict[str, Any]]
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+BUSY_SECONDS = 10.0  # how long a statement waits for another process's lock on the file
+
+
+def _use_wal(db: sqlite3.Connection) -> None:
+    """Switch the file to WAL (it stays so). Processes opening a new cache at once (Dask workers) race for the
+    switch, and sqlite answers "database is locked" at once rather than waiting in its busy handler: retry."""
+    deadline = time.monotonic() + BUSY_SECONDS
+    while True:
+        try:
+            if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 class ResponseCache:
     def __init__(self, path: Path):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         # One connection used from the event loop thread only; statements take microseconds.
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=BUSY_SECONDS)
+        _use_wal(self._db)
         self._db.execute("PRAGMA synchronous=NORMAL")  # durable across a killed process; fsync at checkpoints
-        self._db.execute("PRAGMA busy_timeout=10000")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, model TEXT NOT NULL, "
             "value TEXT NOT NULL, created REAL NOT NULL)")
