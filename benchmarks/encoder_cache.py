@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from curate.classify.embedding.encoder import shared_encoder
+from curate.classify.embedding.encoder import DIM, shared_encoder
 from curate.classify.train import taxonomy_examples
 
 
@@ -28,7 +28,7 @@ def encode_texts(texts: list[str], path: Path, log, chunk: int = 20_000) -> np.n
         encoder.remember(*read(path))
     texts = list(dict.fromkeys(texts))
     t0 = time.perf_counter()
-    vectors = [encoder.encode(texts[:0])]
+    vectors = [np.zeros((0, DIM), dtype=np.float32)]
     for start in range(0, len(texts), chunk):
         vectors.append(encoder.encode(texts[start:start + chunk]))
         _write(path, texts[:start + chunk], np.concatenate(vectors))

@@ -93,8 +93,11 @@ def build_corpus(base: pl.DataFrame, rows: int, near_dups: float, copies: float,
 
 def pipeline_yaml(data: Path, run_dir: Path, select: int, embed_band: float | None,
                   model_dir: Path | None = None) -> str:
-    keys = ([] if embed_band is None else [f"embed_band: {embed_band}"]) + ([f"model_dir: {model_dir}"] if model_dir
-                                                                          else [])
+    keys = []
+    if embed_band is not None:
+        keys.append(f"embed_band: {embed_band}")
+    if model_dir is not None:
+        keys.append(f"model_dir: {model_dir}")
     classify = "{" + ", ".join(keys) + "}"
     return f"""name: million
 run_dir: {run_dir}

@@ -103,10 +103,10 @@ def _decontaminate(df: pl.DataFrame, found: dict, opts: DedupOptions, ctx: Stage
 def _cluster_meta(size: np.ndarray, is_dup: np.ndarray, exact_rep: np.ndarray) -> pl.Series:
     """Each clustered row's ``meta.dedup`` entry as JSON text, built column-wise (null for a row alone)."""
     cols = pl.DataFrame({"size": size, "dup": is_dup, "exact": exact_rep})
-    entry = records.concat_text('{"cluster_size": ', pl.col("size"),
-                                ', "match": ', pl.when(pl.col("exact")).then(pl.lit('"exact"')).otherwise(pl.lit('"near"')),
-                                ', "representative": ', pl.when(pl.col("dup")).then(pl.lit("false")).otherwise(pl.lit("true")),
-                                "}")
+    match = pl.when(pl.col("exact")).then(pl.lit('"exact"')).otherwise(pl.lit('"near"'))
+    representative = pl.when(pl.col("dup")).then(pl.lit("false")).otherwise(pl.lit("true"))
+    entry = records.concat_text('{"cluster_size": ', pl.col("size"), ', "match": ', match,
+                                ', "representative": ', representative, "}")
     return cols.select(pl.when(pl.col("size") > 1).then(entry).alias("entry"))["entry"]
 
 
