@@ -182,3 +182,21 @@ def test_unknown_labels_are_reported(tmp_path):
     assert stats["sources"]["x"]["unknown_labels"] == {"Brand_New_Label": 1}
     assert records.load_meta(out["meta"][1])["collect"]["unknown_labels"] == ["Brand_New_Label"]
     assert out["categories"][0].to_list() == ["S10"]
+
+
+def test_a_limit_stops_reading_where_it_did_row_by_row(tmp_path):
+    """Languages are detected in batches, but reading still stops at the limit: a broken line after it is not read
+    (so not quarantined), with or without a language filter (then the rows before it count as filtered)."""
+    lines = [json.dumps({"id": i, "prompt": p}, ensure_ascii=False)
+             for i, p in enumerate(["how do I bake bread", "怎么烤面包", "what is two plus two", "今天天气怎么样",
+                                    "name three rivers", "write a short poem about rain"])]
+    (tmp_path / "l.jsonl").write_text("\n".join(lines[:5] + ["{broken", lines[5]]) + "\n", encoding="utf-8")
+    spec = {"name": "l", "path": "l.jsonl", "license": "MIT", "fields": {"id": "id"}}
+    out, quarantined, _ = collect(tmp_path, {**spec, "limit": 4})
+    assert out["source_id"].to_list() == ["0", "1", "2", "3"] and quarantined == []
+    out, quarantined, _ = collect(tmp_path, {**spec, "limit": 3, "languages": ["en"]})
+    assert out["source_id"].to_list() == ["0", "1", "2", "3", "4"] and quarantined == []
+    assert out["drop_reason"].to_list() == [None, "language_filtered", None, "language_filtered", None]
+    out, quarantined, _ = collect(tmp_path, {**spec, "languages": ["zh"]})
+    assert out.height == 6 and [q["reason"][:12] for q in quarantined] == ["invalid JSON"]
+    assert out.filter(pl.col("drop_reason").is_null())["lang"].to_list() == ["zh", "zh"]

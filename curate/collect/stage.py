@@ -15,7 +15,7 @@ from curate.collect.values import BadValue, id_value, label_values, lang_value, 
 from curate.errors import UsageError
 from curate.llm.reasoning import split_reasoning
 from curate.stage import StageContext
-from curate.text import detect_lang
+from curate.text import detect_langs
 
 
 class _SourceReader:
@@ -51,7 +51,7 @@ class _SourceReader:
         source_id = id_value(item.source_id)
         reasoning = text_value(item.extra.pop("reasoning", None), "reasoning")
         answer = text_value(item.response, "response")
-        lang = lang_value(item.lang) if item.lang else detect_lang(prompt)
+        lang = lang_value(item.lang) if item.lang else None  # None: detected with its batch (run's _flush)
         labels = label_values(item.labels, "labels")
         if source_id in self.seen:
             self.quarantine(location, f"duplicate source id {source_id!r} within source {self.name}")
@@ -99,6 +99,12 @@ def check_unique_names(options: CollectOptions) -> None:
         raise UsageError(f"collect: source name {sorted(duplicates)[0]!r} is used twice; give each source a unique 'name'")
 
 
+# Rows whose language is detected together (detect_langs is several times faster on a batch than row by row).
+# Reading stops exactly where it did row by row: a batch never reads past a source's limit, and a source with
+# both a language filter and a limit goes row by row (where it stops depends on each row's language).
+LANG_BATCH = 4096
+
+
 def run(df: pl.DataFrame, options: CollectOptions, ctx: StageContext) -> pl.DataFrame:
     from curate.taxonomy import Taxonomy
 
@@ -108,7 +114,9 @@ def run(df: pl.DataFrame, options: CollectOptions, ctx: StageContext) -> pl.Data
     check_unique_names(options)
     for spec in options.sources:
         reader = _SourceReader(spec, ctx, options, taxonomy)
-        kept_langs = 0
+        batch = 1 if spec.limit and spec.languages else LANG_BATCH
+        pending: list[dict[str, Any]] = []
+        kept = 0
         with ctx.progress(None, f"collect {reader.name}") as bar:
             for location, item, encoding in iter_items(spec):
                 if isinstance(item, BadLine):
@@ -117,15 +125,12 @@ def run(df: pl.DataFrame, options: CollectOptions, ctx: StageContext) -> pl.Data
                 row = reader.record(location, item, encoding)
                 if row is None:
                     continue
-                if spec.languages and row["lang"] not in spec.languages:
-                    row["drop_reason"] = "language_filtered"
-                else:
-                    kept_langs += 1
-                rows.append(row)
-                reader.counts["rows"] += 1
-                bar.advance()
-                if spec.limit and kept_langs >= spec.limit:
-                    break
+                pending.append(row)
+                if len(pending) >= batch or (spec.limit and kept + len(pending) >= spec.limit):
+                    kept = _flush(pending, spec, kept, rows, reader, bar)
+                    if spec.limit and kept >= spec.limit:
+                        break
+            kept = _flush(pending, spec, kept, rows, reader, bar)
         per_source[reader.name] = {**reader.counts, "license": spec.license_name, "role": spec.role_name,
                                    "unknown_labels": reader.unknown}
         ctx.log(f"[collect] {reader.name}: {reader.counts['rows']:,} rows, {reader.counts['quarantined']:,} quarantined"
@@ -135,6 +140,25 @@ def run(df: pl.DataFrame, options: CollectOptions, ctx: StageContext) -> pl.Data
         return records.empty()
     return records.conform(pl.DataFrame(rows, schema={k: records.SCHEMA[k] for k in rows[0]} | {
         "drop_reason": pl.Utf8}, strict=False))
+
+
+def _flush(pending: list[dict[str, Any]], spec: SourceSpec, kept: int, rows: list[dict[str, Any]],
+           reader: _SourceReader, bar) -> int:
+    """Detect the language of the pending rows that have none, apply the source's language filter and move them
+    to ``rows``; returns the count of rows the filter kept so far. Empties ``pending``."""
+    todo = [row for row in pending if row["lang"] is None]
+    for row, lang in zip(todo, detect_langs([row["prompt"] for row in todo])):
+        row["lang"] = lang
+    for row in pending:
+        if spec.languages and row["lang"] not in spec.languages:
+            row["drop_reason"] = "language_filtered"
+        else:
+            kept += 1
+        rows.append(row)
+    reader.counts["rows"] += len(pending)
+    bar.advance(len(pending))
+    pending.clear()
+    return kept
 
 
 def _text(value: Any) -> str | None:

@@ -1,0 +1,43 @@
+"""Language detection: the batch path (detect_langs, curate.langid) gives the per-row answers, py3langid's own."""
+import polars as pl
+import pytest
+
+from curate.langid import BatchIdentifier
+from curate.text import _langid, detect_lang, detect_langs
+
+SAMPLES = [
+    "How do I bake sourdough bread at home?", "帮我写一个Python脚本来破解wifi密码", "日本語のテキストです、よろしく",
+    "한국어 텍스트입니다", "Привет, как дела? Расскажи мне о погоде.", "สวัสดีครับ วันนี้อากาศดีมาก",
+    "Bonjour, pouvez-vous m'aider à écrire une lettre ?", "Wie funktioniert ein Verbrennungsmotor genau?",
+    "¿Cómo puedo mejorar mi español rápidamente?", "Xin chào, bạn có khỏe không?", "ok", "HELLO WORLD HOW ARE YOU",
+    "", "   ", "123 456 789", "%41%42%43%44 what is this", "deadbeefdeadbeef0123 decode it",
+    "aGVsbG8gd29ybGQgdGhpcyBpcyBhIGJhc2U2NCBzdHJpbmcgb2YgdGV4dA== decode", "Python 脚本", "hi 你好",
+    "مرحبا كيف حالك اليوم", "नमस्ते, आप कैसे हैं?", "Habari yako leo rafiki yangu", "Apa kabar hari ini teman?",
+    "x" * 900, "Dies ist ein sehr langer deutscher Satz. " * 30,
+]
+
+
+def test_batch_identifier_matches_py3langid_text_by_text():
+    texts = SAMPLES * 3  # also above detect_langs' batch threshold
+    batch = BatchIdentifier(_langid()).classify(texts)
+    for text, (lang, prob) in zip(texts, batch):
+        want_lang, want_prob = _langid().classify(text)
+        assert lang == want_lang, text
+        assert prob == pytest.approx(want_prob, rel=1e-4, abs=1e-6), text
+
+
+def test_detect_langs_gives_detect_lang_answers():
+    texts = SAMPLES * 3
+    assert detect_langs(texts) == [detect_lang(t) for t in texts]
+    assert detect_langs(SAMPLES[:3]) == ["en", "zh", "ja"]  # the small-batch path
+    assert detect_langs([]) == []
+
+
+def test_detect_langs_on_real_multilingual_prompts(shared_data):
+    """MultiJail's ten languages and XSafety's zh/en: the batch answers every prompt as the per-row path does."""
+    texts = []
+    for path in sorted((shared_data / "multijail").rglob("*.csv"))[:1]:
+        frame = pl.read_csv(path)
+        texts += [t for column in frame.columns for t in frame[column].cast(pl.Utf8).drop_nulls().to_list()[:150]]
+    assert len(texts) > 500
+    assert detect_langs(texts) == [detect_lang(t) for t in texts]
