@@ -109,7 +109,7 @@ def run(df: pl.DataFrame, options: CollectOptions, ctx: StageContext) -> pl.Data
     from curate.taxonomy import Taxonomy
 
     taxonomy = Taxonomy.load(ctx.taxonomy_path)
-    rows: list[dict[str, Any]] = []
+    frames: list[pl.DataFrame] = []  # a frame per batch: a million row dicts held at once cost gigabytes
     per_source: dict[str, Any] = {}
     check_unique_names(options)
     for spec in options.sources:
@@ -127,25 +127,24 @@ def run(df: pl.DataFrame, options: CollectOptions, ctx: StageContext) -> pl.Data
                     continue
                 pending.append(row)
                 if len(pending) >= batch or (spec.limit and kept + len(pending) >= spec.limit):
-                    kept = _flush(pending, spec, kept, rows, reader, bar)
+                    kept = _flush(pending, spec, kept, frames, reader, bar)
                     if spec.limit and kept >= spec.limit:
                         break
-            kept = _flush(pending, spec, kept, rows, reader, bar)
+            kept = _flush(pending, spec, kept, frames, reader, bar)
         per_source[reader.name] = {**reader.counts, "license": spec.license_name, "role": spec.role_name,
                                    "unknown_labels": reader.unknown}
         ctx.log(f"[collect] {reader.name}: {reader.counts['rows']:,} rows, {reader.counts['quarantined']:,} quarantined"
                 + (f", unknown labels: {', '.join(sorted(reader.unknown))}" if reader.unknown else ""))
     ctx.stats["sources"] = per_source
-    if not rows:
-        return records.empty()
-    return records.conform(pl.DataFrame(rows, schema={k: records.SCHEMA[k] for k in rows[0]} | {
-        "drop_reason": pl.Utf8}, strict=False))
+    return records.conform(pl.concat(frames, how="diagonal")) if frames else records.empty()
 
 
-def _flush(pending: list[dict[str, Any]], spec: SourceSpec, kept: int, rows: list[dict[str, Any]],
+def _flush(pending: list[dict[str, Any]], spec: SourceSpec, kept: int, frames: list[pl.DataFrame],
            reader: _SourceReader, bar) -> int:
-    """Detect the language of the pending rows that have none, apply the source's language filter and move them
-    to ``rows``; returns the count of rows the filter kept so far. Empties ``pending``."""
+    """Detect the language of the pending rows that have none, apply the source's language filter and add them to
+    ``frames`` as one frame; returns the count of rows the filter kept so far. Empties ``pending``."""
+    if not pending:
+        return kept
     todo = [row for row in pending if row["lang"] is None]
     for row, lang in zip(todo, detect_langs([row["prompt"] for row in todo])):
         row["lang"] = lang
@@ -154,7 +153,8 @@ def _flush(pending: list[dict[str, Any]], spec: SourceSpec, kept: int, rows: lis
             row["drop_reason"] = "language_filtered"
         else:
             kept += 1
-        rows.append(row)
+    frames.append(pl.DataFrame(pending, schema={k: records.SCHEMA[k] for k in pending[0]} | {"drop_reason": pl.Utf8},
+                               strict=False))
     reader.counts["rows"] += len(pending)
     bar.advance(len(pending))
     pending.clear()
