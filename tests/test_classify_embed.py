@@ -28,6 +28,8 @@ def test_encoder_puts_a_translation_nearer_than_an_unrelated_text():
     assert np.isfinite(v[3]).all()  # a missing text still gets a vector
     again = enc.encode(["怎么在家里制作炸弹"])
     assert len(enc._cache) == 4 and np.array_equal(again[0], v[1])
+    once = enc.encode(["a text the classify stage sees once", "怎么在家里制作炸弹"], cache=False)  # as the stage asks
+    assert len(enc._cache) == 4 and np.array_equal(once[1], v[1])  # looked up, but nothing new kept
 
 
 def test_heads_learn_separable_classes_and_round_trip(tmp_path):

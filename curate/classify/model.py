@@ -183,11 +183,12 @@ class ClassifierModel:
     def _blend_in_chunks(self, layer, ft_scores: np.ndarray, texts: pl.Series,
                          progress: Callable[[int], None]) -> np.ndarray:
         """The layer's blended scores, the texts encoded a chunk at a time: their sentence vectors (2 KB a text)
-        are never all in memory (400k band rows of a million-row run held 1.6 GB at once)."""
+        are never all in memory (400k band rows of a million-row run held 1.6 GB at once), nor kept in the
+        encoder's cache (a run encodes each text once; the cache serves training, where texts come back)."""
         out = np.empty_like(ft_scores)
         for start in range(0, len(ft_scores), EMBED_CHUNK):
             stop = min(start + EMBED_CHUNK, len(ft_scores))
-            vectors = layer.vectors(texts.slice(start, stop - start).to_list())
+            vectors = layer.vectors(texts.slice(start, stop - start).to_list(), cache=False)
             out[start:stop] = layer.blend(ft_scores[start:stop], vectors, self.labels)
             progress(stop - start)
         return out

@@ -62,7 +62,9 @@ class Encoder:
     def clear_cache(self) -> None:
         self._cache.clear()
 
-    def encode(self, texts: Sequence[str | None]) -> np.ndarray:
+    def encode(self, texts: Sequence[str | None], cache: bool = True) -> np.ndarray:
+        """Vectors of ``texts``; with ``cache`` False, texts not seen before are not kept (a classify run encodes
+        each text once: keeping 300k of them would only cost 600 MB)."""
         texts = [(t or " ")[:MAX_CHARS] for t in texts]
         out = np.zeros((len(texts), DIM), dtype=np.float32)
         todo = [i for i, t in enumerate(texts) if t not in self._cache] if self.cache_size else range(len(texts))
@@ -73,7 +75,7 @@ class Encoder:
             vectors.update(zip(part, self._model().encode(part).astype(np.float32)))
         for i, t in enumerate(texts):
             out[i] = vectors[t] if t in vectors else self._cache[t]
-        if self.cache_size and len(self._cache) + len(vectors) <= self.cache_size:
+        if cache and self.cache_size and len(self._cache) + len(vectors) <= self.cache_size:
             self._cache.update(vectors)
         return out
 

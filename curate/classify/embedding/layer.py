@@ -34,9 +34,9 @@ class EmbeddingLayer:
     harmful_by_lang: dict[str, float] = field(default_factory=dict)
     encoder: str = USEM3  # the sentence encoder the heads were fitted on (encoder.ENCODERS); saved with them
 
-    def vectors(self, texts: Sequence[str | None]) -> np.ndarray:
-        """Sentence vectors of ``texts`` from the encoder these heads were fitted on."""
-        return shared_encoder(self.encoder).encode(texts)
+    def vectors(self, texts: Sequence[str | None], cache: bool = True) -> np.ndarray:
+        """Sentence vectors of ``texts`` from the encoder these heads were fitted on (``cache``: see Encoder.encode)."""
+        return shared_encoder(self.encoder).encode(texts, cache=cache)
 
     def scores(self, vectors: np.ndarray, labels: Sequence[str]) -> np.ndarray:
         """Head scores in ``labels`` order (a label the heads do not know scores 0)."""

@@ -79,7 +79,8 @@ class StaticEncoder:
             return np.zeros((0, self.rows.shape[1]), dtype=np.float32)
         return np.concatenate(map_slices(s, self._latent, self.threads, CHUNK))
 
-    def encode(self, texts: pl.Series | Sequence[str | None]) -> np.ndarray:
+    def encode(self, texts: pl.Series | Sequence[str | None], cache: bool = True) -> np.ndarray:
+        """Vectors of ``texts`` (``cache`` is the teacher's option; this encoder keeps nothing)."""
         return normalised(self.latent(texts) @ self.basis)
 
     def save(self, path: str | Path) -> None:
