@@ -438,3 +438,26 @@ def test_benchmark_loso_folds_hold_out_whole_families_with_enough_rows():
     train, held = folds["xstest"]
     assert held.height == 120 and set(held["source"]) == {"xstest", "xstest_completions"}
     assert not train["source"].is_in(["xstest", "xstest_completions"]).any() and train.height == df.height - 120
+
+
+def test_flag_judge_yes_probability_mode_scores_orderings():
+    """benchmarks/flag_judge.py --yes-probability: ROC AUC per language for the local score, the judge's P(yes)
+    and their mean rank (a judge that orders the rows perfectly gets 1.0 whatever the local layers do)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from flag_judge import compare_scores, recall_at, roc_auc
+
+    assert roc_auc([True, False], [0.2, 0.2]) == 0.5 and roc_auc([True, False, False], [0.9, 0.1, 0.95]) == 0.5
+    pred = pl.DataFrame({"lang": ["en"] * 4 + ["zh"] * 2, "prompt_harmful": [True, True, False, False, True, False],
+                         "harm_score": [0.2, 0.6, 0.7, 0.1, 0.3, 0.4], "harm_threshold": [0.5] * 6})
+    out = compare_scores(pred, [0.9, 0.8, 0.1, 0.2, 0.3, 0.6])
+    en = out["en"]
+    assert (en["rows"], en["auc_local"], en["auc_judge_yes"], en["auc_mean_rank"]) == (4, 0.5, 1.0, 1.0)
+    assert out["zh"]["auc_local"] == 0.0 and out["zh"]["auc_judge_yes"] == 0.0
+    # with 2 benign rows, 10% allows none above the threshold: the top benign score is the bar to clear
+    assert en["recall_at_10pct_judge_yes"] == 1.0 and en["recall_at_10pct_local"] == 0.0
+    benign_heavy = [True] * 2 + [False] * 10
+    assert recall_at(benign_heavy, [0.5, 0.95] + [0.9, 0.6] + [0.1] * 8) == 0.5  # one benign row of 10 may pass
+    assert recall_at(benign_heavy, [0.5, 0.85] + [0.9, 0.88] + [0.1] * 8) == 0.0
