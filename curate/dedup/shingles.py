@@ -96,7 +96,15 @@ def shingle(texts: pl.Series | list[str], spec: Shingling) -> Shingles:
         parts.append(Shingles(values, row_offsets))
     if len(parts) == 1:
         return parts[0]
-    return Shingles(np.concatenate([p.values for p in parts]), offsets_of(np.concatenate([p.sizes() for p in parts])))
+    # one array for all blocks, each block freed once copied: a concatenate would hold every id twice at its peak
+    values = np.empty(sum(len(p.values) for p in parts), dtype=np.uint64)
+    sizes = np.concatenate([p.sizes() for p in parts])
+    at = 0
+    while parts:
+        block = parts.pop(0).values
+        values[at:at + len(block)] = block
+        at += len(block)
+    return Shingles(values, offsets_of(sizes))
 
 
 def subset(sh: Shingles, rows: np.ndarray) -> Shingles:

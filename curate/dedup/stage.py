@@ -54,8 +54,9 @@ def find_clusters(texts: pl.Series, opts: DedupOptions, ctx: StageContext | None
     params = signatures.Params(shingling=spec, bands=bands, rows=rows)
 
     # rows with nothing to compare (no response yet, say) are their own cluster, never a duplicate
-    present = np.nonzero((texts.fill_null("").str.strip_chars() != "").to_numpy())[0]
-    some_texts = texts.gather(present)
+    # (contains a non-space character: no stripped copy of every text; a gather only when some rows are empty)
+    present = np.nonzero(texts.str.contains(r"\S").fill_null(False).to_numpy())[0]
+    some_texts = texts if len(present) == n else texts.gather(present)
     if ctx is not None:
         with ctx.progress(len(present), "dedup signatures") as bar:
             exact, keys = signatures.compute(some_texts, params, opts.workers, opts.shard_rows, bar.advance,
