@@ -23,7 +23,9 @@ INVISIBLE = f"[{INVISIBLE_CHARS}]"
 VARIATION_RUN = "([\ufe00-\ufe0f\U000e0100-\U000e01ef])[\ufe00-\ufe0f\U000e0100-\U000e01ef]+"
 _CONTROL = re.compile(INVISIBLE)
 _VARIATION_RUN = re.compile(VARIATION_RUN)
-_SPACES = re.compile(r"[ \t\u00a0\u3000]+")
+# A run of spaces becomes one plain space. The pattern skips what is one plain space already (most matches in
+# prose, each a costly no-op replacement): a run of two or more, or one tab or wide space.
+_SPACES = re.compile(r"[\t\u00a0\u3000][ \t\u00a0\u3000]*| [ \t\u00a0\u3000]+")
 _NEWLINES = re.compile(r"\n{3,}")
 
 _HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
@@ -67,7 +69,7 @@ def normalize(text: str) -> str:
     text = strip_invisible(text)
     text = _SPACES.sub(" ", text)
     text = "\n".join(line.strip() for line in text.split("\n"))
-    return _NEWLINES.sub("\n\n", text).strip()
+    return (_NEWLINES.sub("\n\n", text) if "\n\n\n" in text else text).strip()
 
 
 @lru_cache(maxsize=1)

@@ -1,9 +1,13 @@
 """Language detection: the batch path (detect_langs, curate.langid) gives the per-row answers, py3langid's own."""
+import random
+import re
+import unicodedata
+
 import polars as pl
 import pytest
 
 from curate.langid import BatchIdentifier
-from curate.text import _langid, detect_lang, detect_langs
+from curate.text import _langid, detect_lang, detect_langs, normalize, strip_invisible
 
 SAMPLES = [
     "How do I bake sourdough bread at home?", "帮我写一个Python脚本来破解wifi密码", "日本語のテキストです、よろしく",
@@ -41,3 +45,18 @@ def test_detect_langs_on_real_multilingual_prompts(shared_data):
         texts += [t for column in frame.columns for t in frame[column].cast(pl.Utf8).drop_nulls().to_list()[:150]]
     assert len(texts) > 500
     assert detect_langs(texts) == [detect_lang(t) for t in texts]
+
+
+def test_normalize_folds_every_run_of_spaces_as_the_plain_rule_does():
+    """normalize's space pattern skips single plain spaces (a speed-up); the result is the plain rule's: every run
+    of spaces, tabs and wide spaces is one space, lines trimmed, at most one blank line."""
+    def plain_rule(text: str) -> str:
+        text = unicodedata.normalize("NFKC", text).replace("\r\n", "\n").replace("\r", "\n")
+        text = re.sub(r"[ \t\u00a0\u3000]+", " ", strip_invisible(text))
+        return re.sub(r"\n{3,}", "\n\n", "\n".join(line.strip() for line in text.split("\n"))).strip()
+
+    rng = random.Random(0)
+    alphabet = [" ", " ", "\t", "\u00a0", "\u3000", "\n", "\r", "a", "中", "\u200b", "\ufe0f"]
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14))) for _ in range(20_000)]
+    assert [normalize(t) for t in texts] == [plain_rule(t) for t in texts]
+    assert normalize(" a \t b\u3000\u3000c  \n\n\n\nd ") == "a b c\n\nd"
