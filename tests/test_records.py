@@ -113,3 +113,18 @@ def test_malformed_old_meta_migrates_without_a_crash():
     df = records.validate(records.conform(old))
     assert df["category_disagreement"].to_list() == [None, 0.0, 0.0, None, None, None, None]
     assert df["answer_judge_score"].null_count() == len(metas) and df["role"].to_list() == ["safety"] * len(metas)
+
+
+def test_record_ids_hash_the_json_of_source_and_source_id_whatever_the_characters():
+    """make_id skips json.dumps when nothing needs escaping: the ids stay those of json.dumps (stable across
+    versions), with quotes, backslashes, control characters and non-ASCII in either part."""
+    import json
+
+    import xxhash
+
+    parts = ["mined", "1", "", 'say "hi"', "back\\slash", "tab\there", "new\nline", "\x7f", "\u2028", "中文", "🙂",
+             "\x00", "a/b", "'single'"]
+    for source in parts[:6]:
+        for source_id in parts:
+            want = xxhash.xxh3_128_hexdigest(json.dumps([source, source_id], ensure_ascii=False).encode())[:24]
+            assert records.make_id(source, source_id) == want, (source, source_id)
