@@ -281,5 +281,5 @@ def test_scores_json_is_the_per_row_json_dumps(models):
     for values in (scores, wide):
         expected = [json.dumps({label: round(float(v), 4) for label, v in zip(model.labels, row)}, sort_keys=True)
                     for row in values]
-        assert model.scores_json(values) == expected
-    assert model.scores_json(np.zeros((0, 3), dtype=np.float32)) == []
+        assert model.scores_json(values).to_list() == expected
+    assert model.scores_json(np.zeros((0, 3), dtype=np.float32)).to_list() == []

@@ -56,8 +56,10 @@ def run(df: pl.DataFrame, opts: ClassifyOptions, ctx: StageContext) -> pl.DataFr
         "best": pl.Series(best, dtype=pl.Utf8), "blended": decided.blended,
         "harm_score": np.round(harm_score.astype(np.float64), 4), "kind": kinds,
         "kind_score": np.round(kind_scores.astype(np.float64), 4),
-        "scores_json": pl.Series(model.scores_json(scores), dtype=pl.Utf8)})
+        "scores_json": model.scores_json(scores)})
     updated, counts = _fill(rows, decisions)
+    predicted = decisions.select(_or_safe(pl.col("pred")).alias("c")).explode("c")["c"].value_counts()
+    del rows, decisions, pred_harm, scores, decided  # what _fill copied out: free before the full-size result
 
     if opts.judge:
         updated = _judge(updated, harm_score, t_harm, opts, ctx, counts, pred_cats, best)
@@ -67,7 +69,6 @@ def run(df: pl.DataFrame, opts: ClassifyOptions, ctx: StageContext) -> pl.DataFr
     updated = updated.drop("_harm_filled")
 
     result = _put_back(df, updated, positions)
-    predicted = decisions.select(_or_safe(pl.col("pred")).alias("c")).explode("c")["c"].value_counts()
     ctx.stats.update({"rows": df.height, "classified": len(positions), **{k: v for k, v in counts.items() if v},
                       "model": str(Path(opts.model_dir or default_model_dir())),
                       "predicted": dict(predicted.iter_rows())})
