@@ -38,6 +38,9 @@ _LATIN_WORD = re.compile(r"[A-Za-z\u00c0-\u024f]+")
 _ENCODED = re.compile(r"(?:%[0-9A-Fa-f]{2})+|\b[0-9A-Fa-f]{16,}\b|[A-Za-z0-9+/]{40,}={0,2}")
 _ENCODED_HINT = r"%[0-9A-Fa-f]{2}|[0-9A-Fa-f]{16}|[A-Za-z0-9+/]{40}"  # every match of _ENCODED contains one of these
 _OTHER_LETTERS = re.compile(r"[^\W\d_A-Za-z\u00c0-\u024f" + _HAN + _KANA + _HANGUL + "]+")
+# The same class for polars (Rust regex), whose \w also holds combining marks and connector punctuation: Python's
+# \w less digits and "_" is letters and non-decimal numbers
+_OTHER_LETTERS_COLUMN = r"[\p{L}\p{Nl}\p{No}--[A-Za-z\u00c0-\u024f" + _HAN + _KANA + _HANGUL + "]]"
 
 
 # Languages py3langid may answer for non-CJK text: the languages of the safety sets we know (MultiJail's
@@ -106,7 +109,8 @@ def detect_lang(text: str) -> str:
 def detect_langs(texts: Sequence[str]) -> list[str]:
     """``detect_lang`` of each text, for many texts at once (the same answers, a fraction of the time): the
     script counts by polars' regex engine over the column, py3langid's model on every undecided text together
-    (``curate.langid``)."""
+    (``curate.langid``). The two regex engines agree on every character Python's Unicode tables know; Rust's
+    are newer, so a letter added to Unicode since can count as a letter here and not in ``detect_lang``."""
     import polars as pl
 
     if len(texts) < 32:  # below this, polars' and numpy's per-call costs outweigh the batch
@@ -120,7 +124,7 @@ def detect_langs(texts: Sequence[str]) -> list[str]:
     counts = pl.DataFrame({
         "cjk": column.str.count_matches(_CJK_CHAR.pattern), "latin": column.str.count_matches(_LATIN_WORD.pattern),
         "kana": column.str.count_matches(_KANA_CHAR.pattern), "hangul": column.str.count_matches(_HANGUL_CHAR.pattern),
-        "other": column.str.contains(_OTHER_LETTERS.pattern)}).rows()
+        "other": column.str.contains(_OTHER_LETTERS_COLUMN)}).rows()
     out = [_script_lang(cjk, latin, lambda k=kana: k, lambda h=hangul: h, lambda o=other: o)
            for cjk, latin, kana, hangul, other in counts]
     undecided = [i for i, lang in enumerate(out) if not lang]

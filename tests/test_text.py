@@ -18,6 +18,7 @@ SAMPLES = [
     "aGVsbG8gd29ybGQgdGhpcyBpcyBhIGJhc2U2NCBzdHJpbmcgb2YgdGV4dA== decode", "Python 脚本", "hi 你好",
     "مرحبا كيف حالك اليوم", "नमस्ते, आप कैसे हैं?", "Habari yako leo rafiki yangu", "Apa kabar hari ini teman?",
     "x" * 900, "Dies ist ein sehr langer deutscher Satz. " * 30,
+    "\u0301\u0301", "a\u0301", "² ½ ①", "‿", "_ _", "Ⅻ",  # marks, numbers, connectors: Python's \w, not Rust's
 ]
 
 
