@@ -67,8 +67,7 @@ class BatchIdentifier:
         np.cumsum(sorted_lengths[:-1], out=starts[1:])
         buf = np.frombuffer(b"".join(data[i] for i in order), dtype=np.uint8).astype(np.int64)
         # running[t]: how many texts are longer than t bytes (the prefix of ``order`` that step t touches)
-        running = len(data) - np.searchsorted(sorted_lengths[::-1], np.arange(int(sorted_lengths[0]) if len(data) else 0),
-                                              side="right")
+        running = len(data) - np.searchsorted(sorted_lengths[::-1], np.arange(sorted_lengths[0]), side="right")
         state = np.zeros(len(data), dtype=np.int64)
         rows, feats = [], []
         for t, k in enumerate(running):

@@ -142,7 +142,8 @@ def _script_lang(cjk: int, latin_words: int, kana, hangul, other_letters) -> str
     if cjk and cjk >= latin_words:
         if hangul() > cjk / 2:
             return "ko"
-        if kana() and kana() >= cjk / 5:
+        kana_chars = kana()
+        if kana_chars and kana_chars >= cjk / 5:
             return "ja"
         return "zh"
     if not latin_words and not other_letters():
