@@ -33,6 +33,9 @@ class Funnel:
         return out
 
 
+COLUMNS = ["drop_reason", "response"]  # what the funnel reads of a run's records
+
+
 def drop_counts(df: pl.DataFrame) -> dict[str, int]:
     counts = df.filter(pl.col("drop_reason").is_not_null()).group_by("drop_reason").len()
     return {row["drop_reason"]: int(row["len"]) for row in counts.iter_rows(named=True)}

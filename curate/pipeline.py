@@ -18,15 +18,12 @@ import polars as pl
 import xxhash
 
 from curate import __version__, funnel, records
-from curate.errors import RunFailed
 from curate.config import ConfigError, StageSpec, load_pipeline
 from curate.engine import EngineSettings, EngineUnavailable, open_engine
 from curate.stage import Stage, StageContext
-from curate.store import QuarantineBuffer, RunStore, config_hash, fingerprint_files, redact
-
-
-class StageFailed(RunFailed):
-    """A stage broke the contract (lost rows, broke the schema) or raised; the run stops, earlier outputs stay."""
+from curate.contract import StageFailed, run_stage
+from curate.store import QuarantineBuffer, RunStore, config_hash, fingerprint_files, read_shards, redact
+from curate.streaming import run_streamed
 
 
 @dataclass
@@ -35,7 +32,15 @@ class RunResult:
     ran: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     funnel: funnel.Funnel | None = None
-    final: pl.DataFrame | None = None
+    final_dir: Path | None = None  # the last stage's folder
+    _final: pl.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def final(self) -> pl.DataFrame | None:
+        """The last stage's records, read when first asked for: the run itself never holds them all."""
+        if self._final is None and self.final_dir is not None:
+            self._final = read_shards(self.final_dir)
+        return self._final
 
 
 def taxonomy_fingerprint(path: Path | None) -> str:
@@ -64,33 +69,6 @@ def input_fingerprint(spec: StageSpec, previous: dict[str, Any] | None) -> str:
     return xxhash.xxh3_128_hexdigest(f"{previous['output_fingerprint']}:{previous['config_hash']}:{files_fp}".encode())
 
 
-def run_stage(stage: Stage, df: pl.DataFrame, options: Any, ctx: StageContext) -> pl.DataFrame:
-    """Run one stage and check its contract: the columns it declares, schema-valid output, every input id still
-    present, and only its declared columns changed."""
-    check_declared(stage)
-    if not stage.creates_rows:
-        records.validate(df, where=f"input of {stage.name}")
-    out = records.conform(ctx.engine.run_stage(stage, df, options, ctx))
-    records.validate(out, where=f"output of {stage.name}")
-    if not stage.creates_rows:
-        missing = df.join(out.select("id"), on="id", how="anti")
-        if missing.height:
-            raise StageFailed(f"stage {stage.name} lost {missing.height} rows (e.g. id {missing['id'][0]}); "
-                              "stages must keep every row and set drop_reason instead")
-        check_writes(stage, df, out)
-    return out
-
-
-def check_declared(stage: Stage) -> None:
-    """A stage's ``reads`` and ``writes`` name record columns (a typo, or a fact that is not a column yet, fails)."""
-    for what, columns in (("reads", stage.reads), ("writes", stage.writes)):
-        unknown = [c for c in columns if c not in records.SCHEMA]
-        if unknown:
-            which = "is not a record column" if len(unknown) == 1 else "are not record columns"
-            raise StageFailed(f"stage {stage.name} declares {what} {', '.join(map(repr, unknown))}, which {which} "
-                              "(see curate/records.py)")
-
-
 def check_order(specs: list[StageSpec]) -> None:
     """No stage reads a fact that only a later stage of the pipeline writes (it would read nulls)."""
     names = [s.name for s in specs]
@@ -101,16 +79,6 @@ def check_order(specs: list[StageSpec]) -> None:
             if later and not any(w in names[:i] for w in writers):
                 raise ConfigError(f"stage {spec.name} reads {column!r}, which {later[0]} writes, but {later[0]} "
                                   f"runs after {spec.name}: put {later[0]} first")
-
-
-def check_writes(stage: Stage, before: pl.DataFrame, after: pl.DataFrame) -> None:
-    """A stage changes only the columns its ``writes`` declares (and its own lineage in ``meta``)."""
-    if not before["id"].equals(after["id"]):
-        before, after = before.sort("id"), after.sort("id")
-    changed = [c for c in records.SCHEMA if c != "meta" and c not in stage.writes and not before[c].equals(after[c])]
-    if changed:
-        raise StageFailed(f"stage {stage.name} changed {', '.join(changed)}, which it does not declare in "
-                          f"Stage.writes ({', '.join(stage.writes) or 'nothing'})")
 
 
 @dataclass
@@ -210,7 +178,6 @@ def _run_locked(store: RunStore, config, specs: list[StageSpec], raw: dict[str, 
     from_index = names.index(from_stage) if from_stage else None
     to_index = names.index(to_stage) if to_stage else len(specs) - 1
     previous: dict[str, Any] | None = None
-    df: pl.DataFrame | None = None
     upstream: dict[str, Path] = {}
     quarantined = 0
     model_stages = [i for i, spec in enumerate(specs[: to_index + 1]) if uses_local_model(spec)]
@@ -225,60 +192,49 @@ def _run_locked(store: RunStore, config, specs: list[StageSpec], raw: dict[str, 
         if not forced and manifest and manifest.get("config_hash") == chash and manifest.get("input_fingerprint") == in_fp:
             log(f"[{spec.name}] unchanged: skipped ({manifest['rows_out']:,} rows)")
             result.skipped.append(spec.name)
-            previous, df = manifest, None
+            previous = manifest
             upstream[spec.name] = store.stage_dir(index, spec.name)
             quarantined += manifest.get("quarantined", 0)
             continue
-        if df is None and not spec.stage.creates_rows:
-            df = store.read_stage(index - 1, specs[i - 1].name)
         quarantine = QuarantineBuffer(spec.name)
         ctx = StageContext(stage=spec.name, work_dir=store.cache_dir, run_dir=store.root,
                            taxonomy_path=config.taxonomy, quarantine=quarantine, log=log, upstream=dict(upstream),
                            engine=engine)
         started = time.time()
         log(f"[{spec.name}] running")
-        try:
-            out = run_stage(spec.stage, df if df is not None else records.empty(), spec.options, ctx)
-        except (records.SchemaError, StageFailed, EngineUnavailable):
-            raise
-        except Exception as exc:
-            raise StageFailed(f"stage {spec.name} failed: {type(exc).__name__}: {exc}") from exc
-        seconds = time.time() - started
-        new_manifest = {
-            "stage": spec.name, "index": index, "curate": __version__,
-            "config_hash": chash, "input_fingerprint": in_fp,
-            "rows_in": 0 if spec.stage.creates_rows else df.height, "rows_out": out.height,
-            "drop_reasons": funnel.drop_counts(out),
-            "new_drops": _new_drops(df, out),
-            "quarantined": len(quarantine.rows), "quarantine_reasons": quarantine.counts(),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), "seconds": round(seconds, 3),
-            "stats": ctx.stats,
-        }
-        store.write_quarantine(spec.name, quarantine.rows)
-        new_manifest["output_fingerprint"] = store.write_stage(index, spec.name, out, new_manifest)
+        in_dir = None if spec.stage.creates_rows else store.stage_dir(index - 1, specs[i - 1].name)
+        with store.stage_writer(index, spec.name) as writer:  # the stage's folder appears only if it succeeds
+            try:
+                counts = run_streamed(spec.stage, spec.options, ctx, in_dir, writer)
+            except (records.SchemaError, StageFailed, EngineUnavailable):
+                raise
+            except Exception as exc:
+                raise StageFailed(f"stage {spec.name} failed: {type(exc).__name__}: {exc}") from exc
+            seconds = time.time() - started
+            writer.manifest = {
+                "stage": spec.name, "index": index, "curate": __version__,
+                "config_hash": chash, "input_fingerprint": in_fp,
+                "rows_in": counts.rows_in, "rows_out": counts.rows_out,
+                "drop_reasons": dict(counts.drop_reasons), "new_drops": dict(counts.new_drops),
+                "quarantined": len(quarantine.rows), "quarantine_reasons": quarantine.counts(),
+                "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), "seconds": round(seconds, 3),
+                "stats": ctx.stats,
+            }
+            store.write_quarantine(spec.name, quarantine.rows)
         quarantined += len(quarantine.rows)
-        log(f"[{spec.name}] done: {out.height:,} rows in {seconds:.1f}s" +
+        log(f"[{spec.name}] done: {counts.rows_out:,} rows in {seconds:.1f}s" +
             (f", {len(quarantine.rows):,} lines quarantined" if quarantine.rows else ""))
         result.ran.append(spec.name)
-        previous, df = new_manifest, out
+        previous = writer.manifest
         upstream[spec.name] = store.stage_dir(index, spec.name)
         # A re-run stage invalidates everything after it through the chained input fingerprint.
-    last = specs[to_index]
-    final = df if df is not None else store.read_stage(to_index + 1, last.name)
+    result.final_dir = store.stage_dir(to_index + 1, specs[to_index].name)
     collected = store.manifest(1, specs[0].name)["rows_out"]
-    result.final = final
-    result.funnel = funnel.compute(final, quarantined=quarantined, collected=collected)
+    result.funnel = funnel.compute(read_shards(result.final_dir, funnel.COLUMNS), quarantined=quarantined,
+                                   collected=collected)
     if config.report and to_index == len(specs) - 1:
         _write_report(store.root, log)
     return result
-
-
-def _new_drops(before: pl.DataFrame | None, after: pl.DataFrame) -> dict[str, int]:
-    if before is None or before.height == 0:
-        return funnel.drop_counts(after)
-    was = funnel.drop_counts(before)
-    now = funnel.drop_counts(after)
-    return {k: v - was.get(k, 0) for k, v in now.items() if v - was.get(k, 0)}
 
 
 def _write_report(run_dir: Path, log) -> None:

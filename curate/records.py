@@ -118,31 +118,30 @@ def empty() -> pl.DataFrame:
     return pl.DataFrame(schema=SCHEMA)
 
 
-def conform(df: pl.DataFrame) -> pl.DataFrame:
-    """Add missing schema columns as nulls, cast to the schema types, order columns.
+def conform(df: pl.DataFrame, columns: list[str] | None = None) -> pl.DataFrame:
+    """Add missing schema columns as nulls, cast to the schema types, order columns (only ``columns`` of the
+    schema, for a frame the runner gave some columns: ``curate.streaming``).
 
     Extra columns are an error: a stage that needs more keeps it in ``meta``. Fact columns a frame lacks (written
     before they existed) are derived from its ``meta`` (``facts_from_meta``).
     """
+    names = list(SCHEMA) if columns is None else [c for c in SCHEMA if c in columns]
     extra = [c for c in df.columns if c not in SCHEMA]
     if extra:
         raise SchemaError(f"column {extra[0]!r} is not in the record schema (keep stage data in 'meta')")
-    df = facts_from_meta(df)
+    if columns is None:
+        df = facts_from_meta(df)
     exprs = []
-    for name, dtype in SCHEMA.items():
+    for name in names:
+        dtype = SCHEMA[name]
         if name in df.columns:
             exprs.append(pl.col(name).cast(dtype, strict=False) if df.schema[name] != dtype else pl.col(name))
         else:
             exprs.append(pl.lit(None, dtype=dtype).alias(name))
     out = df.select(exprs)
-    return out.with_columns(
-        pl.col("source_labels").fill_null(pl.lit([], dtype=pl.List(pl.Utf8))),
-        pl.col("categories").fill_null(pl.lit([], dtype=pl.List(pl.Utf8))),
-        pl.col("is_duplicate").fill_null(False),
-        pl.col("role").fill_null("safety"),
-        pl.col("reviewed").fill_null(False),
-        pl.col("meta").fill_null("{}"),
-    )
+    defaults = {"source_labels": pl.lit([], dtype=pl.List(pl.Utf8)), "categories": pl.lit([], dtype=pl.List(pl.Utf8)),
+                "is_duplicate": False, "role": "safety", "reviewed": False, "meta": "{}"}
+    return out.with_columns(pl.col(name).fill_null(value) for name, value in defaults.items() if name in names)
 
 
 def facts_from_meta(df: pl.DataFrame) -> pl.DataFrame:
@@ -215,22 +214,24 @@ def _judge_scores(metas: pl.Series) -> pl.Series:
     return pl.Series("answer_judge_score", scores, dtype=pl.Float64)
 
 
-def validate(df: pl.DataFrame, where: str = "records") -> pl.DataFrame:
-    """Check a frame against the schema; raise SchemaError naming the offending column and row."""
-    for name, dtype in SCHEMA.items():
+def validate(df: pl.DataFrame, where: str = "records", *, columns: list[str] | None = None) -> pl.DataFrame:
+    """Check a frame against the schema (only ``columns`` of it, for a frame of some columns); raise SchemaError
+    naming the offending column and row."""
+    expected = {name: SCHEMA[name] for name in columns} if columns is not None else SCHEMA
+    for name, dtype in expected.items():
         if name not in df.columns:
             raise SchemaError(f"{where}: missing column {name!r}")
         if df.schema[name] != dtype:
             raise SchemaError(f"{where}: column {name!r} has type {df.schema[name]}, expected {dtype}")
-    extra = [c for c in df.columns if c not in SCHEMA]
+    extra = [c for c in df.columns if c not in expected]
     if extra:
         raise SchemaError(f"{where}: unexpected column {extra[0]!r}")
-    for name in NON_NULL:
+    for name in (n for n in NON_NULL if n in expected):
         bad = df.with_row_index("_row").filter(pl.col(name).is_null() | (pl.col(name) == ""))
         if bad.height:
             row = bad.row(0, named=True)
             raise SchemaError(f"{where}: column {name!r} is empty in row {row['_row']} (id={row['id']!r})")
-    for name, allowed in ALLOWED_VALUES.items():
+    for name, allowed in ((n, a) for n, a in ALLOWED_VALUES.items() if n in expected):
         bad = df.with_row_index("_row").filter(pl.col(name).is_not_null() & ~pl.col(name).is_in(list(allowed)))
         if bad.height:
             row = bad.row(0, named=True)

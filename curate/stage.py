@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict
@@ -65,14 +65,20 @@ class Stage:
     # the record columns the stage reads: the facts earlier stages wrote for it (records.FACTS) and the rest;
     # the runner fails a stage that declares a column the record does not have
     reads: tuple[str, ...] = ()
-    # the record columns the stage may change; the runner fails a stage that changes any other (``meta`` is
-    # lineage every stage appends to, always allowed)
+    # the record columns the stage may change; the runner fails a stage that changes any other (``meta`` too: a
+    # stage that appends its lineage there declares it, and a stage that does not is never given it)
     writes: tuple[str, ...] = ()
     always_run: bool = False  # review: its input lives outside the run (reviewers' work), so never skip it
     # Each output row depends on its input row alone (under these options): an engine may run it per shard.
     shardable: Callable[[Any], bool] = field(default=lambda options: False)
     # A stage that creates rows from independent inputs: its options split into one per input (collect: a source).
     parts: Callable[[Any], list[Any]] | None = None
+    # A stage whose output is files, not changes to the records (export): it returns its input as it came, so the
+    # runner may give it a polars LazyFrame over the run's shards and keep the records as they were.
+    sink: bool = False
+    # A stage that creates rows may also yield them in batches (``batches(options, ctx)``, the rows of ``run`` in
+    # the same order): the runner writes each batch as it comes instead of holding them all (curate.streaming).
+    batches: Callable[[Any, StageContext], Iterator[pl.DataFrame]] | None = None
 
 
 def load_stage(name: str) -> Stage | None:

@@ -133,21 +133,90 @@ def staged_folder(target: Path) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def write_shards(df: pl.DataFrame, folder: Path, *, shard_rows: int = 100_000,
+SHARD_ROWS = 100_000  # rows per parquet shard of a stage's output (and per piece a streamed stage works on)
+
+
+class ShardWriter:
+    """Writes records as they come into parquet shards of exactly ``shard_rows`` rows (the last one shorter), so a
+    stage's output never has to be one frame in memory. The bytes depend only on the rows, not on how they came
+    (each shard is rechunked before it is written), so a streamed and a whole-frame write fingerprint the same."""
+
+    def __init__(self, folder: Path, shard_rows: int = SHARD_ROWS):
+        self.folder = folder
+        self.shard_rows = shard_rows
+        self.rows = 0
+        self.manifest: dict[str, Any] | None = None  # written beside the shards when the writer closes
+        self.fingerprint: str | None = None  # the data fingerprint, once closed
+        self._pending: list[pl.DataFrame] = []
+        self._pending_rows = 0
+        self._shards = 0
+        self._hasher = xxhash.xxh3_128()
+        self._schema: pl.Schema | None = None
+
+    def add(self, df: pl.DataFrame) -> None:
+        self._schema = self._schema or df.schema
+        if df.height == 0:
+            return
+        self._pending.append(df)
+        self._pending_rows += df.height
+        self.rows += df.height
+        while self._pending_rows >= self.shard_rows:
+            whole = pl.concat(self._pending, how="vertical")
+            self._write(whole.slice(0, self.shard_rows))
+            rest = whole.slice(self.shard_rows)
+            self._pending, self._pending_rows = ([rest] if rest.height else []), rest.height
+
+    def link(self, shard: Path) -> None:
+        """Take a finished shard of another stage as the next one, as it is (a hard link where the file system
+        allows: no copy). Only between whole shards: nothing may be waiting to be written."""
+        if self._pending:
+            raise ValueError("link() between add()s that left rows pending")
+        target = self.folder / f"part-{self._shards:05d}.parquet"
+        try:
+            os.link(shard, target)
+        except OSError:
+            shutil.copyfile(shard, target)
+        self._hasher.update(target.read_bytes())
+        self._shards += 1
+        self.rows += pl.scan_parquet(target).select(pl.len()).collect().item()
+
+    def _write(self, df: pl.DataFrame) -> None:
+        shard = self.folder / f"part-{self._shards:05d}.parquet"
+        df.rechunk().write_parquet(shard, statistics=False)
+        self._hasher.update(shard.read_bytes())
+        self._shards += 1
+
+    def close(self) -> str:
+        """Write what is left (one empty shard for no rows at all: the schema) and return the data fingerprint."""
+        if self._pending or self._shards == 0:
+            rest = pl.concat(self._pending, how="vertical") if self._pending else pl.DataFrame(schema=self._schema)
+            self._write(rest)
+            self._pending, self._pending_rows = [], 0
+        return self._hasher.hexdigest()
+
+
+@contextlib.contextmanager
+def shard_writer(folder: Path, *, shard_rows: int = SHARD_ROWS) -> Iterator[ShardWriter]:
+    """A ``ShardWriter`` into a staged copy of ``folder``, which replaces ``folder`` in one rename if the block
+    succeeds (with the writer's ``manifest``, if set, and the data fingerprint in it)."""
+    with staged_folder(folder) as tmp:
+        writer = ShardWriter(tmp, shard_rows)
+        yield writer
+        fingerprint = writer.close()
+        if writer.manifest is not None:
+            writer.manifest = {**writer.manifest, "output_fingerprint": fingerprint}
+            (tmp / MANIFEST).write_text(json.dumps(writer.manifest, ensure_ascii=False, indent=2, sort_keys=True,
+                                                   default=str), encoding="utf-8")
+        writer.fingerprint = fingerprint
+
+
+def write_shards(df: pl.DataFrame, folder: Path, *, shard_rows: int = SHARD_ROWS,
                  manifest: dict[str, Any] | None = None) -> str:
     """Replace ``folder`` with parquet shards of ``df`` (and a manifest), atomically. Returns the data fingerprint."""
-    with staged_folder(folder) as tmp:
-        hasher = xxhash.xxh3_128()
-        n_shards = max(1, -(-df.height // shard_rows))
-        for i in range(n_shards):
-            shard = tmp / f"part-{i:05d}.parquet"
-            df.slice(i * shard_rows, shard_rows).write_parquet(shard, statistics=False)
-            hasher.update(shard.read_bytes())
-        fingerprint = hasher.hexdigest()
-        if manifest is not None:
-            (tmp / MANIFEST).write_text(json.dumps({**manifest, "output_fingerprint": fingerprint}, ensure_ascii=False,
-                                                   indent=2, sort_keys=True, default=str), encoding="utf-8")
-    return fingerprint
+    with shard_writer(folder, shard_rows=shard_rows) as writer:
+        writer.add(df)
+        writer.manifest = manifest
+    return writer.fingerprint
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -157,12 +226,26 @@ def _fsync_dir(folder: Path) -> None:
                 os.fsync(fh.fileno())
 
 
-def read_shards(folder: Path) -> pl.DataFrame:
-    """A stage's records; a folder written before a fact column existed gets it from its meta (records.conform)."""
+def shard_paths(folder: Path) -> list[Path]:
+    """A stage folder's parquet shards, in row order."""
     shards = sorted(folder.glob("part-*.parquet"))
     if not shards:
         raise FileNotFoundError(f"{folder}: no parquet shards")
-    return records.conform(pl.concat([pl.read_parquet(s) for s in shards], how="vertical"))
+    return shards
+
+
+def read_shard(path: Path, columns: list[str] | None = None) -> pl.DataFrame:
+    """One shard's records (only ``columns``, if given); a shard written before a fact column existed gets it from
+    its meta (records.conform) when it is read whole."""
+    if columns is not None and set(columns) <= set(pl.read_parquet_schema(path)):
+        return pl.read_parquet(path, columns=columns)
+    df = records.conform(pl.read_parquet(path))
+    return df if columns is None else df.select(columns)
+
+
+def read_shards(folder: Path, columns: list[str] | None = None) -> pl.DataFrame:
+    """A stage's records (only ``columns``, if given), every shard at once."""
+    return pl.concat([read_shard(p, columns) for p in shard_paths(folder)], how="vertical")
 
 
 def fingerprint_files(paths: list[Path]) -> str:
@@ -240,6 +323,8 @@ class FinishedStage:
 
 class RunStore:
     """One run directory: the only code that knows its layout."""
+
+    shard_rows = SHARD_ROWS  # rows per shard of a stage's output, and so per piece a shardable stage runs on
 
     def __init__(self, root: Path, *, read_only: bool = False):
         self.root = Path(root)
@@ -349,10 +434,14 @@ class RunStore:
         return [stage.manifest for stage in self.finished_stages()]
 
     def write_stage(self, index: int, name: str, df: pl.DataFrame, manifest: dict[str, Any]) -> str:
-        return write_shards(df, self.stage_dir(index, name), manifest=manifest)
+        return write_shards(df, self.stage_dir(index, name), shard_rows=self.shard_rows, manifest=manifest)
 
-    def read_stage(self, index: int, name: str) -> pl.DataFrame:
-        return read_shards(self.stage_dir(index, name))
+    def stage_writer(self, index: int, name: str) -> contextlib.AbstractContextManager[ShardWriter]:
+        """A stage's output written as it comes (``shard_writer``): the folder appears only if the block succeeds."""
+        return shard_writer(self.stage_dir(index, name), shard_rows=self.shard_rows)
+
+    def read_stage(self, index: int, name: str, columns: list[str] | None = None) -> pl.DataFrame:
+        return read_shards(self.stage_dir(index, name), columns)
 
     def write_config(self, config: dict[str, Any]) -> None:
         with atomic_path(self.recipe_path) as tmp:

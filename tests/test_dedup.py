@@ -389,3 +389,20 @@ def test_weighted_words_find_one_word_edits_of_short_prompts(tmp_path):
     assert out["dup_cluster"].n_unique() == 1 and out["is_duplicate"].sum() == 1
     out, _ = run(frame([a, b]), tmp_path, weighted_words=False)
     assert out["dup_cluster"].n_unique() == 2
+
+
+def test_pairs_verified_in_blocks_of_candidate_clusters_score_as_all_at_once(monkeypatch):
+    import curate.dedup.stage as dedup_stage
+
+    rng = random.Random(3)
+    words = [f"w{i}" for i in range(60)]
+    bases = [" ".join(rng.choices(words, k=30)) for _ in range(40)]
+    texts = pl.Series("t", [b if rng.random() < 0.5 else b + " " + rng.choice(words) for b in bases for _ in range(5)])
+    within = {(c * 5 + a, c * 5 + b) for c in range(40) for a in range(5) for b in range(a + 1, 5) if rng.random() < .6}
+    across = {(c * 5, c * 5 + 7) for c in range(0, 12, 2)}  # a few clusters joined: larger than a block
+    pairs = np.array(sorted(within | across), dtype=np.int64)
+    spec = Shingling(word_n=3, char_n=0, weighted=False)
+    expected = jaccard(shingle(texts, spec), pairs)
+    monkeypatch.setattr(dedup_stage, "VERIFY_ROWS", 7)  # many blocks, clusters larger than a block
+    assert np.array_equal(dedup_stage._similarities(texts, pairs, spec), expected)
+    assert len(dedup_stage._similarities(texts, pairs[:0], spec)) == 0

@@ -29,11 +29,13 @@ def test_undeclared_write_fails_the_stage(tmp_path):
     assert _run(_stage(sets_split, writes=("split",)), tmp_path)["split"].to_list() == ["train", "train"]
 
 
-def test_reordered_rows_and_meta_lineage_are_not_writes(tmp_path):
+def test_reordered_rows_are_not_writes_and_meta_lineage_is_declared(tmp_path):
     def shuffle_and_note(df):
         return records.with_stage_meta(df.reverse(), "toy", [{"seen": True}] * df.height)
 
-    out = _run(_stage(shuffle_and_note), tmp_path)
+    with pytest.raises(StageFailed, match=r"stage toy changed meta"):
+        _run(_stage(shuffle_and_note), tmp_path)
+    out = _run(_stage(shuffle_and_note, writes=("meta",)), tmp_path)
     assert out.height == 2 and all("toy" in records.load_meta(m) for m in out["meta"])
 
 

@@ -96,7 +96,7 @@ def run(df: pl.DataFrame, opts: BalanceOptions, ctx: StageContext) -> pl.DataFra
     out = records.mark_dropped(out, ~is_selected, NOT_SELECTED)
     out = out.join(split_map, on="id", how="left").with_columns(
         pl.when(live).then(pl.col("_split")).otherwise(pl.col("split")).alias("split")).drop("_split")
-    out = out.select(records.COLUMNS)
+    out = out.select(df.columns)  # the columns it was given (the runner may give only those it declares)
 
     _report(table, ineligible, split, opts, ctx)
     ctx.stats["pending"] = pending

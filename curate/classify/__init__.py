@@ -16,6 +16,6 @@ def per_row(options: ClassifyOptions) -> bool:
 STAGE = Stage(name="classify", Options=ClassifyOptions, run=run, shardable=per_row,
               reads=("prompt", "response", "lang", "categories", "category_scores", "prompt_harmful", "response_kind",
                      "label_origin", "drop_reason"),
-              writes=("categories", "category_scores", "prompt_harmful", "response_kind", "label_origin", *FACTS),
+              writes=("categories", "category_scores", "prompt_harmful", "response_kind", "label_origin", *FACTS, "meta"),
               help="Fill harm dimensions, scores, harmful flag and response kind where sources did not; "
                    "record disagreements; optional LLM judge for low-confidence rows.")

@@ -3,7 +3,7 @@
 Every raw row becomes a record or a quarantined line with its file, line and reason.
 """
 from curate.collect.options import CollectOptions
-from curate.collect.stage import check_unique_names, run
+from curate.collect.stage import batches, check_unique_names, run
 from curate.stage import Stage
 
 
@@ -14,9 +14,10 @@ def per_source(options: CollectOptions) -> list[CollectOptions]:
 
 
 STAGE = Stage(name="collect", Options=CollectOptions, run=run, creates_rows=True, parts=per_source,
+              batches=batches,
               writes=("id", "source", "source_id", "source_license", "lang", "prompt", "response", "reasoning",
                       "source_labels", "categories", "label_origin", "prompt_harmful", "response_kind", "attack",
-                      "drop_reason", "role", "prompt_template", "answer_origin"),
+                      "drop_reason", "role", "prompt_template", "answer_origin", "meta"),
               help="Read sources (files, HF datasets, built-in presets), map labels, normalise, detect language.")
 
 __all__ = ["STAGE", "CollectOptions", "run"]

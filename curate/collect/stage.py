@@ -2,7 +2,7 @@
 and reason; labels are mapped to the taxonomy, text normalised, language detected."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
 
 import polars as pl
 
@@ -106,10 +106,15 @@ LANG_BATCH = 4096
 
 
 def run(df: pl.DataFrame, options: CollectOptions, ctx: StageContext) -> pl.DataFrame:
+    frames = list(batches(options, ctx))  # a frame per batch: a million row dicts held at once cost gigabytes
+    return records.conform(pl.concat(frames, how="diagonal")) if frames else records.empty()
+
+
+def batches(options: CollectOptions, ctx: StageContext) -> Iterator[pl.DataFrame]:
+    """The records of every source, a frame of up to LANG_BATCH rows at a time, in source and reading order."""
     from curate.taxonomy import Taxonomy
 
     taxonomy = Taxonomy.load(ctx.taxonomy_path)
-    frames: list[pl.DataFrame] = []  # a frame per batch: a million row dicts held at once cost gigabytes
     per_source: dict[str, Any] = {}
     check_unique_names(options)
     for spec in options.sources:
@@ -127,24 +132,24 @@ def run(df: pl.DataFrame, options: CollectOptions, ctx: StageContext) -> pl.Data
                     continue
                 pending.append(row)
                 if len(pending) >= batch or (spec.limit and kept + len(pending) >= spec.limit):
-                    kept = _flush(pending, spec, kept, frames, reader, bar)
+                    frame, kept = _flush(pending, spec, kept, reader, bar)
+                    yield frame
                     if spec.limit and kept >= spec.limit:
                         break
-            kept = _flush(pending, spec, kept, frames, reader, bar)
+            if pending:
+                frame, kept = _flush(pending, spec, kept, reader, bar)
+                yield frame
         per_source[reader.name] = {**reader.counts, "license": spec.license_name, "role": spec.role_name,
                                    "unknown_labels": reader.unknown}
         ctx.log(f"[collect] {reader.name}: {reader.counts['rows']:,} rows, {reader.counts['quarantined']:,} quarantined"
                 + (f", unknown labels: {', '.join(sorted(reader.unknown))}" if reader.unknown else ""))
     ctx.stats["sources"] = per_source
-    return records.conform(pl.concat(frames, how="diagonal")) if frames else records.empty()
 
 
-def _flush(pending: list[dict[str, Any]], spec: SourceSpec, kept: int, frames: list[pl.DataFrame],
-           reader: _SourceReader, bar) -> int:
-    """Detect the language of the pending rows that have none, apply the source's language filter and add them to
-    ``frames`` as one frame; returns the count of rows the filter kept so far. Empties ``pending``."""
-    if not pending:
-        return kept
+def _flush(pending: list[dict[str, Any]], spec: SourceSpec, kept: int, reader: _SourceReader,
+           bar) -> tuple[pl.DataFrame, int]:
+    """Detect the language of the pending rows that have none and apply the source's language filter: the rows as
+    one frame, and the count of rows the filter kept so far. Empties ``pending``."""
     todo = [row for row in pending if row["lang"] is None]
     for row, lang in zip(todo, detect_langs([row["prompt"] for row in todo])):
         row["lang"] = lang
@@ -153,12 +158,12 @@ def _flush(pending: list[dict[str, Any]], spec: SourceSpec, kept: int, frames: l
             row["drop_reason"] = "language_filtered"
         else:
             kept += 1
-    frames.append(pl.DataFrame(pending, schema={k: records.SCHEMA[k] for k in pending[0]} | {"drop_reason": pl.Utf8},
-                               strict=False))
+    frame = pl.DataFrame(pending, schema={k: records.SCHEMA[k] for k in pending[0]} | {"drop_reason": pl.Utf8},
+                         strict=False)
     reader.counts["rows"] += len(pending)
     bar.advance(len(pending))
     pending.clear()
-    return kept
+    return frame, kept
 
 
 def _text(value: Any) -> str | None:

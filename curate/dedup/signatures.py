@@ -46,4 +46,12 @@ def compute(texts: pl.Series, params: Params, workers: int = 1, shard_rows: int 
     """Exact keys and band keys of all texts, shard by shard on the engine (threads here, or Dask workers)."""
     parts = engine.map_slices(partial(shard_signatures, params=params), texts, shard_rows=shard_rows,
                               workers=workers, advance=advance, work_dir=work_dir)
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts], axis=1)
+    exact = np.concatenate([p[0] for p in parts])
+    # one array for all shards, each shard's keys freed once copied: a concatenate would hold them all twice
+    keys = np.empty((params.bands, len(exact)), dtype=parts[0][1].dtype)
+    at = 0
+    while parts:
+        part = parts.pop(0)[1]
+        keys[:, at:at + part.shape[1]] = part
+        at += part.shape[1]
+    return exact, keys

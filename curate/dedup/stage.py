@@ -38,12 +38,34 @@ def _exact_groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return first[order], rank[inverse.ravel()]
 
 
+# Rows shingled at once to verify candidate pairs (plus the rest of the last candidate cluster: a cluster is never
+# split, so every row is shingled once). All 445k rows of 1M rows' pairs at once held 1.2 GB of shingles.
+VERIFY_ROWS = 32_768
+
+
 def _similarities(texts: pl.Series, pairs: np.ndarray, spec: Shingling) -> np.ndarray:
-    """Exact Jaccard of candidate pairs (indices into `texts`), shingling the rows involved only."""
+    """Exact Jaccard of candidate pairs (indices into `texts`), shingling only the rows involved, a block of whole
+    candidate clusters (connected by candidate pairs) at a time."""
+    out = np.zeros(len(pairs))
     if len(pairs) == 0:
-        return np.zeros(0)
-    involved, local = np.unique(pairs, return_inverse=True)
-    return jaccard(shingle(texts.gather(involved), spec), local.reshape(pairs.shape))
+        return out
+    rows, local = np.unique(pairs, return_inverse=True)
+    local = local.reshape(pairs.shape)
+    root = clusters.components(len(rows), local)  # each involved row's candidate cluster
+    row_order = np.argsort(root, kind="stable")
+    pair_order = np.argsort(root[local[:, 0]], kind="stable")
+    row_roots, pair_roots = root[row_order], root[local[pair_order, 0]]
+    starts = np.flatnonzero(np.r_[True, row_roots[1:] != row_roots[:-1]])  # where each cluster starts in row_order
+    block_starts = starts[np.r_[True, np.diff(starts // VERIFY_ROWS) > 0]]
+    position = np.empty(len(rows), dtype=np.int64)  # a row's index within its block's shingles
+    for r0, r1 in zip(block_starts, [*block_starts[1:], len(rows)]):
+        members = row_order[r0:r1]
+        position[members] = np.arange(len(members))
+        p0 = np.searchsorted(pair_roots, row_roots[r0], side="left")
+        p1 = np.searchsorted(pair_roots, row_roots[r1 - 1], side="right")
+        which = pair_order[p0:p1]
+        out[which] = jaccard(shingle(texts.gather(rows[members]), spec), position[local[which]])
+    return out
 
 
 def find_clusters(texts: pl.Series, opts: DedupOptions, ctx: StageContext | None = None) -> dict:
@@ -66,12 +88,14 @@ def find_clusters(texts: pl.Series, opts: DedupOptions, ctx: StageContext | None
     del some_texts
     # one row per distinct text goes on to LSH; exact copies join their first row's cluster
     first, unique_of_present = _exact_groups(exact)
-    if len(first) < len(present):
-        keys = keys[:, first]
-    distinct = texts.gather(present[first])
+    if len(first) < len(present):  # in place, band by band (first is ascending): no second copy of every key
+        for band in keys:
+            band[:len(first)] = band[first]
+        keys = keys[:, :len(first)]
+    distinct_rows = present[first]  # the row of each distinct text (the texts are not copied: few are read again)
     candidates = lsh.candidate_pairs(keys)
     del keys
-    verified = candidates[_similarities(distinct, candidates, spec) >= opts.threshold - 1e-12]
+    verified = candidates[_similarities(texts, distinct_rows[candidates], spec) >= opts.threshold - 1e-12]
     unique_roots = clusters.components(len(first), verified)
 
     # back to rows: a row's root is the first row holding its distinct text's root
@@ -79,7 +103,7 @@ def find_clusters(texts: pl.Series, opts: DedupOptions, ctx: StageContext | None
     roots[present] = present[first[unique_roots[unique_of_present]]]
     unique_of_row = np.full(n, -1, dtype=np.int64)  # index into `distinct`, -1 = empty text
     unique_of_row[present] = unique_of_present
-    return {"roots": roots, "distinct": distinct, "unique_of_row": unique_of_row, "bands": bands, "rows": rows,
+    return {"roots": roots, "distinct_rows": distinct_rows, "unique_of_row": unique_of_row, "bands": bands, "rows": rows,
             "unique_texts": len(first), "candidate_pairs": len(candidates), "verified_pairs": len(verified),
             "shingling": spec, "empty": n - len(present)}
 
@@ -87,7 +111,7 @@ def find_clusters(texts: pl.Series, opts: DedupOptions, ctx: StageContext | None
 def _decontaminate(df: pl.DataFrame, found: dict, opts: DedupOptions, ctx: StageContext) -> pl.DataFrame:
     evals = decontaminate.read_eval_sets(list(opts.against), opts.against_field)
     ev_sh = decontaminate.eval_shingles(evals, found["shingling"])
-    train_sh = shingle(found["distinct"], found["shingling"])
+    train_sh = shingle(df[opts.field].gather(found["distinct_rows"]), found["shingling"])
     best, which = decontaminate.best_overlap(train_sh, ev_sh)
     idx = found["unique_of_row"]  # -1 (an empty text) picks the appended "no overlap" entry
     row_best, row_which = np.append(best, 0.0)[idx], np.append(which, -1)[idx]

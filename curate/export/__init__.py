@@ -15,6 +15,7 @@ STAGE = Stage(
            "prompt_harmful", "response_kind", "label_origin", "attack", "dup_cluster", "is_duplicate", "drop_reason",
            "split", "role", "answer_origin", "answer_model", "answer_template", "answer_judge_score",
            "synthesis_status", "reviewed", "meta"),
+    sink=True,
     help="Write a Hugging Face dataset folder (data/<split>-*.parquet, README.md card, plots) and optionally push it.",
 )
 

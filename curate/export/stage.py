@@ -19,6 +19,8 @@ from curate.summary import dataset_rows, is_prompt_set, summarize
 from curate.text import strip_invisible_expr
 
 RECIPE = "recipe.yaml"
+# Read only for the rows exported: the card and plots count every row, but from its smaller columns.
+EXPORTED_ONLY = ("prompt", "reasoning", "meta")
 
 
 def taxonomy_names(ctx: StageContext) -> dict[str, tuple[str, str]]:
@@ -36,20 +38,23 @@ def output_folder(opts: ExportOptions, ctx: StageContext) -> Path:
     raise ExportError("export needs an output folder (out / --out)")
 
 
-def run(df: pl.DataFrame, opts: ExportOptions, ctx: StageContext) -> pl.DataFrame:
+def run(df: pl.DataFrame | pl.LazyFrame, opts: ExportOptions, ctx: StageContext) -> pl.DataFrame | pl.LazyFrame:
+    """Writes the dataset folder and returns ``df`` as it came. ``df`` may be lazy (the runner scans the run's
+    shards, ``Stage.sink``): then only the exported rows are read whole."""
     target = output_folder(opts, ctx)
     check_replaceable(target, ctx.run_dir)  # before the work: a folder that is not ours is refused at once
     if opts.push_to_hub:
         hub.require_token()  # fail before the work, not after it
-    prompt_set = is_prompt_set(df, opts.content)
-    exported = dataset_rows(df, prompt_set)
-    pending = records.kept(df).height - exported.height
+    every_row = df.lazy().drop(EXPORTED_ONLY).collect()
+    prompt_set = is_prompt_set(every_row, opts.content)
+    exported = dataset_rows(df.lazy(), prompt_set).collect()
+    pending = records.kept(every_row).height - exported.height
     if not exported.height:
         what = "kept" if prompt_set else "kept with a response"
-        raise ExportError(f"nothing to export: of {df.height:,} rows none is {what} "
-                          f"({pending:,} pending synthesis, {df.height - pending:,} dropped)")
+        raise ExportError(f"nothing to export: of {every_row.height:,} rows none is {what} "
+                          f"({pending:,} pending synthesis, {every_row.height - pending:,} dropped)")
     run = RunStore.existing(ctx.run_dir) if ctx.run_dir is not None and Path(ctx.run_dir).is_dir() else None
-    summary = summarize(df, run.manifests() if run else [], exported=exported, prompt_set=prompt_set)
+    summary = summarize(every_row, run.manifests() if run else [], exported=exported, prompt_set=prompt_set)
     dataset = summary.dataset
     recipe = run.recipe_path if run else None
     # Invisible characters are stripped again at the door: answers written by a model never went through collect.
@@ -64,7 +69,7 @@ def run(df: pl.DataFrame, opts: ExportOptions, ctx: StageContext) -> pl.DataFram
                 bar.advance()
         plots = {}
         if opts.plots:
-            plots = write_plots(folder, df, exported, dataset)
+            plots = write_plots(folder, every_row, exported, dataset)
         has_recipe = bool(recipe and recipe.is_file())
         if has_recipe:
             shutil.copyfile(recipe, folder / RECIPE)  # already redacted by the run store

@@ -8,7 +8,7 @@ STAGE = Stage(
     Options=SynthesizeOptions,
     run=run,
     reads=("id", "prompt", "lang", "response", "response_kind", "prompt_harmful", "categories", "drop_reason", "role"),
-    writes=("response", "reasoning", "response_kind", "drop_reason", *FACTS),
+    writes=("response", "reasoning", "response_kind", "drop_reason", *FACTS, "meta"),
     help="Write policy-grounded reasoning and answers (refusal / safe completion / helpful) for labelled prompts "
          "through an OpenAI-compatible endpoint, with quality filters and an optional LLM judge.",
 )

@@ -1,0 +1,183 @@
+"""How the pipeline runner feeds a stage and writes its output without holding the run's whole table.
+
+A run's table lives on disk as parquet shards (``curate.store``); memory holds only what a stage needs:
+
+- a stage that creates rows in batches (collect, ``Stage.batches``) has each batch written as it comes;
+- a shardable stage (each output row depends on its input row alone: classify) runs on one input shard at a
+  time, on the local engine (the Dask engine shards it itself);
+- a stage whose output is files (export, ``Stage.sink``) gets a polars LazyFrame over the shards, and the
+  records go on unchanged;
+- any other stage (dedup, balance: decisions over all rows) gets one frame of only the columns it declares
+  (``id``, ``Stage.reads`` and ``Stage.writes``), and what it wrote is put back into the full rows one shard at a
+  time, in input order.
+
+Each way checks the stage's contract (``curate.contract``) and counts what the stage manifest needs as it goes.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from curate import funnel, records
+from curate.contract import StageFailed, check_declared, check_rows, check_writes, run_stage
+from curate.engine.shards import merge_stats
+from curate.stage import Stage, StageContext
+from curate.store import ShardWriter, read_shard, read_shards, shard_paths
+
+
+@dataclass
+class StageCounts:
+    """What the stage manifest records about rows, counted shard by shard."""
+
+    rows_in: int = 0
+    rows_out: int = 0
+    drop_reasons: Counter = field(default_factory=Counter)
+    new_drops: Counter = field(default_factory=Counter)
+
+    def add(self, before: pl.DataFrame | None, after: pl.DataFrame) -> None:
+        now = funnel.drop_counts(after)
+        was = funnel.drop_counts(before) if before is not None else {}
+        self.rows_in += 0 if before is None else before.height
+        self.rows_out += after.height
+        self.drop_reasons.update(now)
+        self.new_drops.update({k: v - was.get(k, 0) for k, v in now.items() if v - was.get(k, 0)})
+
+
+def run_streamed(stage: Stage, options: Any, ctx: StageContext, in_dir: Path | None,
+                 writer: ShardWriter) -> StageCounts:
+    """Run ``stage`` on the records in ``in_dir`` (None: a stage that creates rows) into ``writer``."""
+    local = getattr(ctx.engine, "name", "local") == "local"
+    if stage.creates_rows:
+        if stage.batches is not None and local:
+            return _in_batches(stage, options, ctx, writer)
+        return _whole(stage, options, ctx, None, writer)
+    if stage.sink:
+        return _sink(stage, options, ctx, in_dir, writer)
+    if local and stage.shardable(options):
+        return _per_shard(stage, options, ctx, in_dir, writer)
+    return _declared_columns(stage, options, ctx, in_dir, writer)
+
+
+def _whole(stage: Stage, options: Any, ctx: StageContext, in_dir: Path | None, writer: ShardWriter) -> StageCounts:
+    df = read_shards(in_dir) if in_dir is not None else records.empty()
+    out = run_stage(stage, df, options, ctx)
+    counts = StageCounts()
+    counts.add(None if stage.creates_rows else df, out)
+    writer.add(out)
+    return counts
+
+
+def _in_batches(stage: Stage, options: Any, ctx: StageContext, writer: ShardWriter) -> StageCounts:
+    """Each batch is checked and written as it comes; ids are checked unique across batches by a 64-bit hash each
+    (8 bytes a row, where the ids themselves would cost 60)."""
+    check_declared(stage)
+    counts = StageCounts()
+    hashes: list[np.ndarray] = []
+    for batch in stage.batches(options, ctx):
+        out = records.validate(records.conform(batch), where=f"output of {stage.name}")
+        hashes.append(out["id"].hash(seed=0).to_numpy())
+        counts.add(None, out)
+        writer.add(out)
+    if hashes:
+        every = np.concatenate(hashes)
+        if len(np.unique(every)) < len(every):
+            _raise_duplicate_id(stage, writer)
+    return counts
+
+
+def _raise_duplicate_id(stage: Stage, writer: ShardWriter) -> None:
+    """Two batches share a hash: find the id on disk (rare enough to read the ids back for)."""
+    writer.close()
+    ids = pl.concat([pl.read_parquet(p, columns=["id"]) for p in shard_paths(writer.folder)])
+    dup = ids.group_by("id").len().filter(pl.col("len") > 1)
+    if dup.height:
+        raise records.SchemaError(f"output of {stage.name}: id {dup['id'][0]!r} appears {dup['len'][0]} times "
+                                  "(ids must be unique)")
+
+
+def _per_shard(stage: Stage, options: Any, ctx: StageContext, in_dir: Path, writer: ShardWriter) -> StageCounts:
+    """The stage's own ``run`` on each input shard in turn, under the full contract; statistics merged as the Dask
+    engine merges its shards'."""
+    counts = StageCounts()
+    stats: list[dict[str, Any]] = []
+    for path in shard_paths(in_dir):
+        df = read_shard(path)
+        ctx.stats = {}
+        out = run_stage(stage, df, options, ctx)
+        stats.append(ctx.stats)
+        counts.add(df, out)
+        writer.add(out)
+    ctx.stats = merge_stats(stats)
+    return counts
+
+
+def _sink(stage: Stage, options: Any, ctx: StageContext, in_dir: Path, writer: ShardWriter) -> StageCounts:
+    """A stage whose output is files reads the shards lazily (what it collects is all it holds); the records go
+    on as they were, as hard links to the input's shards where the file system allows."""
+    check_declared(stage)
+    paths = shard_paths(in_dir)
+    current = set(pl.read_parquet_schema(paths[0])) == set(records.SCHEMA)
+    # shards written before a fact column existed are migrated on read (records.conform), so read whole
+    rows = pl.scan_parquet(paths) if current else read_shards(in_dir).lazy()
+    ctx.engine.run_stage(stage, rows, options, ctx)
+    counts = StageCounts()
+    for path in paths:
+        if current:  # the records go on as the very same files
+            drops = pl.read_parquet(path, columns=["drop_reason"])
+            counts.add(drops, drops)
+            writer.link(path)
+        else:
+            df = read_shard(path)
+            counts.add(df, df)
+            writer.add(df)
+    return counts
+
+
+def declared_columns(stage: Stage) -> list[str] | None:
+    """The columns a stage is given when it sees every row at once (None: every column, for a stage that
+    declares nothing it reads)."""
+    if not stage.reads:
+        return None
+    wanted = {"id", *stage.reads, *stage.writes}
+    return [c for c in records.SCHEMA if c in wanted]
+
+
+def _declared_columns(stage: Stage, options: Any, ctx: StageContext, in_dir: Path,
+                      writer: ShardWriter) -> StageCounts:
+    columns = declared_columns(stage)
+    if columns is None:
+        return _whole(stage, options, ctx, in_dir, writer)
+    check_declared(stage)
+    where = f"input of {stage.name}"
+    df = records.validate(read_shards(in_dir, columns), where=where, columns=columns)
+    out = records.conform(ctx.engine.run_stage(stage, df, options, ctx), columns)
+    records.validate(out, where=f"output of {stage.name}", columns=columns)
+    if out.height != df.height or not out["id"].equals(df["id"]):
+        out = _in_order_of(df, out, stage)
+    check_writes(stage, df, out)
+    del df
+    changed = [c for c in columns if c in stage.writes]
+    counts = StageCounts()
+    start = 0
+    for path in shard_paths(in_dir):
+        full = read_shard(path)
+        mine = out.slice(start, full.height)
+        start += full.height
+        if not mine["id"].equals(full["id"]):  # the declared columns were read from these very shards
+            raise StageFailed(f"stage {stage.name}: shard {path.name} does not line up with the stage's rows")
+        merged = full.with_columns(mine[c] for c in changed)
+        counts.add(full, merged)
+        writer.add(merged)
+    return counts
+
+
+def _in_order_of(df: pl.DataFrame, out: pl.DataFrame, stage: Stage) -> pl.DataFrame:
+    """The stage's rows in its input's order; a lost or added row breaks the contract."""
+    check_rows(stage, df, out)
+    return df.select("id").join(out, on="id", how="left", maintain_order="left")
+

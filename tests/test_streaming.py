@@ -1,0 +1,163 @@
+"""The runner never holds a run's whole table: stages get shards, batches or only the columns they declare
+(curate.streaming), and the result is the same as in one piece."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+
+from curate import records
+from curate.pipeline import StageFailed, run_pipeline
+from curate.stage import Stage, StageContext, StageOptions
+from curate.store import RunStore, read_shards, shard_paths, shard_writer
+from curate.streaming import declared_columns, run_streamed
+
+QUICKSTART = Path(__file__).resolve().parents[1] / "pipelines" / "data" / "quickstart"
+
+
+def _records(n: int, start: int = 0) -> pl.DataFrame:
+    ids = [str(i) for i in range(start, start + n)]
+    return records.conform(pl.DataFrame({
+        "id": [records.make_id("s", i) for i in ids], "source": ["s"] * n, "source_id": ids, "lang": ["en"] * n,
+        "prompt": [f"prompt number {i}" for i in ids]}))
+
+
+def test_shards_and_fingerprint_do_not_depend_on_how_the_rows_arrive(tmp_path):
+    whole = _records(25)
+    with shard_writer(tmp_path / "a", shard_rows=10) as a:
+        a.add(whole)
+    with shard_writer(tmp_path / "b", shard_rows=10) as b:
+        for start, size in ((0, 3), (3, 0), (3, 9), (12, 13)):  # uneven pieces, one empty, chunked frames
+            b.add(pl.concat([whole.slice(start, 1), whole.slice(start + 1, max(size - 1, 0))]) if size else
+                  whole.clear())
+    assert a.fingerprint == b.fingerprint
+    assert [pl.read_parquet(p).height for p in shard_paths(tmp_path / "b")] == [10, 10, 5]
+    assert read_shards(tmp_path / "b").equals(whole)
+    with shard_writer(tmp_path / "empty", shard_rows=10) as empty:
+        empty.add(whole.clear())
+    assert read_shards(tmp_path / "empty").schema == whole.schema  # one empty shard keeps the schema
+
+
+def _ctx(tmp_path) -> StageContext:
+    return StageContext(stage="toy", work_dir=tmp_path, log=lambda m: None)
+
+
+def _input(tmp_path, rows=12, shard_rows=5) -> Path:
+    folder = tmp_path / "01-in"
+    with shard_writer(folder, shard_rows=shard_rows) as writer:
+        writer.add(_records(rows))
+    return folder
+
+
+def test_a_stage_that_sees_all_rows_gets_only_the_columns_it_declares(tmp_path):
+    seen = []
+
+    def note(df, opts, ctx):
+        seen.append(df.columns)
+        return df.with_columns(pl.lit("train").alias("split"))
+
+    stage = Stage(name="toy", Options=StageOptions, run=note, help="", reads=("prompt",), writes=("split",))
+    with shard_writer(tmp_path / "02-out") as writer:
+        counts = run_streamed(stage, StageOptions(), _ctx(tmp_path), _input(tmp_path), writer)
+    assert seen == [["id", "prompt", "split"]] == [declared_columns(stage)]  # no meta: it appends no lineage
+    out = read_shards(tmp_path / "02-out")
+    assert out.columns == records.COLUMNS and out["split"].to_list() == ["train"] * 12
+    assert out.drop("split").equals(read_shards(tmp_path / "01-in").drop("split"))  # the rest put back as it was
+    assert (counts.rows_in, counts.rows_out) == (12, 12)
+
+
+def test_reading_an_undeclared_column_fails_the_stage_by_name(tmp_path):
+    stage = Stage(name="toy", Options=StageOptions, run=lambda df, o, c: df.with_columns(pl.col("lang")), help="",
+                  reads=("prompt",), writes=("split",))
+    with pytest.raises(pl.exceptions.ColumnNotFoundError, match="lang"):
+        with shard_writer(tmp_path / "02-out") as writer:
+            run_streamed(stage, StageOptions(), _ctx(tmp_path), _input(tmp_path), writer)
+    assert not (tmp_path / "02-out").exists()  # a failed stage leaves no output folder
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda df: df.slice(1), "lost 1 rows"),
+    (lambda df: df.with_columns(pl.col("prompt").str.to_uppercase()), "changed prompt"),
+    (lambda df: df.reverse().with_columns(pl.lit("x").alias("prompt")), "changed prompt"),
+])
+def test_the_contract_holds_on_declared_columns(tmp_path, change, message):
+    stage = Stage(name="toy", Options=StageOptions, run=lambda df, o, c: change(df), help="", reads=("prompt",),
+                  writes=("split",))
+    with pytest.raises(StageFailed, match=message):
+        with shard_writer(tmp_path / "02-out") as writer:
+            run_streamed(stage, StageOptions(), _ctx(tmp_path), _input(tmp_path), writer)
+
+
+def test_a_reordering_stage_gets_its_rows_put_back_in_input_order(tmp_path):
+    stage = Stage(name="toy", Options=StageOptions, help="", reads=("prompt",), writes=("split",),
+                  run=lambda df, o, c: df.reverse().with_columns(pl.lit("test").alias("split")))
+    with shard_writer(tmp_path / "02-out") as writer:
+        run_streamed(stage, StageOptions(), _ctx(tmp_path), _input(tmp_path), writer)
+    assert read_shards(tmp_path / "02-out")["id"].equals(read_shards(tmp_path / "01-in")["id"])
+
+
+def test_a_shardable_stage_runs_once_per_shard_with_its_statistics_added_up(tmp_path):
+    heights = []
+
+    def count(df, opts, ctx):
+        heights.append(df.height)
+        ctx.stats["rows"] = df.height
+        return df.with_columns(pl.lit("train").alias("split"))
+
+    stage = Stage(name="toy", Options=StageOptions, run=count, help="", reads=("prompt",), writes=("split",),
+                  shardable=lambda opts: True)
+    ctx = _ctx(tmp_path)
+    with shard_writer(tmp_path / "02-out") as writer:
+        run_streamed(stage, StageOptions(), ctx, _input(tmp_path, rows=12, shard_rows=5), writer)
+    assert heights == [5, 5, 2] and ctx.stats == {"rows": 12}
+
+
+def test_rows_created_in_batches_with_a_repeated_id_fail(tmp_path):
+    def batches(opts, ctx):
+        yield _records(3)
+        yield _records(2, start=2)  # id of row 2 again, in another batch
+
+    stage = Stage(name="toy", Options=StageOptions, run=lambda df, o, c: df, help="", creates_rows=True,
+                  batches=batches)
+    with pytest.raises(records.SchemaError, match="appears 2 times"):
+        with shard_writer(tmp_path / "01-out") as writer:
+            run_streamed(stage, StageOptions(), _ctx(tmp_path), None, writer)
+
+
+def _pipeline(tmp_path: Path, name: str) -> Path:
+    sources = [{"preset": p, "path": str(QUICKSTART / p)} for p in ("xstest", "advbench", "flames")]
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"name": name, "run_dir": str(tmp_path / name), "report": False, "stages": [
+        {"collect": {"sources": sources}}, {"dedup": {}}, {"classify": {"embed_band": 0}},
+        {"balance": {"seed": 1, "pending": "keep"}}, {"export": {"content": "prompts"}}]}))
+    return path
+
+
+def test_a_run_in_small_shards_equals_a_run_in_one(tmp_path, monkeypatch):
+    one = run_pipeline(_pipeline(tmp_path, "one"), log=lambda m: None)
+    monkeypatch.setattr(RunStore, "shard_rows", 16)  # every stage's input in several shards
+    many = run_pipeline(_pipeline(tmp_path, "many"), log=lambda m: None)
+    assert len(shard_paths(tmp_path / "many" / "01-collect")) > 3
+    for stage in RunStore.existing(tmp_path / "one").finished_stages():
+        small = RunStore.existing(tmp_path / "many").manifest(stage.index, stage.name)
+        assert read_shards(stage.path).equals(read_shards(tmp_path / "many" / stage.path.name)), stage.name
+        assert small["rows_out"] == stage.manifest["rows_out"] and small["new_drops"] == stage.manifest["new_drops"]
+        if stage.name == "classify":  # ran once per shard: its figures add up to the one-piece run's
+            assert small["stats"] == stage.manifest["stats"]
+    assert one.funnel == many.funnel and one.final.equals(many.final)
+
+
+def test_a_sink_passes_its_shards_on_as_they_are(tmp_path):
+    seen = []
+    stage = Stage(name="toy", Options=StageOptions, help="", reads=("prompt",), sink=True,
+                  run=lambda rows, o, c: seen.append(rows.select("prompt").collect().height) or rows)
+    source = _input(tmp_path, rows=12, shard_rows=5)
+    with shard_writer(tmp_path / "02-out", shard_rows=5) as writer:
+        counts = run_streamed(stage, StageOptions(), _ctx(tmp_path), source, writer)
+    assert seen == [12] and (counts.rows_in, counts.rows_out) == (12, 12)
+    assert [p.read_bytes() for p in shard_paths(tmp_path / "02-out")] == [p.read_bytes() for p in shard_paths(source)]
+    with shard_writer(tmp_path / "03-whole", shard_rows=5) as whole:
+        whole.add(read_shards(source))
+    assert writer.fingerprint == whole.fingerprint  # linked or written, the same output
