@@ -39,11 +39,15 @@ def rank_columns(df: pl.DataFrame, field: str, prefer: list[Criterion], source_p
 
 def representatives(df: pl.DataFrame, roots: np.ndarray, field: str, prefer: list[Criterion],
                     source_priority: list[str]) -> np.ndarray:
-    """Row index of the representative of each row's cluster (roots: a cluster label per row)."""
-    ranked = df.select(rank_columns(df, field, prefer, source_priority)).with_columns(
-        pl.Series("_root", roots), pl.int_range(pl.len(), dtype=pl.Int64).alias("_row"))
+    """Row index of the representative of each row's cluster (roots: a cluster label per row, a row index)."""
+    rep_of_root = np.arange(len(roots), dtype=np.int64)  # a row alone represents itself
+    clustered = np.flatnonzero(np.bincount(roots, minlength=len(roots))[roots] > 1)
+    if len(clustered) == 0:
+        return rep_of_root[roots]
+    # only the rows of clusters are ranked (a third of a million-row log, not all of it)
+    ranked = df.select(rank_columns(df, field, prefer, source_priority))[clustered].with_columns(
+        pl.Series("_root", roots[clustered]), pl.Series("_row", clustered, dtype=pl.Int64))
     keys = [c for c in ranked.columns if c.startswith("_r_")]
     best = ranked.sort(keys).group_by("_root", maintain_order=True).first().select("_root", "_row")
-    rep_of_root = np.zeros(len(roots), dtype=np.int64)  # roots are row indices (clusters.components)
     rep_of_root[best["_root"].to_numpy()] = best["_row"].to_numpy()
     return rep_of_root[roots]

@@ -150,9 +150,8 @@ def run(df: pl.DataFrame, opts: DedupOptions, ctx: StageContext) -> pl.DataFrame
     row = np.arange(df.height)
     size = np.bincount(roots, minlength=df.height)[roots]
     is_dup = rep != row
-    ids = df["id"].to_numpy()
     exact_rep = found["unique_of_row"] == found["unique_of_row"][rep]  # empty rows are never in a cluster
-    df = df.with_columns(pl.Series("dup_cluster", ids[rep], dtype=pl.Utf8), pl.Series("is_duplicate", is_dup))
+    df = df.with_columns(df["id"].gather(rep).alias("dup_cluster"), pl.Series("is_duplicate", is_dup))
     df = records.with_stage_meta_json(df, STAGE_NAME, _cluster_meta(size, is_dup, exact_rep))
     df = records.mark_dropped(df, pl.Series(is_dup), "duplicate")
 
