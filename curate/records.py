@@ -281,7 +281,12 @@ def with_stage_meta_json(df: pl.DataFrame, stage: str, values: pl.Series) -> pl.
 
     A row whose meta is a JSON object without a ``stage`` key gets the entry spliced into its text (no per-row
     parse: a million rows take a second, not a minute); the rest (the key already there, or meta that is not an
-    object) are merged by ``with_stage_meta``."""
+    object) are merged by ``with_stage_meta``. Only the rows with an entry are touched (the rest are not rebuilt:
+    on 10M rows that was 2.8 GB)."""
+    at = np.flatnonzero(values.is_not_null().to_numpy())
+    if len(at) == 0:
+        return df
+    rows = pl.DataFrame({"meta": df["meta"].gather(at), "_entry": values.gather(at)})
     meta = pl.col("meta").fill_null("{}").str.strip_chars()
     key = json.dumps(stage, ensure_ascii=False)
     obj = meta.str.starts_with("{") & meta.str.ends_with("}")
@@ -290,14 +295,13 @@ def with_stage_meta_json(df: pl.DataFrame, stage: str, values: pl.Series) -> pl.
     value = pl.col("_entry")
     spliced = (pl.when(empty).then(concat_text("{", key, ": ", value, "}"))
                  .otherwise(concat_text(meta.str.slice(0, meta.str.len_chars() - 1), ", ", key, ": ", value, "}")))
-    out = df.with_columns(values.alias("_entry")).with_columns(
-        pl.when(value.is_null()).then(pl.col("meta")).when(spliceable).then(spliced).otherwise(pl.col("meta"))
-          .alias("meta"), (value.is_not_null() & ~spliceable).alias("_slow"))
-    slow = np.flatnonzero(out["_slow"].to_numpy())
+    rows = rows.with_columns(pl.when(spliceable).then(spliced).otherwise(pl.col("meta")).alias("meta"),
+                             (~spliceable).alias("_slow"))
+    slow = np.flatnonzero(rows["_slow"].to_numpy())
     if len(slow):
-        part = with_stage_meta(out[slow], stage, [json.loads(v) for v in out["_entry"].gather(slow).to_list()])
-        out = out.with_columns(out["meta"].scatter(slow, part["meta"]))
-    return out.drop("_entry", "_slow")
+        part = with_stage_meta(rows[slow], stage, [json.loads(v) for v in rows["_entry"].gather(slow).to_list()])
+        rows = rows.with_columns(rows["meta"].scatter(slow, part["meta"]))
+    return df.with_columns(df["meta"].scatter(at, rows["meta"]))
 
 
 def with_stage_meta(df: pl.DataFrame, stage: str, values: Iterable[dict[str, Any] | None]) -> pl.DataFrame:

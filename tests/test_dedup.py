@@ -399,10 +399,12 @@ def test_pairs_verified_in_blocks_of_candidate_clusters_score_as_all_at_once(mon
     bases = [" ".join(rng.choices(words, k=30)) for _ in range(40)]
     texts = pl.Series("t", [b if rng.random() < 0.5 else b + " " + rng.choice(words) for b in bases for _ in range(5)])
     within = {(c * 5 + a, c * 5 + b) for c in range(40) for a in range(5) for b in range(a + 1, 5) if rng.random() < .6}
-    across = {(c * 5, c * 5 + 7) for c in range(0, 12, 2)}  # a few clusters joined: larger than a block
+    across = {(c * 5, c * 5 + 7) for c in range(20, 32, 2)}  # clusters joined in pairs: larger than a block
+    across |= {(c * 5, c * 5 + 5) for c in range(12)}  # and a chain of twelve: larger than two blocks
     pairs = np.array(sorted(within | across), dtype=np.int64)
     spec = Shingling(word_n=3, char_n=0, weighted=False)
     expected = jaccard(shingle(texts, spec), pairs)
     monkeypatch.setattr(dedup_stage, "VERIFY_ROWS", 7)  # many blocks, clusters larger than a block
+    monkeypatch.setattr(dedup_stage, "GIANT_CHUNK", 9)  # and clusters cut into chunks
     assert np.array_equal(dedup_stage._similarities(texts, pairs, spec), expected)
     assert len(dedup_stage._similarities(texts, pairs[:0], spec)) == 0

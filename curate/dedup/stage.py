@@ -38,33 +38,47 @@ def _exact_groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return first[order], rank[inverse.ravel()]
 
 
-# Rows shingled at once to verify candidate pairs (plus the rest of the last candidate cluster: a cluster is never
-# split, so every row is shingled once). All 445k rows of 1M rows' pairs at once held 1.2 GB of shingles.
+# Rows shingled at once to verify candidate pairs: whole candidate clusters (connected by candidate pairs) go
+# together, so each row is shingled once. All 445k rows of 1M rows' pairs at once held 1.2 GB of shingles.
 VERIFY_ROWS = 32_768
+# A cluster larger than this many blocks (on 10M rows, spliced prompts chained two clusters of ~900k rows) is
+# cut into chunks of that many rows and verified a pair of chunks at a time: its rows are shingled a few times
+# over, in bounded memory.
+GIANT_CHUNK = 8 * VERIFY_ROWS
 
 
 def _similarities(texts: pl.Series, pairs: np.ndarray, spec: Shingling) -> np.ndarray:
-    """Exact Jaccard of candidate pairs (indices into `texts`), shingling only the rows involved, a block of whole
-    candidate clusters (connected by candidate pairs) at a time."""
+    """Exact Jaccard of candidate pairs (indices into `texts`), shingling only the rows involved, block by block."""
     out = np.zeros(len(pairs))
     if len(pairs) == 0:
         return out
-    rows, local = np.unique(pairs, return_inverse=True)
-    local = local.reshape(pairs.shape)
+    involved = np.zeros(len(texts), dtype=bool)  # rows in pairs, numbered in order (np.unique sorted 2x the pairs)
+    involved[pairs.ravel()] = True
+    rows = np.flatnonzero(involved)
+    local = (np.cumsum(involved) - 1)[pairs]
+    del involved
     root = clusters.components(len(rows), local)  # each involved row's candidate cluster
     row_order = np.argsort(root, kind="stable")
     pair_order = np.argsort(root[local[:, 0]], kind="stable")
     row_roots, pair_roots = root[row_order], root[local[pair_order, 0]]
-    starts = np.flatnonzero(np.r_[True, row_roots[1:] != row_roots[:-1]])  # where each cluster starts in row_order
+    starts = np.flatnonzero(np.r_[True, row_roots[1:] != row_roots[:-1]])  # where each cluster starts
     block_starts = starts[np.r_[True, np.diff(starts // VERIFY_ROWS) > 0]]
-    position = np.empty(len(rows), dtype=np.int64)  # a row's index within its block's shingles
+    chunk = np.zeros(len(rows), dtype=np.int64)  # a giant cluster's rows: their chunk
     for r0, r1 in zip(block_starts, [*block_starts[1:], len(rows)]):
-        members = row_order[r0:r1]
-        position[members] = np.arange(len(members))
         p0 = np.searchsorted(pair_roots, row_roots[r0], side="left")
         p1 = np.searchsorted(pair_roots, row_roots[r1 - 1], side="right")
         which = pair_order[p0:p1]
-        out[which] = jaccard(shingle(texts.gather(rows[members]), spec), position[local[which]])
+        if r1 - r0 <= GIANT_CHUNK:
+            groups = [which]
+        else:
+            chunk[row_order[r0:r1]] = np.arange(r1 - r0) // GIANT_CHUNK
+            a, b = chunk[local[which, 0]], chunk[local[which, 1]]
+            key = np.minimum(a, b) * (int(chunk.max()) + 1) + np.maximum(a, b)
+            order = np.argsort(key, kind="stable")
+            groups = np.split(which[order], np.flatnonzero(np.diff(key[order])) + 1)
+        for part in groups:
+            involved, at = np.unique(local[part], return_inverse=True)
+            out[part] = jaccard(shingle(texts.gather(rows[involved]), spec), at.reshape(-1, 2))
     return out
 
 
