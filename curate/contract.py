@@ -17,14 +17,16 @@ class StageFailed(RunFailed):
     """A stage broke the contract (lost rows, broke the schema) or raised; the run stops, earlier outputs stay."""
 
 
-def run_stage(stage: Stage, df: pl.DataFrame, options: Any, ctx: StageContext) -> pl.DataFrame:
+def run_stage(stage: Stage, df: pl.DataFrame, options: Any, ctx: StageContext, *,
+              columns: list[str] | None = None) -> pl.DataFrame:
     """Run one stage and check its contract: the columns it declares, schema-valid output, every input id still
-    present, and only its declared columns changed."""
+    present, and only its declared columns changed (``columns``: the schema columns ``df`` has, when the stage
+    is given only some)."""
     check_declared(stage)
     if not stage.creates_rows:
-        records.validate(df, where=f"input of {stage.name}")
-    out = records.conform(ctx.engine.run_stage(stage, df, options, ctx))
-    records.validate(out, where=f"output of {stage.name}")
+        records.validate(df, where=f"input of {stage.name}", columns=columns)
+    out = records.conform(ctx.engine.run_stage(stage, df, options, ctx), columns)
+    records.validate(out, where=f"output of {stage.name}", columns=columns)
     if not stage.creates_rows:
         check_rows(stage, df, out)
         check_writes(stage, df, out)

@@ -144,7 +144,6 @@ class ShardWriter:
     def __init__(self, folder: Path, shard_rows: int = SHARD_ROWS):
         self.folder = folder
         self.shard_rows = shard_rows
-        self.rows = 0
         self.manifest: dict[str, Any] | None = None  # written beside the shards when the writer closes
         self.fingerprint: str | None = None  # the data fingerprint, once closed
         self._pending: list[pl.DataFrame] = []
@@ -159,7 +158,6 @@ class ShardWriter:
             return
         self._pending.append(df)
         self._pending_rows += df.height
-        self.rows += df.height
         while self._pending_rows >= self.shard_rows:
             whole = pl.concat(self._pending, how="vertical")
             self._write(whole.slice(0, self.shard_rows))
@@ -178,7 +176,6 @@ class ShardWriter:
             shutil.copyfile(shard, target)
         self._hasher.update(target.read_bytes())
         self._shards += 1
-        self.rows += pl.scan_parquet(target).select(pl.len()).collect().item()
 
     def _write(self, df: pl.DataFrame) -> None:
         shard = self.folder / f"part-{self._shards:05d}.parquet"
