@@ -35,6 +35,8 @@ def run_stage(stage: Stage, df: pl.DataFrame, options: Any, ctx: StageContext, *
 
 def check_rows(stage: Stage, before: pl.DataFrame, after: pl.DataFrame) -> None:
     """Every input row is still there, and no row was added."""
+    if after.height == before.height and before["id"].equals(after["id"]):
+        return  # the usual case, checked without a hash table of every id
     missing = before.join(after.select("id"), on="id", how="anti")
     if missing.height:
         raise StageFailed(f"stage {stage.name} lost {missing.height} rows (e.g. id {missing['id'][0]}); "

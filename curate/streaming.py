@@ -80,24 +80,16 @@ def _in_batches(stage: Stage, options: Any, ctx: StageContext, writer: ShardWrit
     hashes: list[np.ndarray] = []
     for batch in stage.batches(options, ctx):
         out = records.validate(records.conform(batch), where=f"output of {stage.name}")
-        hashes.append(out["id"].hash(seed=0).to_numpy())
+        hashes.append(records.id_hashes(out["id"]))
         counts.add(None, out)
         writer.add(out)
     if hashes:
         every = np.concatenate(hashes)
-        if len(np.unique(every)) < len(every):
-            _raise_duplicate_id(stage, writer)
+        if len(np.unique(every)) < len(every):  # two batches share a hash: read the ids back to name the id
+            writer.close()
+            ids = pl.concat([pl.read_parquet(p, columns=["id"]) for p in shard_paths(writer.folder)])["id"]
+            records.raise_repeated_id(ids, f"output of {stage.name}", hashes=every)
     return counts
-
-
-def _raise_duplicate_id(stage: Stage, writer: ShardWriter) -> None:
-    """Two batches share a hash: find the id on disk (rare enough to read the ids back for)."""
-    writer.close()
-    ids = pl.concat([pl.read_parquet(p, columns=["id"]) for p in shard_paths(writer.folder)])
-    dup = ids.group_by("id").len().filter(pl.col("len") > 1)
-    if dup.height:
-        raise records.SchemaError(f"output of {stage.name}: id {dup['id'][0]!r} appears {dup['len'][0]} times "
-                                  "(ids must be unique)")
 
 
 def _per_shard(stage: Stage, options: Any, ctx: StageContext, in_dir: Path, writer: ShardWriter) -> StageCounts:
