@@ -230,3 +230,54 @@ def test_diversity_avoids_the_same_prompt_template_twice(tmp_path):
         out, _ = run(frame(rows), tmp_path, max_per_dimension=2, seed=seed)
         picked = [json.loads(r["meta"])["collect"]["template"] for r in selected(out).iter_rows(named=True)]
         assert sorted(picked) == ["base64", "roleplay"]
+
+
+def _greedy_reference(candidates, quota, seed, used_clusters, used_templates):
+    """The pick rule written plainly (the rule the compiled pick implements): sort by (human first, higher score,
+    seeded hash of the id); within each tie group, three passes admitting rows with 0, 1, then 2 used
+    cluster/template; clusters and templates stay used for later strata."""
+    from itertools import groupby
+
+    from curate.balance.select import seeded_hash
+
+    def key(c):
+        return (not c["human"], -(c["score"] if c["score"] is not None else float("-inf")), seeded_hash(seed, c["id"]))
+    chosen = []
+    for _, group in groupby(sorted(candidates, key=key), key=lambda c: key(c)[:2]):
+        rest = list(group)
+        for allowed in (0, 1, 2):
+            later = []
+            for c in rest:
+                repeats = (c["cluster"] in used_clusters) + (c["template"] is not None and c["template"] in used_templates)
+                if len(chosen) < quota and repeats <= allowed:
+                    chosen.append(c["id"])
+                    used_clusters.add(c["cluster"])
+                    if c["template"] is not None:
+                        used_templates.add(c["template"])
+                else:
+                    later.append(c)
+            rest = later
+    return chosen
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_compiled_pick_follows_the_rule_on_random_rows(seed):
+    import random
+
+    from curate.balance.select import Picker
+
+    rnd = random.Random(seed)
+    rows = [{"id": f"r{i}", "_kind": "refusal", "_dim": rnd.choice(["S01", "S03"]), "lang": rnd.choice(["en", "zh"]),
+             "_human": rnd.random() < 0.2, "_score": rnd.choice([None, 0.5, 0.9, 0.9]),
+             "cluster": f"c{rnd.randrange(40)}", "template": rnd.choice([None, None, "t1", "t2", "t3"])}
+            for i in range(400)]
+    df = pl.DataFrame(rows).rename({"cluster": "_cluster", "template": "_template"})
+    picker = Picker(df, ["_kind", "_dim", "lang"], seed)
+    used_clusters, used_templates = set(), set()
+    for stratum in sorted({(r["_kind"], r["_dim"], r["lang"]) for r in rows}):
+        quota = rnd.randrange(5, 120)
+        got = picker.rows["id"].gather(picker.pick(stratum, quota)).to_list()
+        mine = [r for r in rows if (r["_kind"], r["_dim"], r["lang"]) == stratum]
+        want = _greedy_reference([{**r, "human": r["_human"], "score": r["_score"]} for r in mine], quota, seed,
+                                 used_clusters, used_templates)
+        assert got == want, stratum

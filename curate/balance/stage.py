@@ -1,24 +1,26 @@
 """The balance stage: pick rows to meet the quotas, mark the rest ``not_selected``, assign splits."""
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from curate import records
 from curate.store import SHORTFALL
 from curate.balance import report
 from curate.balance.options import BalanceOptions
-from curate.balance.select import Candidate, pick
+from curate.balance.select import Picker
 from curate.balance.splits import assign_splits
-from curate.balance.targets import Stratum, compute_targets
+from curate.balance.targets import compute_targets
 from curate.kinds import dimension_expr, kind_expr, template_expr
 from curate.records import HAS_RESPONSE, INELIGIBLE, NOT_SELECTED
 from curate.stage import StageContext
 
 READS = ("id", "lang", "categories", "prompt_harmful", "response_kind", "response", "label_origin", "dup_cluster",
          "drop_reason", "role", "prompt_template", "answer_template", "answer_judge_score")
+STRATUM = ("_kind", "_dim", "lang")  # a quota's key (kind, dimension, language), as columns
 
 
 def harm_dimensions(ctx: StageContext) -> list[str]:
@@ -38,12 +40,14 @@ def pending_mode(df: pl.DataFrame, opts: BalanceOptions) -> str:
 
 
 def eligibility(df: pl.DataFrame, pending: str) -> pl.DataFrame:
-    """The kept rows with what balance needs, as columns: ``_kind``, ``_dim``, ``_cluster``, ``_template``,
-    ``_human``, ``_score`` and ``_reason``, the drop reason (a key of ``records.INELIGIBLE``: rows that cannot enter
-    the mix get their own reason, so the funnel tells them from rows the quotas left out)."""
+    """The kept rows with what balance needs, as columns: ``_row`` (the row's position in ``df``), ``_kind``,
+    ``_dim``, ``_cluster``, ``_template``, ``_human``, ``_score`` and ``_reason``, the drop reason (a key of
+    ``records.INELIGIBLE``: rows that cannot enter the mix get their own reason, so the funnel tells them from rows
+    the quotas left out)."""
     kind = pl.col("_kind")
     no_cluster = pl.col("dup_cluster").is_null() | (pl.col("dup_cluster") == "")
-    return records.kept(df).select(READS).with_columns(kind_expr().alias("_kind")).with_columns(
+    rows = df.select(READS).with_row_index("_row").filter(pl.col("drop_reason").is_null())
+    return rows.with_columns(kind_expr().alias("_kind")).with_columns(
         pl.when(kind.is_null()).then(pl.lit("unlabelled"))
           .when(pl.col("response_kind") == "harmful").then(pl.lit("harmful_response"))
           .when(~HAS_RESPONSE & pl.lit(pending == "exclude")).then(pl.lit("pending_synthesis"))
@@ -52,7 +56,13 @@ def eligibility(df: pl.DataFrame, pending: str) -> pl.DataFrame:
         pl.when(no_cluster).then(pl.col("id")).otherwise(pl.col("dup_cluster")).alias("_cluster"),
         template_expr().alias("_template"),
         pl.col("answer_judge_score").alias("_score"),
-        (pl.col("label_origin") == "human").fill_null(False).alias("_human"))
+        (pl.col("label_origin") == "human").fill_null(False).alias("_human")).select(
+        "_row", "id", *STRATUM, "_cluster", "_template", "_human", "_score", "_reason")
+
+
+def _by_row(height: int, rows: pl.Series, values: pl.Series | list) -> pl.Series:
+    """A text column of ``height`` rows, ``values`` at positions ``rows``, null elsewhere."""
+    return pl.repeat(None, height, dtype=pl.Utf8, eager=True).scatter(rows, values)
 
 
 def run(df: pl.DataFrame, opts: BalanceOptions, ctx: StageContext) -> pl.DataFrame:
@@ -61,42 +71,35 @@ def run(df: pl.DataFrame, opts: BalanceOptions, ctx: StageContext) -> pl.DataFra
         ctx.log("[balance] no kept row has an answer yet: selecting prompts for synthesis by the quotas "
                 "(pending: keep)")
     rows = eligibility(df, pending)
-    ineligible: Counter[str] = Counter(dict(rows["_reason"].drop_nulls().value_counts().iter_rows()))
-    ineligible_ids = {reason: rows.filter(pl.col("_reason") == reason)["id"] for reason in ineligible}
-    eligible = rows.filter(pl.col("_reason").is_null())
-    candidates: dict[Stratum, list[Candidate]] = defaultdict(list)
-    for rid, human, score, cluster, template, kind, dim, lang in eligible.select(
-            "id", "_human", "_score", "_cluster", "_template", "_kind", "_dim", "lang").iter_rows():
-        candidates[kind, dim, lang].append(Candidate(id=rid, human=human, score=score, cluster=cluster,
-                                                     template=template))
+    ineligible_rows = rows.filter(pl.col("_reason").is_not_null()).select("_row", "_reason")
+    ineligible: Counter[str] = Counter(dict(ineligible_rows["_reason"].value_counts().iter_rows()))
+    picker = Picker(rows.filter(pl.col("_reason").is_null()), list(STRATUM), opts.seed)
+    del rows
 
-    available = {s: len(c) for s, c in candidates.items()}
+    available = {s: n for s, (_, n) in picker.slices.items()}
     targets = compute_targets(available, opts, harm_dimensions(ctx))
-    selected: list[str] = []
-    used_clusters: set[str] = set()
-    used_templates: set[str] = set()
+    chosen: list[np.ndarray] = []
     table = []
     for stratum in sorted(targets):
-        chosen = pick(candidates.get(stratum, []), targets[stratum], opts.seed, used_clusters, used_templates)
-        selected.extend(chosen)
+        picked = picker.pick(stratum, targets[stratum])
+        chosen.append(picked)
         kind, dim, lang = stratum
         table.append({"kind": kind, "dimension": dim, "lang": lang, "available": available.get(stratum, 0),
-                      "target": targets[stratum], "achieved": len(chosen),
-                      "shortfall": targets[stratum] - len(chosen)})
+                      "target": targets[stratum], "achieved": len(picked),
+                      "shortfall": targets[stratum] - len(picked)})
+    at = pl.Series(np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64))
+    selected = picker.rows.select("_row", "id", "_cluster", "_dim", "lang")[at]
+    split = assign_splits(((rid, cluster, (dim, lang)) for _, rid, cluster, dim, lang in selected.iter_rows()),
+                          opts.test_fraction, opts.seed)
 
-    chosen_rows = eligible.filter(pl.col("id").is_in(selected)).select("id", "_cluster", "_dim", "lang")
-    placed = {rid: (cluster, (dim, lang)) for rid, cluster, dim, lang in chosen_rows.iter_rows()}
-    split = assign_splits(((rid, *placed[rid]) for rid in selected), opts.test_fraction, opts.seed)
-    live = pl.col("drop_reason").is_null()
-    is_selected = pl.col("id").is_in(selected)
-    split_map = pl.DataFrame({"id": list(split), "_split": list(split.values())}, schema={"id": pl.Utf8, "_split": pl.Utf8})
-    out = df
-    for reason, ids in ineligible_ids.items():
-        out = records.mark_dropped(out, pl.col("id").is_in(ids.to_list()), reason)
-    out = records.mark_dropped(out, ~is_selected, NOT_SELECTED)
-    out = out.join(split_map, on="id", how="left").with_columns(
-        pl.when(live).then(pl.col("_split")).otherwise(pl.col("split")).alias("split")).drop("_split")
-    out = out.select(df.columns)  # the columns it was given (the runner may give only those it declares)
+    is_selected = np.zeros(df.height, dtype=bool)
+    is_selected[selected["_row"].to_numpy()] = True
+    out = df.with_columns(
+        pl.coalesce("drop_reason", _by_row(df.height, ineligible_rows["_row"], ineligible_rows["_reason"]),
+                    pl.when(~pl.Series(is_selected)).then(pl.lit(NOT_SELECTED))).alias("drop_reason"),
+        _by_row(df.height, selected["_row"], [split[rid] for rid in selected["id"]]).alias("_split"))
+    out = out.with_columns(pl.when(pl.col("drop_reason").is_null()).then(pl.col("_split"))
+                             .otherwise(pl.col("split")).alias("split")).drop("_split")
 
     _report(table, ineligible, split, opts, ctx)
     ctx.stats["pending"] = pending
