@@ -53,6 +53,8 @@ class StageContext:
     log: Callable[[str], None] = field(default=print)
     upstream: dict[str, Path] = field(default_factory=dict)  # earlier stages' output dirs, by name
     engine: Any = LOCAL  # where work runs (curate.engine): this process, or a Dask cluster
+    # the input's parquet shards, when the runner left the stage's ``Stage.streamed`` columns out of its frame
+    shards: list[Path] | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,9 @@ class Stage:
     # A stage that creates rows may also yield them in batches (``batches(options, ctx)``, the rows of ``run`` in
     # the same order): the runner writes each batch as it comes instead of holding them all (curate.streaming).
     batches: Callable[[Any, StageContext], Iterator[pl.DataFrame]] | None = None
+    # Read columns too large to hold for every row, which the stage reads itself from ``ctx.shards`` when the
+    # runner leaves them out of its frame (dedup's compared texts, under these options): see curate.streaming.
+    streamed: Callable[[Any], tuple[str, ...]] = field(default=lambda options: ())
 
 
 def load_stage(name: str) -> Stage | None:

@@ -60,7 +60,7 @@ def run_streamed(stage: Stage, options: Any, ctx: StageContext, in_dir: Path | N
         return _sink(stage, options, ctx, in_dir, writer)
     if local and stage.shardable(options):
         return _per_shard(stage, options, ctx, in_dir, writer)
-    return _declared_columns(stage, options, ctx, in_dir, writer)
+    return _declared_columns(stage, options, ctx, in_dir, writer, streamed=stage.streamed(options) if local else ())
 
 
 def _whole(stage: Stage, options: Any, ctx: StageContext, in_dir: Path | None, writer: ShardWriter) -> StageCounts:
@@ -113,7 +113,7 @@ def _sink(stage: Stage, options: Any, ctx: StageContext, in_dir: Path, writer: S
     on as they were, as hard links to the input's shards where the file system allows."""
     check_declared(stage)
     paths = shard_paths(in_dir)
-    current = set(pl.read_parquet_schema(paths[0])) == set(records.SCHEMA)
+    current = _current(paths)
     # shards written before a fact column existed are migrated on read (records.conform), so read whole
     rows = pl.scan_parquet(paths) if current else read_shards(in_dir).lazy()
     ctx.engine.run_stage(stage, rows, options, ctx)
@@ -130,6 +130,11 @@ def _sink(stage: Stage, options: Any, ctx: StageContext, in_dir: Path, writer: S
     return counts
 
 
+def _current(paths: list[Path]) -> bool:
+    """The shards have today's columns (older shards are migrated on read, records.conform, so read whole)."""
+    return set(pl.read_parquet_schema(paths[0])) == set(records.SCHEMA)
+
+
 def declared_columns(stage: Stage) -> list[str] | None:
     """The columns a stage is given when it sees every row at once (None: every column, for a stage that
     declares nothing it reads)."""
@@ -139,13 +144,22 @@ def declared_columns(stage: Stage) -> list[str] | None:
     return [c for c in records.SCHEMA if c in wanted]
 
 
-def _declared_columns(stage: Stage, options: Any, ctx: StageContext, in_dir: Path,
-                      writer: ShardWriter) -> StageCounts:
+def _declared_columns(stage: Stage, options: Any, ctx: StageContext, in_dir: Path, writer: ShardWriter,
+                      streamed: tuple[str, ...] = ()) -> StageCounts:
+    """``streamed``: declared columns left out of the frame, which the stage reads from ``ctx.shards`` itself."""
     columns = declared_columns(stage)
     if columns is None:
         return _whole(stage, options, ctx, in_dir, writer)
+    if set(streamed) & set(stage.writes):
+        raise StageFailed(f"stage {stage.name} streams {', '.join(streamed)}, which it also writes")
+    if streamed and _current(shard_paths(in_dir)):
+        columns = [c for c in columns if c not in streamed]
+        ctx.shards = shard_paths(in_dir)
     df = read_shards(in_dir, columns)
-    out = run_stage(stage, df, options, ctx, columns=columns)
+    try:
+        out = run_stage(stage, df, options, ctx, columns=columns)
+    finally:
+        ctx.shards = None
     if not out["id"].equals(df["id"]):  # put back in input order (run_stage checked the ids are the same)
         out = df.select("id").join(out, on="id", how="left", maintain_order="left")
     del df

@@ -20,6 +20,7 @@ from curate.dedup.decontaminate import EvalSetError
 from curate.dedup.jaccard import jaccard
 from curate.dedup.lsh import candidate_pairs, detection_probability, optimal_param
 from curate.dedup.shingles import Shingles, Shingling, shingle, unique_per_row
+from curate.dedup.texts import FrameTexts, ShardTexts
 from curate.stage import StageContext
 
 EN = ("Explain step by step how someone could secretly track the location of their partner using a phone app, "
@@ -169,12 +170,37 @@ def test_clusters_and_representatives_are_deterministic_across_runs_and_input_or
         by_id.select("id", "dup_cluster", "is_duplicate", "drop_reason"))
 
 
-def test_signatures_are_identical_across_worker_counts():
-    texts = _corpus(200) + [ZH, ZH_NEAR, "???", "hi"]
+def _shards(texts: pl.Series, folder, rows: int) -> list:
+    """``texts`` as the prompts of a run's parquet shards of ``rows`` rows (what ShardTexts reads)."""
+    folder.mkdir()
+    paths = []
+    for i, start in enumerate(range(0, len(texts), rows)):
+        paths.append(folder / f"part-{i:05d}.parquet")
+        texts.slice(start, rows).rename("prompt").to_frame().write_parquet(paths[-1])
+    return paths
+
+
+def test_row_facts_are_identical_across_worker_counts_and_from_shards(tmp_path):
+    texts = pl.Series(_corpus(200) + [ZH, ZH_NEAR, "???", "hi", "   ", None])
     params = signatures.Params(Shingling(2, 2, weighted=True), bands=14, rows=9)
-    one = signatures.compute(pl.Series(texts), params, workers=1)
-    two = signatures.compute(pl.Series(texts), params, workers=2, shard_rows=100)
-    assert np.array_equal(one[0], two[0]) and np.array_equal(one[1], two[1])
+    one = signatures.compute(FrameTexts(texts), params, workers=1)
+    two = signatures.compute(FrameTexts(texts), params, workers=2, shard_rows=100)
+    sharded = signatures.compute(ShardTexts(_shards(texts, tmp_path / "s", 37), "prompt"), params, workers=2)
+    for other in (two, sharded):
+        for name in ("present", "chars", "exact", "keys"):
+            assert np.array_equal(getattr(one, name), getattr(other, name)), name
+    assert one.present[-3:].tolist() == [True, False, False] and one.chars[-3:].tolist() == [2, 3, 0]
+
+
+def test_texts_read_from_shards_gather_any_ascending_rows(tmp_path):
+    texts = pl.Series([f"text {i}" for i in range(50)])
+    sharded = ShardTexts(_shards(texts, tmp_path / "s", 12), "prompt")
+    assert len(sharded) == 50 and [len(s) for s in sharded.slices()] == [12, 12, 12, 12, 2]
+    rows = np.array([0, 11, 12, 13, 49])
+    assert sharded.gather(rows).to_list() == texts.gather(rows).to_list()
+    assert sharded.gather(np.array([], dtype=np.int64)).to_list() == []
+    with pytest.raises(ValueError, match="ascending"):
+        sharded.gather(np.array([3, 1]))
 
 
 def test_representative_policy(tmp_path):
@@ -391,7 +417,7 @@ def test_weighted_words_find_one_word_edits_of_short_prompts(tmp_path):
     assert out["dup_cluster"].n_unique() == 2
 
 
-def test_pairs_verified_in_blocks_of_candidate_clusters_score_as_all_at_once(monkeypatch):
+def test_pairs_verified_in_blocks_of_candidate_clusters_score_as_all_at_once(monkeypatch, tmp_path):
     import curate.dedup.stage as dedup_stage
 
     rng = random.Random(3)
@@ -406,5 +432,8 @@ def test_pairs_verified_in_blocks_of_candidate_clusters_score_as_all_at_once(mon
     expected = jaccard(shingle(texts, spec), pairs)
     monkeypatch.setattr(dedup_stage, "VERIFY_ROWS", 7)  # many blocks, clusters larger than a block
     monkeypatch.setattr(dedup_stage, "GIANT_CHUNK", 9)  # and clusters cut into chunks
-    assert np.array_equal(dedup_stage._similarities(texts, pairs, spec), expected)
-    assert len(dedup_stage._similarities(texts, pairs[:0], spec)) == 0
+    monkeypatch.setattr(dedup_stage, "ROUND_ROWS", 20)  # and several rounds of texts read
+    assert np.array_equal(dedup_stage._similarities(FrameTexts(texts), pairs, spec), expected)
+    sharded = ShardTexts(_shards(texts, tmp_path / "s", 33), "prompt")
+    assert np.array_equal(dedup_stage._similarities(sharded, pairs, spec), expected)
+    assert len(dedup_stage._similarities(FrameTexts(texts), pairs[:0], spec)) == 0

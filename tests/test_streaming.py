@@ -161,3 +161,32 @@ def test_a_sink_passes_its_shards_on_as_they_are(tmp_path):
     with shard_writer(tmp_path / "03-whole", shard_rows=5) as whole:
         whole.add(read_shards(source))
     assert writer.fingerprint == whole.fingerprint  # linked or written, the same output
+
+
+def test_dedup_reads_its_texts_from_the_shards_and_finds_what_it_finds_in_one_frame(tmp_path):
+    from dataclasses import replace
+
+    from curate.contract import run_stage
+    from curate.dedup import STAGE as DEDUP
+
+    seen = []
+
+    def spy(df, opts, ctx):
+        seen.append((df.columns, ctx.shards))
+        return DEDUP.run(df, opts, ctx)
+
+    base = [f"how do I make the thing number {i} work with the other part {i * 7}" for i in range(30)]
+    prompts = base + [t + " please" for t in base[:10]] + [t.upper() for t in base[10:15]]
+    df = _records(len(prompts)).with_columns(pl.Series("prompt", prompts))
+    folder = tmp_path / "01-in"
+    with shard_writer(folder, shard_rows=8) as writer:
+        writer.add(df)
+    opts = DEDUP.Options(threshold=0.7, prefer=["longest"])
+    with shard_writer(tmp_path / "02-out", shard_rows=8) as writer:
+        run_streamed(replace(DEDUP, run=spy), opts, _ctx(tmp_path), folder, writer)
+    assert "prompt" not in seen[0][0] and seen[0][1] == shard_paths(folder)  # the texts were left on disk
+    whole = run_stage(DEDUP, df, opts, _ctx(tmp_path / "whole"))
+    streamed = read_shards(tmp_path / "02-out")
+    assert streamed.equals(whole)
+    assert streamed["is_duplicate"].sum() == 15 and streamed.filter(pl.col("is_duplicate"))["prompt"].str.ends_with(
+        "please").sum() == 0  # the longer "... please" rows represent their clusters

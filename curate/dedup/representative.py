@@ -19,8 +19,8 @@ Criterion = Literal["response", "human", "source", "longest"]
 DEFAULT_PREFER: list[Criterion] = ["response", "human", "source", "longest"]
 
 
-def rank_columns(df: pl.DataFrame, field: str, prefer: list[Criterion], source_priority: list[str]) -> list[pl.Expr]:
-    """Sort expressions, smaller = better, in order of importance."""
+def rank_columns(prefer: list[Criterion], source_priority: list[str]) -> list[pl.Expr]:
+    """Sort expressions, smaller = better, in order of importance (``_chars``: the compared text's length)."""
     exprs = [pl.col("drop_reason").is_not_null().alias("_r_dropped")]
     priority = {name: i for i, name in enumerate(source_priority)}
     for criterion in prefer:
@@ -32,20 +32,23 @@ def rank_columns(df: pl.DataFrame, field: str, prefer: list[Criterion], source_p
             exprs.append(pl.col("source").replace_strict(priority, default=len(priority), return_dtype=pl.Int64)
                          .alias("_r_source"))
         elif criterion == "longest":
-            exprs.append((-pl.col(field).fill_null("").str.len_chars().cast(pl.Int64)).alias("_r_longest"))
+            exprs.append((-pl.col("_chars")).alias("_r_longest"))
     exprs.append(pl.col("id").alias("_r_id"))
     return exprs
 
 
-def representatives(df: pl.DataFrame, roots: np.ndarray, field: str, prefer: list[Criterion],
+def representatives(df: pl.DataFrame, roots: np.ndarray, chars: np.ndarray, prefer: list[Criterion],
                     source_priority: list[str]) -> np.ndarray:
-    """Row index of the representative of each row's cluster (roots: a cluster label per row, a row index)."""
+    """Row index of the representative of each row's cluster (roots: a cluster label per row, a row index;
+    chars: each row's compared text's length in characters)."""
     rep_of_root = np.arange(len(roots), dtype=np.int64)  # a row alone represents itself
     clustered = np.flatnonzero(np.bincount(roots, minlength=len(roots))[roots] > 1)
     if len(clustered) == 0:
         return rep_of_root[roots]
     # only the rows of clusters are ranked (a third of a million-row log, not all of it)
-    ranked = df.select(rank_columns(df, field, prefer, source_priority))[clustered].with_columns(
+    at = pl.Series(clustered)
+    ranked = df[at].with_columns(pl.Series("_chars", chars[clustered], dtype=pl.Int64)).select(
+        rank_columns(prefer, source_priority)).with_columns(
         pl.Series("_root", roots[clustered]), pl.Series("_row", clustered, dtype=pl.Int64))
     keys = [c for c in ranked.columns if c.startswith("_r_")]
     best = ranked.sort(keys).group_by("_root", maintain_order=True).first().select("_root", "_row")

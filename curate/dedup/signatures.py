@@ -15,6 +15,7 @@ import polars as pl
 
 from curate.dedup import kernels
 from curate.dedup.shingles import Shingles, Shingling, kernel_input
+from curate.dedup.texts import FrameTexts, Texts
 from curate.engine.local import LOCAL
 
 
@@ -41,17 +42,38 @@ def shard_signatures(texts: pl.Series | list[str], params: Params) -> tuple[np.n
                                   params.rows, params.seed, *kernels.scratch_sizes(offsets, spec.word_n, spec.weighted))
 
 
-def compute(texts: pl.Series, params: Params, workers: int = 1, shard_rows: int = 100_000,
-            advance=lambda n: None, engine=LOCAL, work_dir=None) -> tuple[np.ndarray, np.ndarray]:
-    """Exact keys and band keys of all texts, shard by shard on the engine (threads here, or Dask workers)."""
-    parts = engine.map_slices(partial(shard_signatures, params=params), texts, shard_rows=shard_rows,
-                              workers=workers, advance=advance, work_dir=work_dir)
-    exact = np.concatenate([p[0] for p in parts])
+@dataclass
+class RowFacts:
+    """What one pass over the texts keeps of each row (the texts themselves are not kept)."""
+
+    present: np.ndarray  # bool: the text has a non-space character (an empty row is never a duplicate)
+    chars: np.ndarray  # int64: its length in characters (the "longest" representative criterion)
+    exact: np.ndarray  # uint64: its exact key (tokens, so case, width, punctuation and spacing do not count)
+    keys: np.ndarray  # uint64 [bands, rows]: its LSH band keys
+
+
+def shard_facts(texts: pl.Series, params: Params) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    exact, keys = shard_signatures(texts, params)
+    return (texts.str.contains(r"\S").fill_null(False).to_numpy(), texts.str.len_chars().fill_null(0).to_numpy(),
+            exact, keys)
+
+
+def compute(texts: Texts, params: Params, workers: int = 1, shard_rows: int = 100_000,
+            advance=lambda n: None, engine=LOCAL, work_dir=None) -> RowFacts:
+    """Every row's facts, slice by slice on the engine (threads here, or Dask workers; texts read from shards
+    run on this process's threads)."""
+    fn = partial(shard_facts, params=params)
+    if isinstance(texts, FrameTexts):
+        parts = engine.map_slices(fn, texts.series, shard_rows=shard_rows, workers=workers, advance=advance,
+                                  work_dir=work_dir)
+    else:
+        parts = LOCAL.map_each(fn, texts.slices(), workers=workers, advance=advance)
+    present, chars, exact = (np.concatenate([p[i] for p in parts]) for i in range(3))
     # one array for all shards, each shard's keys freed once copied: a concatenate would hold them all twice
-    keys = np.empty((params.bands, len(exact)), dtype=parts[0][1].dtype)
+    keys = np.empty((params.bands, len(exact)), dtype=np.uint64)
     at = 0
     while parts:
-        part = parts.pop(0)[1]
+        part = parts.pop(0)[3]
         keys[:, at:at + part.shape[1]] = part
         at += part.shape[1]
-    return exact, keys
+    return RowFacts(present=present, chars=chars.astype(np.int64), exact=exact, keys=keys)

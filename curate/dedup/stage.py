@@ -23,6 +23,7 @@ from curate.dedup import clusters, decontaminate, lsh, representative, signature
 from curate.dedup.jaccard import jaccard
 from curate.dedup.options import DedupOptions
 from curate.dedup.shingles import Shingling, shingle
+from curate.dedup.texts import SLICE_ROWS, FrameTexts, ShardTexts, Texts
 from curate.errors import UsageError
 from curate.stage import StageContext
 
@@ -45,10 +46,25 @@ VERIFY_ROWS = 32_768
 # cut into chunks of that many rows and verified a pair of chunks at a time: its rows are shingled a few times
 # over, in bounded memory.
 GIANT_CHUNK = 8 * VERIFY_ROWS
+# Rows whose texts are read at once, for a run of consecutive blocks: one pass over a run's shards per round
+# (texts read from shards, ShardTexts), about 180 MB of prompts.
+ROUND_ROWS = 16 * VERIFY_ROWS
 
 
-def _similarities(texts: pl.Series, pairs: np.ndarray, spec: Shingling) -> np.ndarray:
-    """Exact Jaccard of candidate pairs (indices into `texts`), shingling only the rows involved, block by block."""
+def _rounds(blocks: list[tuple[int, int]], size: int) -> list[list[tuple[int, int]]]:
+    """Consecutive blocks grouped while they hold at most ``size`` rows together (a larger block goes alone)."""
+    rounds: list[list[tuple[int, int]]] = []
+    for r0, r1 in blocks:
+        if rounds and r1 - rounds[-1][0][0] <= size:
+            rounds[-1].append((r0, r1))
+        else:
+            rounds.append([(r0, r1)])
+    return rounds
+
+
+def _similarities(texts: Texts, pairs: np.ndarray, spec: Shingling) -> np.ndarray:
+    """Exact Jaccard of candidate pairs (row indices into ``texts``), shingling only the rows involved, block by
+    block; the texts of a round of blocks are read at once."""
     out = np.zeros(len(pairs))
     if len(pairs) == 0:
         return out
@@ -63,52 +79,55 @@ def _similarities(texts: pl.Series, pairs: np.ndarray, spec: Shingling) -> np.nd
     row_roots, pair_roots = root[row_order], root[local[pair_order, 0]]
     starts = np.flatnonzero(np.r_[True, row_roots[1:] != row_roots[:-1]])  # where each cluster starts
     block_starts = starts[np.r_[True, np.diff(starts // VERIFY_ROWS) > 0]]
+    blocks = list(zip(block_starts.tolist(), [*block_starts[1:].tolist(), len(rows)]))
     chunk = np.zeros(len(rows), dtype=np.int64)  # a giant cluster's rows: their chunk
-    for r0, r1 in zip(block_starts, [*block_starts[1:], len(rows)]):
-        p0 = np.searchsorted(pair_roots, row_roots[r0], side="left")
-        p1 = np.searchsorted(pair_roots, row_roots[r1 - 1], side="right")
-        which = pair_order[p0:p1]
-        if r1 - r0 <= GIANT_CHUNK:
-            groups = [which]
-        else:
-            chunk[row_order[r0:r1]] = np.arange(r1 - r0) // GIANT_CHUNK
-            a, b = chunk[local[which, 0]], chunk[local[which, 1]]
-            key = np.minimum(a, b) * (int(chunk.max()) + 1) + np.maximum(a, b)
-            order = np.argsort(key, kind="stable")
-            groups = np.split(which[order], np.flatnonzero(np.diff(key[order])) + 1)
-        for part in groups:
-            involved, at = np.unique(local[part], return_inverse=True)
-            out[part] = jaccard(shingle(texts.gather(rows[involved]), spec), at.reshape(-1, 2))
+    for round_blocks in _rounds(blocks, ROUND_ROWS):
+        needed = np.sort(rows[row_order[round_blocks[0][0]:round_blocks[-1][1]]])
+        round_texts = texts.gather(needed)
+        for r0, r1 in round_blocks:
+            p0 = np.searchsorted(pair_roots, row_roots[r0], side="left")
+            p1 = np.searchsorted(pair_roots, row_roots[r1 - 1], side="right")
+            which = pair_order[p0:p1]
+            if r1 - r0 <= GIANT_CHUNK:
+                groups = [which]
+            else:
+                chunk[row_order[r0:r1]] = np.arange(r1 - r0) // GIANT_CHUNK
+                a, b = chunk[local[which, 0]], chunk[local[which, 1]]
+                key = np.minimum(a, b) * (int(chunk.max()) + 1) + np.maximum(a, b)
+                order = np.argsort(key, kind="stable")
+                groups = np.split(which[order], np.flatnonzero(np.diff(key[order])) + 1)
+            for part in groups:
+                part_rows, at = np.unique(local[part], return_inverse=True)
+                part_texts = round_texts.gather(np.searchsorted(needed, rows[part_rows]))
+                out[part] = jaccard(shingle(part_texts, spec), at.reshape(-1, 2))
     return out
 
 
-def find_clusters(texts: pl.Series, opts: DedupOptions, ctx: StageContext | None = None) -> dict:
+def find_clusters(texts: pl.Series | Texts, opts: DedupOptions, ctx: StageContext | None = None) -> dict:
     """Cluster root per row plus what the steps found (used by run and by the benchmark)."""
+    texts = FrameTexts(texts) if isinstance(texts, pl.Series) else texts
     n = len(texts)
     spec = opts.shingling()
     bands, rows = opts.lsh_shape()
     params = signatures.Params(shingling=spec, bands=bands, rows=rows)
 
-    # rows with nothing to compare (no response yet, say) are their own cluster, never a duplicate
-    # (contains a non-space character: no stripped copy of every text; a gather only when some rows are empty)
-    present = np.nonzero(texts.str.contains(r"\S").fill_null(False).to_numpy())[0]
-    some_texts = texts if len(present) == n else texts.gather(present)
     if ctx is not None:
-        with ctx.progress(len(present), "dedup signatures") as bar:
-            exact, keys = signatures.compute(some_texts, params, opts.workers, opts.shard_rows, bar.advance,
-                                             engine=ctx.engine, work_dir=ctx.work_dir)
+        with ctx.progress(n, "dedup signatures") as bar:
+            facts = signatures.compute(texts, params, opts.workers, opts.shard_rows, bar.advance,
+                                       engine=ctx.engine, work_dir=ctx.work_dir)
     else:
-        exact, keys = signatures.compute(some_texts, params, opts.workers, opts.shard_rows)
-    del some_texts
+        facts = signatures.compute(texts, params, opts.workers, opts.shard_rows)
+    # rows with nothing to compare (no response yet, say) are their own cluster, never a duplicate
+    present = np.flatnonzero(facts.present)
     # one row per distinct text goes on to LSH; exact copies join their first row's cluster
-    first, unique_of_present = _exact_groups(exact)
-    if len(first) < len(present):  # in place, band by band (first is ascending): no second copy of every key
-        for band in keys:
-            band[:len(first)] = band[first]
-        keys = keys[:, :len(first)]
-    distinct_rows = present[first]  # the row of each distinct text (the texts are not copied: few are read again)
+    first, unique_of_present = _exact_groups(facts.exact[present])
+    distinct_rows = present[first]  # the row of each distinct text (ascending)
+    keys = facts.keys
+    for band in keys:  # in place, band by band (distinct_rows is ascending): no second copy of every key
+        band[:len(first)] = band[distinct_rows]
+    facts.keys = keys = keys[:, :len(first)]
     candidates = lsh.candidate_pairs(keys)
-    del keys
+    facts.keys = keys = None
     verified = candidates[_similarities(texts, distinct_rows[candidates], spec) >= opts.threshold - 1e-12]
     unique_roots = clusters.components(len(first), verified)
 
@@ -117,16 +136,20 @@ def find_clusters(texts: pl.Series, opts: DedupOptions, ctx: StageContext | None
     roots[present] = present[first[unique_roots[unique_of_present]]]
     unique_of_row = np.full(n, -1, dtype=np.int64)  # index into `distinct`, -1 = empty text
     unique_of_row[present] = unique_of_present
-    return {"roots": roots, "distinct_rows": distinct_rows, "unique_of_row": unique_of_row, "bands": bands, "rows": rows,
-            "unique_texts": len(first), "candidate_pairs": len(candidates), "verified_pairs": len(verified),
-            "shingling": spec, "empty": n - len(present)}
+    return {"roots": roots, "distinct_rows": distinct_rows, "unique_of_row": unique_of_row, "chars": facts.chars,
+            "bands": bands, "rows": rows, "unique_texts": len(first), "candidate_pairs": len(candidates),
+            "verified_pairs": len(verified), "shingling": spec, "empty": n - len(present)}
 
 
-def _decontaminate(df: pl.DataFrame, found: dict, opts: DedupOptions, ctx: StageContext) -> pl.DataFrame:
+def _decontaminate(df: pl.DataFrame, texts: Texts, found: dict, opts: DedupOptions, ctx: StageContext) -> pl.DataFrame:
     evals = decontaminate.read_eval_sets(list(opts.against), opts.against_field)
     ev_sh = decontaminate.eval_shingles(evals, found["shingling"])
-    train_sh = shingle(df[opts.field].gather(found["distinct_rows"]), found["shingling"])
-    best, which = decontaminate.best_overlap(train_sh, ev_sh)
+    distinct = found["distinct_rows"]
+    best, which = np.zeros(len(distinct)), np.full(len(distinct), -1, dtype=np.int64)
+    for start in range(0, len(distinct), SLICE_ROWS):  # distinct rows ascending: a slice reads a shard or two
+        rows = distinct[start:start + SLICE_ROWS]
+        train_sh = shingle(texts.gather(rows), found["shingling"])
+        best[start:start + len(rows)], which[start:start + len(rows)] = decontaminate.best_overlap(train_sh, ev_sh)
     idx = found["unique_of_row"]  # -1 (an empty text) picks the appended "no overlap" entry
     row_best, row_which = np.append(best, 0.0)[idx], np.append(which, -1)[idx]
     hit = row_best >= opts.contamination_threshold - 1e-12
@@ -137,6 +160,15 @@ def _decontaminate(df: pl.DataFrame, found: dict, opts: DedupOptions, ctx: Stage
             for h, w, b in zip(hit.tolist(), row_which.tolist(), row_best.tolist())]
     df = records.with_stage_meta(df, STAGE_NAME, meta)
     return records.mark_dropped(df, pl.Series(hit), "contaminated")
+
+
+def _texts(df: pl.DataFrame, field: str, ctx: StageContext) -> Texts:
+    """The compared texts: the frame's column, or the input shards' when the runner streams it (ctx.shards)."""
+    if field in df.columns and df.schema[field] == pl.Utf8:
+        return FrameTexts(df[field])
+    if field not in df.columns and ctx.shards and records.SCHEMA.get(field) == pl.Utf8:
+        return ShardTexts(ctx.shards, field)
+    raise UsageError(f"dedup: field {field!r} is not a text column of the records")
 
 
 def _cluster_meta(size: np.ndarray, is_dup: np.ndarray, exact_rep: np.ndarray) -> pl.Series:
@@ -153,14 +185,13 @@ def run(df: pl.DataFrame, opts: DedupOptions, ctx: StageContext) -> pl.DataFrame
     started = time.perf_counter()
     if df.height == 0:
         return df
-    if opts.field not in df.columns or df.schema[opts.field] != pl.Utf8:
-        raise UsageError(f"dedup: field {opts.field!r} is not a text column of the records")
-    found = find_clusters(df[opts.field], opts, ctx)
+    texts = _texts(df, opts.field, ctx)
+    found = find_clusters(texts, opts, ctx)
     if opts.against:
-        df = _decontaminate(df, found, opts, ctx)
+        df = _decontaminate(df, texts, found, opts, ctx)
 
     roots = found["roots"]
-    rep = representative.representatives(df, roots, opts.field, opts.prefer, opts.source_priority)
+    rep = representative.representatives(df, roots, found["chars"], opts.prefer, opts.source_priority)
     row = np.arange(df.height)
     size = np.bincount(roots, minlength=df.height)[roots]
     is_dup = rep != row

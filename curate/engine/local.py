@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import os
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import polars as pl
 
@@ -24,20 +25,36 @@ class LocalEngine:
         workers = workers or os.cpu_count() or 1
         if workers > 1:
             shard_rows = max(1, min(shard_rows, -(-n // workers)))
-        slices = [values.slice(i, shard_rows) for i in range(0, n, shard_rows)] or [values.clear()]
-        results = []
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for piece, result in zip(slices, pool.map(fn, slices)):
-                results.append(result)
-                advance(len(piece))
-        return results
+        slices = (values.slice(i, shard_rows) for i in range(0, n, shard_rows)) if n else iter([values.clear()])
+        return self.map_each(fn, slices, workers=workers, advance=advance)
 
+    def map_each(self, fn: Callable[[pl.Series], Any], pieces: Iterable[pl.Series], *, workers: int = 0,
+                 advance: Callable[[int], None] = lambda n: None) -> list[Any]:
+        """``fn`` over ``pieces`` on ``workers`` threads, results in order. Pieces are taken from the iterable only
+        as threads free up (at most two per thread waiting), so pieces read from disk are never all in memory."""
+        workers = workers or os.cpu_count() or 1
+        results: list[Any] = []
+        waiting: deque = deque()
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for piece in pieces:
+                waiting.append((len(piece), pool.submit(fn, piece)))
+                while len(waiting) >= 2 * workers:
+                    _collect(waiting, results, advance)
+            while waiting:
+                _collect(waiting, results, advance)
+        return results
 
     def run_requests(self, config, requests, *, on_done=None, stats=None):
         """LLM requests through one client in this process (``curate.llm.run_requests``)."""
         from curate.llm import run_requests
 
         return run_requests(config, requests, on_done=on_done, stats=stats)
+
+
+def _collect(waiting: deque, results: list, advance: Callable[[int], None]) -> None:
+    size, future = waiting.popleft()
+    results.append(future.result())
+    advance(size)
 
 
 LOCAL = LocalEngine()

@@ -1,0 +1,71 @@
+"""The text column dedup compares, held in memory or read from a run's shards when needed.
+
+On a 10M-row run the prompts alone are 3.6 GB in memory, and dedup reads each text at most a few times: once
+for its signature, once more if it is in a candidate pair, once for decontamination. So the pipeline runner
+leaves the column out of the frame it gives dedup (``Stage.streamed``) and dedup reads it through
+``ShardTexts``, one shard at a time, never whole. ``FrameTexts`` is the same interface over a column in memory
+(a stage run on files, the Dask engine, the benchmarks).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import polars as pl
+
+SLICE_ROWS = 100_000  # rows per slice of an in-memory column (a shard of a run holds as many)
+
+
+class FrameTexts:
+    """A text column in memory."""
+
+    def __init__(self, series: pl.Series):
+        self.series = series
+
+    def __len__(self) -> int:
+        return len(self.series)
+
+    def slices(self, rows: int = SLICE_ROWS) -> Iterator[pl.Series]:
+        for start in range(0, len(self.series), rows):
+            yield self.series.slice(start, rows)
+
+    def gather(self, rows: np.ndarray) -> pl.Series:
+        return self.series.gather(rows)
+
+
+class ShardTexts:
+    """One text column of a stage output's parquet shards, read shard by shard (each shard's row count comes
+    from its parquet footer)."""
+
+    def __init__(self, paths: list[Path], column: str):
+        self.paths, self.column = list(paths), column
+        sizes = [pl.scan_parquet(p).select(pl.len()).collect().item() for p in self.paths]
+        self.starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def _read(self, shard: int) -> pl.Series:
+        return pl.read_parquet(self.paths[shard], columns=[self.column])[self.column]
+
+    def slices(self, rows: int = SLICE_ROWS) -> Iterator[pl.Series]:
+        """One slice per shard (``rows`` is for the in-memory column's interface)."""
+        for shard in range(len(self.paths)):
+            yield self._read(shard)
+
+    def gather(self, rows: np.ndarray) -> pl.Series:
+        """The texts of ``rows`` (ascending), reading only the shards that hold one of them."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) > 1 and np.any(rows[1:] < rows[:-1]):
+            raise ValueError("ShardTexts.gather needs ascending rows")
+        parts = []
+        bounds = np.searchsorted(rows, self.starts)
+        for shard in range(len(self.paths)):
+            lo, hi = bounds[shard], bounds[shard + 1]
+            if hi > lo:
+                parts.append(self._read(shard).gather(rows[lo:hi] - self.starts[shard]))
+        return pl.concat(parts) if parts else pl.Series(self.column, [], dtype=pl.Utf8)
+
+
+Texts = FrameTexts | ShardTexts
