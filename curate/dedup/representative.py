@@ -19,6 +19,9 @@ Criterion = Literal["response", "human", "source", "longest"]
 DEFAULT_PREFER: list[Criterion] = ["response", "human", "source", "longest"]
 
 
+RANK_READS = ["drop_reason", "response", "label_origin", "source", "id"]  # the record columns rank_columns reads
+
+
 def rank_columns(prefer: list[Criterion], source_priority: list[str]) -> list[pl.Expr]:
     """Sort expressions, smaller = better, in order of importance (``_chars``: the compared text's length)."""
     exprs = [pl.col("drop_reason").is_not_null().alias("_r_dropped")]
@@ -46,8 +49,7 @@ def representatives(df: pl.DataFrame, roots: np.ndarray, chars: np.ndarray, pref
     if len(clustered) == 0:
         return rep_of_root[roots]
     # only the rows of clusters are ranked (a third of a million-row log, not all of it)
-    at = pl.Series(clustered)
-    ranked = df[at].with_columns(pl.Series("_chars", chars[clustered], dtype=pl.Int64)).select(
+    ranked = df.select(RANK_READS)[clustered].with_columns(pl.Series("_chars", chars[clustered], dtype=pl.Int64)).select(
         rank_columns(prefer, source_priority)).with_columns(
         pl.Series("_root", roots[clustered]), pl.Series("_row", clustered, dtype=pl.Int64))
     keys = [c for c in ranked.columns if c.startswith("_r_")]
