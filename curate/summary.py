@@ -100,6 +100,12 @@ def _counts(df: pl.DataFrame, column: str, *, null_as: str | None = None) -> dic
     return dict(counts.iter_rows())
 
 
+# What summarize reads of a run's every row (``exported`` rows are read whole): a caller holding millions of rows
+# needs only these (export's card: 10M rows' other columns held 5 GB).
+SUMMARY_READS = ("drop_reason", "response", "dup_cluster", "is_duplicate", "label_origin", "synthesis_status",
+                 "source", "source_license")
+
+
 def summarize(df: pl.DataFrame, manifests: list[dict[str, Any]], *,
               exported: pl.DataFrame | None = None, prompt_set: bool = False) -> RunSummary:
     """The run at a glance. ``exported``: ``dataset_rows(df, prompt_set)`` when the caller already has it."""
