@@ -152,9 +152,10 @@ def _declared_columns(stage: Stage, options: Any, ctx: StageContext, in_dir: Pat
         return _whole(stage, options, ctx, in_dir, writer)
     if set(streamed) & set(stage.writes):
         raise StageFailed(f"stage {stage.name} streams {', '.join(streamed)}, which it also writes")
-    if streamed and _current(shard_paths(in_dir)):
+    paths = shard_paths(in_dir)
+    if streamed and _current(paths):
         columns = [c for c in columns if c not in streamed]
-        ctx.shards = shard_paths(in_dir)
+        ctx.shards = paths
     df = read_shards(in_dir, columns)
     try:
         out = run_stage(stage, df, options, ctx, columns=columns)
@@ -166,7 +167,7 @@ def _declared_columns(stage: Stage, options: Any, ctx: StageContext, in_dir: Pat
     changed = [c for c in columns if c in stage.writes]
     counts = StageCounts()
     start = 0
-    for path in shard_paths(in_dir):
+    for path in paths:
         full = read_shard(path)
         mine = out.slice(start, full.height)
         start += full.height

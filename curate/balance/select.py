@@ -39,7 +39,8 @@ def _codes(values: pl.Series) -> np.ndarray:
 class Picker:
     """The eligible rows in preference order within each stratum, and the clusters and templates used so far.
 
-    ``rows`` needs ``_strata`` (a key per stratum), ``id``, ``_human``, ``_score``, ``_cluster``, ``_template``.
+    ``rows`` needs the ``strata`` columns (together a stratum's key), ``id``, ``_human``, ``_score``, ``_cluster``
+    and ``_template``.
     """
 
     def __init__(self, rows: pl.DataFrame, strata: list[str], seed: int):

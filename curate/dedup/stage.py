@@ -23,7 +23,7 @@ from curate.dedup import clusters, decontaminate, lsh, representative, signature
 from curate.dedup.jaccard import jaccard
 from curate.dedup.options import DedupOptions
 from curate.dedup.shingles import Shingling, shingle
-from curate.dedup.texts import SLICE_ROWS, FrameTexts, ShardTexts, Texts
+from curate.dedup.texts import FrameTexts, ShardTexts, Texts
 from curate.errors import UsageError
 from curate.stage import StageContext
 
@@ -49,6 +49,8 @@ GIANT_CHUNK = 2 * VERIFY_ROWS
 # Rows whose texts are read at once, for a run of consecutive blocks: one pass over a run's shards per round
 # (texts read from shards, ShardTexts), about 180 MB of prompts.
 ROUND_ROWS = 16 * VERIFY_ROWS
+# Distinct rows shingled at once to compare with eval sets (ascending rows: a slice reads a shard or two).
+DECONTAMINATE_ROWS = 100_000
 
 
 def _rounds(blocks: list[tuple[int, int]], size: int) -> list[list[tuple[int, int]]]:
@@ -112,7 +114,7 @@ def _similarities(texts: Texts, pairs: np.ndarray, spec: Shingling) -> np.ndarra
                 members = np.sort(row_order[r0:r1])
                 chunk[members] = _pair_local_order(members, local[which]) // GIANT_CHUNK
                 a, b = chunk[local[which, 0]], chunk[local[which, 1]]
-                key = np.minimum(a, b) * (int(chunk.max()) + 1) + np.maximum(a, b)
+                key = np.minimum(a, b) * (-(-(r1 - r0) // GIANT_CHUNK)) + np.maximum(a, b)
                 order = np.argsort(key, kind="stable")
                 groups = np.split(which[order], np.flatnonzero(np.diff(key[order])) + 1)
             for part in groups:
@@ -170,8 +172,8 @@ def _decontaminate(df: pl.DataFrame, texts: Texts, found: dict, opts: DedupOptio
     ev_sh = decontaminate.eval_shingles(evals, found["shingling"])
     distinct = found["distinct_rows"]
     best, which = np.zeros(len(distinct)), np.full(len(distinct), -1, dtype=np.int64)
-    for start in range(0, len(distinct), SLICE_ROWS):  # distinct rows ascending: a slice reads a shard or two
-        rows = distinct[start:start + SLICE_ROWS]
+    for start in range(0, len(distinct), DECONTAMINATE_ROWS):
+        rows = distinct[start:start + DECONTAMINATE_ROWS]
         train_sh = shingle(texts.gather(rows), found["shingling"])
         best[start:start + len(rows)], which[start:start + len(rows)] = decontaminate.best_overlap(train_sh, ev_sh)
     idx = found["unique_of_row"]  # -1 (an empty text) picks the appended "no overlap" entry

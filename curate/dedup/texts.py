@@ -3,8 +3,8 @@
 On a 10M-row run the prompts alone are 3.6 GB in memory, and dedup reads each text at most a few times: once
 for its signature, once more if it is in a candidate pair, once for decontamination. So the pipeline runner
 leaves the column out of the frame it gives dedup (``Stage.streamed``) and dedup reads it through
-``ShardTexts``, one shard at a time, never whole. ``FrameTexts`` is the same interface over a column in memory
-(a stage run on files, the Dask engine, the benchmarks).
+``ShardTexts``, one shard at a time, never whole. ``FrameTexts`` is a column in memory (a stage run on files,
+the Dask engine, the benchmarks), which the signature pass slices through the engine (``signatures.compute``).
 """
 from __future__ import annotations
 
@@ -16,9 +16,6 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-SLICE_ROWS = 100_000  # rows per slice of an in-memory column (a shard of a run holds as many)
-
-
 class FrameTexts:
     """A text column in memory."""
 
@@ -27,10 +24,6 @@ class FrameTexts:
 
     def __len__(self) -> int:
         return len(self.series)
-
-    def slices(self, rows: int = SLICE_ROWS) -> Iterator[pl.Series]:
-        for start in range(0, len(self.series), rows):
-            yield self.series.slice(start, rows)
 
     def gather(self, rows: np.ndarray) -> pl.Series:
         return self.series.gather(rows)
@@ -56,8 +49,8 @@ class ShardTexts:
         # the texts of a 900k-row round kept every shard's column alive (3.6 GB at 10M rows)
         return pq.read_table(self.paths[shard], columns=[self.column]).column(self.column).take(pa.array(rows))
 
-    def slices(self, rows: int = SLICE_ROWS) -> Iterator[pl.Series]:
-        """One slice per shard (``rows`` is for the in-memory column's interface)."""
+    def slices(self) -> Iterator[pl.Series]:
+        """The column, one shard at a time."""
         for shard in range(len(self.paths)):
             yield self._read(shard)
 
