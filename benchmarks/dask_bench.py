@@ -51,7 +51,7 @@ def measure(engine_name: str, workers: int, shard_rows: int, embed: bool, data: 
     from curate.classify import STAGE as CLASSIFY
     from curate.dedup import STAGE as DEDUP
     from curate.engine import DaskSettings, EngineSettings, open_engine
-    from curate.pipeline import run_stage
+    from curate.contract import run_stage
     from curate.stage import StageContext
 
     df = pl.read_parquet(data)

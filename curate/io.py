@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import json
 from pathlib import Path
+from typing import Callable, Iterable, Iterator
 
 import polars as pl
 
@@ -49,31 +50,65 @@ def sidecar_path(path: Path, what: str) -> Path:
 
 def read_records(path: str | Path) -> pl.DataFrame:
     """Read records and conform them to the schema (missing optional columns become nulls)."""
+    return pl.concat(list(iter_records(path)), how="vertical")
+
+
+# Rows per frame when a parquet file is read a part at a time (a shard's worth, as the run store writes them).
+READ_BATCH_ROWS = 100_000
+
+
+def iter_records(path: str | Path) -> Iterator[pl.DataFrame]:
+    """The records of ``path`` as conformed frames, in file order: parquet a part at a time (a file by row groups
+    of about ``READ_BATCH_ROWS`` rows, a folder shard by shard), so a large input is never one frame; JSON lines
+    and CSV whole (their readers parse the file at once). At least one frame, possibly empty."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
     fmt = table_format(path)
-    try:
-        if fmt == "parquet-dir":
-            shards = sorted(path.glob("*.parquet"))
-            if not shards:
-                raise InputError(f"{path}: folder has no .parquet shards")
-            df = pl.concat([pl.read_parquet(s) for s in shards], how="diagonal_relaxed")
-        elif fmt == "parquet":
-            df = pl.read_parquet(path)
-        elif fmt == "csv":
-            df = pl.read_csv(path, infer_schema=False)
-            df = _decode_text_columns(df)
-        else:
-            df = _read_json_lines(path, gz=fmt == "jsonl.gz", array=fmt == "json")
-    except InputError:
-        raise
-    except Exception as exc:  # polars/arrow parse errors: one clear line
-        raise InputError(f"{path}: cannot read as {fmt}: {exc}") from exc
-    try:
-        return records.conform(df)
-    except records.SchemaError as exc:
-        raise InputError(f"{path}: {exc}") from exc
+    if fmt == "parquet-dir":
+        shards = sorted(path.glob("*.parquet"))
+        if not shards:
+            raise InputError(f"{path}: folder has no .parquet shards")
+        for shard in shards:
+            yield from _conformed(shard, "parquet", lambda shard=shard: [pl.read_parquet(shard)])
+    elif fmt == "parquet":
+        yield from _conformed(path, fmt, lambda: _parquet_parts(path))
+    elif fmt == "csv":
+        yield from _conformed(path, fmt, lambda: [_decode_text_columns(pl.read_csv(path, infer_schema=False))])
+    else:
+        yield from _conformed(path, fmt, lambda: [_read_json_lines(path, gz=fmt == "jsonl.gz", array=fmt == "json")])
+
+
+def _parquet_parts(path: Path) -> Iterator[pl.DataFrame]:
+    import pyarrow.parquet as pq
+
+    parts = pq.ParquetFile(path).iter_batches(batch_size=READ_BATCH_ROWS)
+    first = next(parts, None)
+    if first is None:  # no rows: the file's schema
+        yield pl.read_parquet(path)
+        return
+    yield pl.from_arrow(first)
+    for batch in parts:
+        yield pl.from_arrow(batch)
+
+
+def _conformed(path: Path, fmt: str, read: Callable[[], Iterable[pl.DataFrame]]) -> Iterator[pl.DataFrame]:
+    """``read()``'s frames conformed to the schema; a reader's or the schema's complaint as one clear line."""
+    frames = None
+    while True:
+        try:
+            frames = frames or iter(read())
+            df = next(frames, None)
+        except InputError:
+            raise
+        except Exception as exc:  # polars/arrow parse errors: one clear line
+            raise InputError(f"{path}: cannot read as {fmt}: {exc}") from exc
+        if df is None:
+            return
+        try:
+            yield records.conform(df)
+        except records.SchemaError as exc:
+            raise InputError(f"{path}: {exc}") from exc
 
 
 def _read_json_lines(path: Path, gz: bool, array: bool) -> pl.DataFrame:
@@ -134,31 +169,60 @@ def _decode_text_columns(df: pl.DataFrame) -> pl.DataFrame:
 
 def write_records(df: pl.DataFrame, path: str | Path, *, shard_rows: int = 100_000) -> Path:
     """Write records atomically to a file, or to a folder of parquet shards when ``path`` has no suffix."""
+    return write_record_frames([df], path, shard_rows=shard_rows)
+
+
+def write_record_frames(frames: Iterable[pl.DataFrame], path: str | Path, *, shard_rows: int = 100_000) -> Path:
+    """``write_records`` for records that come a frame at a time (one or more: a run's shards), holding one frame
+    at a time."""
     path = Path(path)
     if path.suffix == "" and not path.name.endswith(".jsonl.gz"):
-        from curate.store import MANIFEST, write_shards
+        from curate.store import MANIFEST, shard_writer
 
         # The folder is replaced whole: only ever one that holds nothing but shards (ours, or nothing at all).
         if path.is_dir() and any(not (p.name.startswith("part-") and p.suffix == ".parquet") and p.name != MANIFEST
                                  for p in path.iterdir()):
             raise InputError(f"{path}: folder holds files that are not record shards; curate replaces an output "
                              "folder whole, so choose a new or empty folder")
-        write_shards(df, path, shard_rows=shard_rows)
+        with shard_writer(path, shard_rows=shard_rows) as writer:
+            for df in frames:
+                writer.add(df)
         return path
     fmt = table_format(path)
+    if fmt not in ("parquet", "csv", "jsonl", "jsonl.gz"):
+        raise InputError(f"{path}: write .jsonl, .jsonl.gz, .csv, .parquet or a folder")
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         if fmt == "parquet":
-            df.write_parquet(tmp)
+            _write_parquet(frames, tmp)
         elif fmt == "csv":
-            df.with_columns([pl.Series(c, [json.dumps(v, ensure_ascii=False) for v in df[c].to_list()], dtype=pl.Utf8)
-                             for c in LIST_COLUMNS]).write_csv(tmp)
-        elif fmt in ("jsonl", "jsonl.gz"):
+            with open(tmp, "wb") as fh:
+                for i, df in enumerate(frames):
+                    df.with_columns([pl.Series(c, [json.dumps(v, ensure_ascii=False) for v in df[c].to_list()],
+                                               dtype=pl.Utf8) for c in LIST_COLUMNS]).write_csv(fh, include_header=i == 0)
+        else:
             opener = gzip.open if fmt == "jsonl.gz" else open
             with opener(tmp, "wt", encoding="utf-8") as fh:
-                for row in df.iter_rows(named=True):
-                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        else:
-            raise InputError(f"{path}: write .jsonl, .jsonl.gz, .csv, .parquet or a folder")
+                for df in frames:
+                    for row in df.iter_rows(named=True):
+                        fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     return path
 
+
+def _write_parquet(frames: Iterable[pl.DataFrame], path: Path) -> None:
+    """One parquet file, a row group per frame (zstd, as polars writes)."""
+    import pyarrow.parquet as pq
+
+    writer = None
+    try:
+        for df in frames:
+            table = df.to_arrow()
+            if writer is None:
+                writer = pq.ParquetWriter(path, table.schema, compression="zstd")
+            if table.num_rows:
+                writer.write_table(table)
+        if writer is None:  # no frame at all: an empty table with the schema
+            records.empty().write_parquet(path)
+    finally:
+        if writer is not None:
+            writer.close()

@@ -7,12 +7,13 @@ changed stage re-runs itself and every stage downstream.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import signal
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import polars as pl
 import xxhash
@@ -22,8 +23,8 @@ from curate.config import ConfigError, StageSpec, load_pipeline
 from curate.engine import EngineSettings, EngineUnavailable, open_engine
 from curate.stage import Stage, StageContext
 from curate.contract import StageFailed, run_stage
-from curate.store import QuarantineBuffer, RunStore, config_hash, fingerprint_files, read_shards, redact
-from curate.streaming import run_streamed
+from curate.store import SHARD_ROWS, QuarantineBuffer, RunStore, config_hash, fingerprint_files, read_shards, redact
+from curate.streaming import run_streamed, write_checked
 
 
 @dataclass
@@ -83,41 +84,83 @@ def check_order(specs: list[StageSpec]) -> None:
 
 @dataclass
 class FilesResult:
-    """What a single-stage run on files produced: the records, and where its side files went."""
+    """What a single-stage run on files produced: how many records, and where its side files went."""
 
-    out: pl.DataFrame
+    rows: int
     quarantined: int
     quarantine_path: Path | None
     funnel: funnel.Funnel
 
 
+SCRATCH_COMPRESSION = "lz4"  # a single-stage run's scratch shards: read once, then removed
+
+
 def run_on_files(stage: Stage, in_paths: list[Path], out_path: Path | None, options: Any, *,
                  taxonomy: Path | None = None, cache_dir: Path | None = None, log=print,
-                 engine: EngineSettings | None = None) -> FilesResult:
-    """The runner on one stage: read records from files, run the stage under its contract (``run_stage``), write
-    the records to ``out_path`` and, beside it, ``<name>.quarantine.jsonl`` and ``<name>.stats.json``.
-    ``engine`` says where the stage runs (default: this process)."""
-    from curate.io import read_records, sidecar_path, write_records
-    from curate.store import write_json, write_quarantine
+                 engine: EngineSettings | None = None, shard_rows: int = SHARD_ROWS) -> FilesResult:
+    """The runner on one stage: read records from files, run the stage under its contract, write the records to
+    ``out_path`` and, beside it, ``<name>.quarantine.jsonl`` and ``<name>.stats.json``. ``engine`` says where the
+    stage runs (default: this process).
 
-    df = records.empty() if stage.creates_rows else pl.concat([read_records(p) for p in in_paths], how="vertical")
+    Input of at most ``shard_rows`` rows runs as one frame. Larger input is written as parquet shards to a scratch
+    folder and the stage runs on them as in a pipeline (``run_streamed``: shard by shard, or on the columns it
+    declares), so it is never one frame unless the stage needs every row at once; so do stages that create rows.
+    The output is written a shard at a time, and the scratch folder is removed however the run ends."""
+    import tempfile
+
+    from curate.io import iter_records, sidecar_path, write_record_frames
+    from curate.store import read_shard, shard_paths, shard_writer, write_json, write_quarantine
+
     anchor = out_path if out_path is not None else (in_paths[0] if in_paths else Path("."))
     work_dir = cache_dir or anchor.parent / ".curate-cache"
     work_dir.mkdir(parents=True, exist_ok=True)
     quarantine = QuarantineBuffer(stage.name)
-    with open_engine(engine, log) as opened:
-        ctx = StageContext(stage=stage.name, work_dir=work_dir, taxonomy_path=taxonomy, quarantine=quarantine, log=log,
-                           engine=opened)
-        out = run_stage(stage, df, options, ctx)
-    if out_path is not None:
-        write_records(out, out_path)
-        log(f"wrote {out.height:,} records to {out_path}")
+    frames = (frame for path in in_paths for frame in iter_records(path))
+    head = [] if stage.creates_rows else _up_to(frames, shard_rows)
+    with tempfile.TemporaryDirectory(prefix=f"{stage.name}-", dir=work_dir) as scratch, \
+            open_engine(engine, log) as opened:
+        ctx = StageContext(stage=stage.name, work_dir=work_dir, taxonomy_path=taxonomy, quarantine=quarantine,
+                           log=log, engine=opened)
+        if head and sum(f.height for f in head) <= shard_rows:  # fits one shard: in memory
+            out = run_stage(stage, pl.concat(head, how="vertical"), options, ctx)
+            del head
+            outputs: Any = [out]
+            facts = out.select(funnel.COLUMNS)
+        else:
+            in_dir = None
+            if not stage.creates_rows:
+                in_dir = Path(scratch) / "in"
+                with shard_writer(in_dir, shard_rows=shard_rows, compression=SCRATCH_COMPRESSION) as staged:
+                    for _ in write_checked(itertools.chain(head, frames), staged, f"input of {stage.name}"):
+                        pass
+                del head
+            out_dir = Path(scratch) / "out"
+            with shard_writer(out_dir, shard_rows=shard_rows, compression=SCRATCH_COMPRESSION) as writer:
+                run_streamed(stage, options, ctx, in_dir, writer)
+            outputs = (read_shard(p) for p in shard_paths(out_dir))
+            facts = read_shards(out_dir, funnel.COLUMNS)
+        if out_path is not None:
+            write_record_frames(outputs, out_path)
+            log(f"wrote {facts.height:,} records to {out_path}")
     qpath = write_quarantine(sidecar_path(anchor, "quarantine.jsonl"), quarantine.rows) if quarantine.rows else None
     if qpath is not None:
         log(f"quarantined {len(quarantine.rows):,} input lines: {qpath}")
     if ctx.stats and out_path is not None:
         write_json(sidecar_path(anchor, "stats.json"), ctx.stats)
-    return FilesResult(out, len(quarantine.rows), qpath, funnel.compute(out, quarantined=len(quarantine.rows)))
+    return FilesResult(facts.height, len(quarantine.rows), qpath,
+                       funnel.compute(facts, quarantined=len(quarantine.rows)))
+
+
+def _up_to(frames: Iterator[pl.DataFrame], rows: int) -> list[pl.DataFrame]:
+    """Frames taken from ``frames`` until they hold more than ``rows`` rows, or until there are no more."""
+    taken: list[pl.DataFrame] = []
+    count = 0
+    for frame in frames:
+        taken.append(frame)
+        count += frame.height
+        if count > rows:
+            break
+    return taken
 
 
 def run_pipeline(path: str | Path, *, run_dir: str | Path | None = None, from_stage: str | None = None,

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import polars as pl
@@ -73,23 +73,30 @@ def _whole(stage: Stage, options: Any, ctx: StageContext, in_dir: Path | None, w
 
 
 def _in_batches(stage: Stage, options: Any, ctx: StageContext, writer: ShardWriter) -> StageCounts:
-    """Each batch is checked and written as it comes; ids are checked unique across batches by a 64-bit hash each
-    (8 bytes a row, where the ids themselves would cost 60)."""
+    """Each batch is checked and written as it comes."""
     check_declared(stage)
     counts = StageCounts()
-    hashes: list[np.ndarray] = []
-    for batch in stage.batches(options, ctx):
-        out = records.validate(records.conform(batch), where=f"output of {stage.name}")
-        hashes.append(records.id_hashes(out["id"]))
+    for out in write_checked(stage.batches(options, ctx), writer, f"output of {stage.name}"):
         counts.add(None, out)
+    return counts
+
+
+def write_checked(frames: Iterable[pl.DataFrame], writer: ShardWriter, where: str) -> Iterator[pl.DataFrame]:
+    """Each frame conformed, validated, written to ``writer`` and yielded, as it comes; when the frames are done,
+    ids are checked unique across them by a 64-bit hash each (8 bytes a row, where the ids themselves would
+    cost 60)."""
+    hashes: list[np.ndarray] = []
+    for frame in frames:
+        out = records.validate(records.conform(frame), where=where)
+        hashes.append(records.id_hashes(out["id"]))
         writer.add(out)
+        yield out
     if hashes:
         every = np.concatenate(hashes)
-        if len(np.unique(every)) < len(every):  # two batches share a hash: read the ids back to name the id
+        if len(np.unique(every)) < len(every):  # two frames share a hash: read the ids back to name the id
             writer.close()
             ids = pl.concat([pl.read_parquet(p, columns=["id"]) for p in shard_paths(writer.folder)])["id"]
-            records.raise_repeated_id(ids, f"output of {stage.name}", hashes=every)
-    return counts
+            records.raise_repeated_id(ids, where, hashes=every)
 
 
 def _per_shard(stage: Stage, options: Any, ctx: StageContext, in_dir: Path, writer: ShardWriter) -> StageCounts:

@@ -15,7 +15,8 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from curate.engine import DaskSettings, EngineSettings, open_engine
-from curate.pipeline import run_pipeline, run_stage
+from curate.contract import run_stage
+from curate.pipeline import run_pipeline
 from curate.stage import StageContext
 from curate.store import RunStore
 from tests.chaos.dask_worker_kill import fasttext_quickstart, kill_a_worker_mid_stage

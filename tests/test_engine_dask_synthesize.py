@@ -16,7 +16,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from curate.engine import LOCAL, open_engine
-from curate.pipeline import run_stage
+from curate.contract import run_stage
 from curate.stage import StageContext
 from curate.synthesize import STAGE, SynthesizeOptions
 from tests.fixtures.openai_server import _openai_server_session, openai_server  # noqa: F401

@@ -5,7 +5,7 @@ import polars as pl
 import pytest
 
 from curate import records
-from curate.pipeline import StageFailed, run_stage
+from curate.contract import StageFailed, run_stage
 from curate.stage import Stage, StageContext, StageOptions, available_stages
 
 

@@ -190,3 +190,69 @@ def test_dedup_reads_its_texts_from_the_shards_and_finds_what_it_finds_in_one_fr
     assert streamed.equals(whole)
     assert streamed["is_duplicate"].sum() == 15 and streamed.filter(pl.col("is_duplicate"))["prompt"].str.ends_with(
         "please").sum() == 0  # the longer "... please" rows represent their clusters
+
+
+def _count_heights(heights: list[int]) -> Stage:
+    def count(df, opts, ctx):
+        heights.append(df.height)
+        return df.with_columns(pl.lit("train").alias("split"))
+
+    return Stage(name="toy", Options=StageOptions, run=count, help="", reads=("prompt",), writes=("split",),
+                 shardable=lambda opts: True)
+
+
+@pytest.mark.parametrize("out_name", ["out.parquet", "out.jsonl", "out.csv", "out-folder"])
+def test_a_stage_on_files_runs_shard_by_shard_and_writes_every_row(tmp_path, out_name):
+    from curate.io import read_records
+    from curate.pipeline import run_on_files
+
+    first, second = tmp_path / "a.parquet", tmp_path / "b.jsonl"
+    _records(13).write_parquet(first)
+    _records(9, start=13).write_ndjson(second)
+    heights: list[int] = []
+    result = run_on_files(_count_heights(heights), [first, second], tmp_path / out_name, StageOptions(),
+                          log=lambda m: None, shard_rows=5)
+    assert heights == [5, 5, 5, 5, 2]  # the two files as one table, never in one frame
+    out = read_records(tmp_path / out_name)
+    assert out["id"].to_list() == _records(22)["id"].to_list() and set(out["split"]) == {"train"}
+    assert out.drop("split").equals(_records(22).drop("split"))
+    assert result.rows == 22 and result.funnel.pending == 22  # no answers: pending, none lost
+    assert not any((tmp_path / ".curate-cache").iterdir())  # the scratch shards are gone
+
+
+def test_a_stage_on_files_that_fails_leaves_no_output_and_no_scratch(tmp_path):
+    from curate.pipeline import run_on_files
+
+    source = tmp_path / "in.parquet"
+    _records(12).write_parquet(source)
+
+    def fail(df, opts, ctx):
+        raise RuntimeError("broken stage")
+
+    stage = Stage(name="toy", Options=StageOptions, run=fail, help="", reads=("prompt",), writes=("split",),
+                  shardable=lambda opts: True)
+    with pytest.raises(RuntimeError, match="broken stage"):
+        run_on_files(stage, [source], tmp_path / "out.parquet", StageOptions(), log=lambda m: None, shard_rows=5)
+    assert not (tmp_path / "out.parquet").exists() and not any((tmp_path / ".curate-cache").iterdir())
+
+
+def test_input_files_that_share_an_id_fail_by_name(tmp_path):
+    from curate.pipeline import run_on_files
+
+    _records(6).write_parquet(tmp_path / "a.parquet")
+    _records(4, start=5).write_parquet(tmp_path / "b.parquet")  # row 5 again
+    with pytest.raises(records.SchemaError, match=r"input of toy.*appears 2 times"):
+        run_on_files(_count_heights([]), [tmp_path / "a.parquet", tmp_path / "b.parquet"], tmp_path / "o.parquet",
+                     StageOptions(), log=lambda m: None, shard_rows=4)
+
+
+def test_a_stage_on_files_that_fit_one_shard_runs_on_one_frame(tmp_path):
+    from curate.io import read_records
+    from curate.pipeline import run_on_files
+
+    source = tmp_path / "in.jsonl"
+    _records(22).write_ndjson(source)
+    heights: list[int] = []
+    run_on_files(_count_heights(heights), [source], tmp_path / "out.parquet", StageOptions(), log=lambda m: None,
+                 shard_rows=22)
+    assert heights == [22] and read_records(tmp_path / "out.parquet").drop("split").equals(_records(22).drop("split"))
