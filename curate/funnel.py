@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from curate.records import HAS_RESPONSE
+from curate.records import ANSWERED_FACT, has_answer
 
 PENDING = "pending (kept, no response yet)"
 
@@ -34,6 +34,7 @@ class Funnel:
 
 
 COLUMNS = ["drop_reason", "response"]  # what the funnel reads of a run's records
+FACTS = [pl.col("drop_reason"), ANSWERED_FACT]  # and what it keeps of them (store.read_shards_derived)
 
 
 def drop_counts(df: pl.DataFrame) -> dict[str, int]:
@@ -43,7 +44,7 @@ def drop_counts(df: pl.DataFrame) -> dict[str, int]:
 
 def compute(df: pl.DataFrame, *, quarantined: int = 0, collected: int | None = None) -> Funnel:
     live = df.filter(pl.col("drop_reason").is_null())
-    kept = live.filter(HAS_RESPONSE).height
+    kept = live.filter(has_answer(df)).height
     return Funnel(collected=df.height if collected is None else collected, quarantined=quarantined,
                   kept=kept, pending=live.height - kept, dropped=drop_counts(df))
 

@@ -80,16 +80,22 @@ def iter_records(path: str | Path) -> Iterator[pl.DataFrame]:
 
 
 def _parquet_parts(path: Path) -> Iterator[pl.DataFrame]:
+    """A parquet file's rows, consecutive row groups together up to ``READ_BATCH_ROWS`` rows (a larger row group
+    alone: a part never splits one, which would decode it again for each piece). Polars reads each part; through
+    pyarrow's batches the process grew by a part's size at every part."""
     import pyarrow.parquet as pq
 
-    parts = pq.ParquetFile(path).iter_batches(batch_size=READ_BATCH_ROWS)
-    first = next(parts, None)
-    if first is None:  # no rows: the file's schema
-        yield pl.read_parquet(path)
-        return
-    yield pl.from_arrow(first)
-    for batch in parts:
-        yield pl.from_arrow(batch)
+    meta = pq.ParquetFile(path).metadata
+    scan = pl.scan_parquet(path)
+    start, size = 0, 0
+    for group in range(meta.num_row_groups):
+        rows = meta.row_group(group).num_rows
+        if size and size + rows > READ_BATCH_ROWS:
+            yield scan.slice(start, size).collect()
+            start, size = start + size, 0
+        size += rows
+    if size or not start:  # the last part; for a file of no rows, its schema
+        yield scan.slice(start, size).collect()
 
 
 def _conformed(path: Path, fmt: str, read: Callable[[], Iterable[pl.DataFrame]]) -> Iterator[pl.DataFrame]:

@@ -23,7 +23,8 @@ from curate.config import ConfigError, StageSpec, load_pipeline
 from curate.engine import EngineSettings, EngineUnavailable, open_engine
 from curate.stage import Stage, StageContext
 from curate.contract import StageFailed, run_stage
-from curate.store import SHARD_ROWS, QuarantineBuffer, RunStore, config_hash, fingerprint_files, read_shards, redact
+from curate.store import (SHARD_ROWS, QuarantineBuffer, RunStore, config_hash, fingerprint_files, read_shards,
+                          read_shards_derived, redact, shard_paths)
 from curate.streaming import run_streamed, write_checked
 
 
@@ -109,7 +110,7 @@ def run_on_files(stage: Stage, in_paths: list[Path], out_path: Path | None, opti
     import tempfile
 
     from curate.io import iter_records, sidecar_path, write_record_frames
-    from curate.store import read_shard, shard_paths, shard_writer, write_json, write_quarantine
+    from curate.store import read_shard, shard_writer, write_json, write_quarantine
 
     anchor = out_path if out_path is not None else (in_paths[0] if in_paths else Path("."))
     work_dir = cache_dir or anchor.parent / ".curate-cache"
@@ -125,7 +126,7 @@ def run_on_files(stage: Stage, in_paths: list[Path], out_path: Path | None, opti
             out = run_stage(stage, pl.concat(head, how="vertical"), options, ctx)
             del head
             outputs: Any = [out]
-            facts = out.select(funnel.COLUMNS)
+            facts = out.select(funnel.FACTS)
         else:
             in_dir = None
             if not stage.creates_rows:
@@ -138,7 +139,7 @@ def run_on_files(stage: Stage, in_paths: list[Path], out_path: Path | None, opti
             with shard_writer(out_dir, shard_rows=shard_rows, compression=SCRATCH_COMPRESSION) as writer:
                 run_streamed(stage, options, ctx, in_dir, writer)
             outputs = (read_shard(p) for p in shard_paths(out_dir))
-            facts = read_shards(out_dir, funnel.COLUMNS)
+            facts = read_shards_derived(shard_paths(out_dir), funnel.COLUMNS, funnel.FACTS)
         if out_path is not None:
             write_record_frames(outputs, out_path)
             log(f"wrote {facts.height:,} records to {out_path}")
@@ -273,7 +274,8 @@ def _run_locked(store: RunStore, config, specs: list[StageSpec], raw: dict[str, 
         # A re-run stage invalidates everything after it through the chained input fingerprint.
     result.final_dir = store.stage_dir(to_index + 1, specs[to_index].name)
     collected = store.manifest(1, specs[0].name)["rows_out"]
-    result.funnel = funnel.compute(read_shards(result.final_dir, funnel.COLUMNS), quarantined=quarantined,
+    facts = read_shards_derived(shard_paths(result.final_dir), funnel.COLUMNS, funnel.FACTS)
+    result.funnel = funnel.compute(facts, quarantined=quarantined,
                                    collected=collected)
     if config.report and to_index == len(specs) - 1:
         _write_report(store.root, log)

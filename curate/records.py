@@ -56,6 +56,16 @@ SCHEMA: dict[str, pl.DataType] = {
 }
 COLUMNS = list(SCHEMA)
 HAS_RESPONSE = pl.col("response").is_not_null() & (pl.col("response").str.strip_chars() != "")
+# What a frame of every row keeps of the answers when it need not hold them (a million answers with their reasoning
+# are gigabytes): whether each row has one. Read with ``ANSWERED_FACT``, asked with ``has_answer``.
+ANSWERED = "answered"
+ANSWERED_FACT = HAS_RESPONSE.alias(ANSWERED)
+
+
+def has_answer(df: pl.DataFrame | pl.LazyFrame) -> pl.Expr:
+    """``HAS_RESPONSE``, or the frame's ``answered`` column where it kept only that of the answers."""
+    names = df.collect_schema().names() if isinstance(df, pl.LazyFrame) else df.columns
+    return pl.col(ANSWERED) if ANSWERED in names else HAS_RESPONSE
 
 # The facts stages write for later ones: column -> (the stages that write it, what it says).
 FACTS: dict[str, tuple[tuple[str, ...], str]] = {

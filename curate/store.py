@@ -242,6 +242,12 @@ def read_shard(path: Path, columns: list[str] | None = None) -> pl.DataFrame:
     return df if columns is None else df.select(columns)
 
 
+def read_shards_derived(paths: list[Path], columns: list[str], exprs: list[pl.Expr]) -> pl.DataFrame:
+    """``exprs`` over ``columns`` of each shard, one shard at a time: what a frame of every row keeps of a column
+    too large to hold for every row (of the answers, only whether there is one)."""
+    return pl.concat([read_shard(p, columns).select(exprs) for p in paths], how="vertical")
+
+
 def read_shards(folder: Path, columns: list[str] | None = None) -> pl.DataFrame:
     """A stage's records (only ``columns``, if given), every shard at once."""
     return pl.concat([read_shard(p, columns) for p in shard_paths(folder)], how="vertical")

@@ -15,7 +15,7 @@ from curate import funnel as funnel_mod
 from curate import records
 from curate.kinds import GENERAL_DIMENSION, kind_expr
 from curate.licenses import LicenseSummary, summarize as summarize_licenses
-from curate.records import HAS_RESPONSE
+from curate.records import has_answer
 from curate.taxonomy import SAFE
 
 SPLIT_ORDER = ("train", "test")
@@ -77,7 +77,7 @@ class RunSummary:
 def exportable(df: pl.DataFrame, prompt_set: bool = False) -> pl.DataFrame:
     """Rows that go into the dataset: no drop_reason and a response (pending synthesis stays out); in a prompt
     set every row no stage rejected."""
-    return records.kept(df) if prompt_set else records.kept(df).filter(HAS_RESPONSE)
+    return records.kept(df) if prompt_set else records.kept(df).filter(has_answer(df))
 
 
 def is_prompt_set(df: pl.DataFrame, content: str) -> bool:
@@ -100,10 +100,10 @@ def _counts(df: pl.DataFrame, column: str, *, null_as: str | None = None) -> dic
     return dict(counts.iter_rows())
 
 
-# What summarize reads of a run's every row (``exported`` rows are read whole): a caller holding millions of rows
-# needs only these (export's card: 10M rows' other columns held 5 GB).
-SUMMARY_READS = ("drop_reason", "response", "dup_cluster", "is_duplicate", "label_origin", "synthesis_status",
-                 "source", "source_license")
+# What summarize needs of a run's every row (``exported`` rows are read whole): a caller holding millions of rows
+# keeps only these (export's card: 10M rows' other columns held 5 GB), and of the answers whether there is one.
+SUMMARY_FACTS = [*map(pl.col, ("drop_reason", "dup_cluster", "is_duplicate", "label_origin", "synthesis_status",
+                               "source", "source_license")), records.ANSWERED_FACT]
 
 
 def summarize(df: pl.DataFrame, manifests: list[dict[str, Any]], *,

@@ -256,3 +256,49 @@ def test_a_stage_on_files_that_fit_one_shard_runs_on_one_frame(tmp_path):
     run_on_files(_count_heights(heights), [source], tmp_path / "out.parquet", StageOptions(), log=lambda m: None,
                  shard_rows=22)
     assert heights == [22] and read_records(tmp_path / "out.parquet").drop("split").equals(_records(22).drop("split"))
+
+
+def test_balance_leaves_the_answers_on_disk_and_picks_what_it_picks_in_one_frame(tmp_path):
+    from dataclasses import replace
+
+    from curate.balance import STAGE as BALANCE
+    from curate.contract import run_stage
+
+    seen = []
+
+    def spy(df, opts, ctx):
+        seen.append((df.columns, ctx.shards))
+        return BALANCE.run(df, opts, ctx)
+
+    n = 40
+    df = _records(n).with_columns(
+        pl.Series("prompt_harmful", [i % 3 != 0 for i in range(n)]),
+        pl.Series("categories", [["S03"] if i % 3 else [] for i in range(n)]),
+        pl.Series("response", [f"an answer {i}" if i % 4 else (None if i % 8 else "  ") for i in range(n)]))
+    folder = tmp_path / "01-in"
+    with shard_writer(folder, shard_rows=7) as writer:
+        writer.add(df)
+    opts = BALANCE.Options(seed=2, pending="auto", test_fraction=0.2)
+    with shard_writer(tmp_path / "02-out", shard_rows=7) as writer:
+        run_streamed(replace(BALANCE, run=spy), opts, _ctx(tmp_path), folder, writer)
+    assert "response" not in seen[0][0] and seen[0][1] == shard_paths(folder)  # the answers were left on disk
+    streamed = read_shards(tmp_path / "02-out")
+    assert streamed.equals(run_stage(BALANCE, df, opts, _ctx(tmp_path / "whole")))
+    # answered rows only (auto: some rows have answers), blank answers count as none
+    pending = streamed.filter(pl.col("drop_reason") == "pending_synthesis")["source_id"].cast(pl.Int64)
+    assert sorted(pending) == [i for i in range(n) if i % 4 == 0]
+
+
+def test_a_parquet_file_is_read_by_row_groups_up_to_a_part(tmp_path, monkeypatch):
+    from curate import io
+
+    path = tmp_path / "in.parquet"
+    _records(23).write_parquet(path, row_group_size=4)  # 6 row groups: 4, 4, 4, 4, 4, 3
+    monkeypatch.setattr(io, "READ_BATCH_ROWS", 9)
+    parts = list(io.iter_records(path))
+    assert [p.height for p in parts] == [8, 8, 7]  # whole row groups, never split
+    assert pl.concat(parts).equals(_records(23)) and io.read_records(path).equals(_records(23))
+    monkeypatch.setattr(io, "READ_BATCH_ROWS", 3)
+    assert [p.height for p in io.iter_records(path)] == [4, 4, 4, 4, 4, 3]  # a larger row group alone
+    _records(0).write_parquet(tmp_path / "empty.parquet")
+    assert [p.shape for p in io.iter_records(tmp_path / "empty.parquet")] == [(0, len(records.SCHEMA))]

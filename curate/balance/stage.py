@@ -8,14 +8,14 @@ import numpy as np
 import polars as pl
 
 from curate import records
-from curate.store import SHORTFALL
+from curate.store import SHORTFALL, read_shards_derived
 from curate.balance import report
 from curate.balance.options import BalanceOptions
 from curate.balance.select import Picker
 from curate.balance.splits import assign_splits
 from curate.balance.targets import compute_targets
 from curate.kinds import dimension_expr, kind_expr, template_expr
-from curate.records import HAS_RESPONSE, INELIGIBLE, NOT_SELECTED
+from curate.records import ANSWERED, ANSWERED_FACT, INELIGIBLE, NOT_SELECTED
 from curate.stage import StageContext
 
 READS = ("id", "lang", "categories", "prompt_harmful", "response_kind", "response", "label_origin", "dup_cluster",
@@ -30,27 +30,35 @@ def harm_dimensions(ctx: StageContext) -> list[str]:
     return list(Taxonomy.load(ctx.taxonomy_path).harm_ids)
 
 
+def answered(df: pl.DataFrame, ctx: StageContext) -> pl.Series:
+    """Whether each row has an answer: from the shards one at a time when the runner left the answers out of the
+    frame (``Stage.streamed``), else from the frame."""
+    if ctx.shards is not None:
+        return read_shards_derived(ctx.shards, ["response"], [ANSWERED_FACT]).to_series()
+    return df.select(ANSWERED_FACT).to_series()
+
+
 def pending_mode(df: pl.DataFrame, opts: BalanceOptions) -> str:
     """``keep`` or ``exclude``; ``auto`` keeps pending rows when no kept row has an answer yet (a prompt set
-    before synthesis: the quotas then pick which prompts to synthesize)."""
+    before synthesis: the quotas then pick which prompts to synthesize). ``df`` has ``answered``."""
     if opts.pending != "auto":
         return opts.pending
-    answered = records.kept(df).filter(HAS_RESPONSE).height
-    return "exclude" if answered else "keep"
+    return "exclude" if records.kept(df)[ANSWERED].any() else "keep"
 
 
 def eligibility(df: pl.DataFrame, pending: str) -> pl.DataFrame:
     """The kept rows with what balance needs, as columns: ``_row`` (the row's position in ``df``), ``_kind``,
     ``_dim``, ``_cluster``, ``_template``, ``_human``, ``_score`` and ``_reason``, the drop reason (a key of
     ``records.INELIGIBLE``: rows that cannot enter the mix get their own reason, so the funnel tells them from rows
-    the quotas left out)."""
+    the quotas left out). ``df`` has ``answered`` (``answered()``) in place of ``response``."""
     kind = pl.col("_kind")
     no_cluster = pl.col("dup_cluster").is_null() | (pl.col("dup_cluster") == "")
-    rows = df.select(READS).with_row_index("_row").filter(pl.col("drop_reason").is_null())
+    rows = df.select(*(c for c in READS if c != "response"), ANSWERED).with_row_index("_row").filter(
+        pl.col("drop_reason").is_null())
     return rows.with_columns(kind_expr().alias("_kind")).with_columns(
         pl.when(kind.is_null()).then(pl.lit("unlabelled"))
           .when(pl.col("response_kind") == "harmful").then(pl.lit("harmful_response"))
-          .when(~HAS_RESPONSE & pl.lit(pending == "exclude")).then(pl.lit("pending_synthesis"))
+          .when(~pl.col(ANSWERED) & pl.lit(pending == "exclude")).then(pl.lit("pending_synthesis"))
           .otherwise(pl.lit(None, dtype=pl.Utf8)).alias("_reason"),
         dimension_expr(kind).alias("_dim"),
         pl.when(no_cluster).then(pl.col("id")).otherwise(pl.col("dup_cluster")).alias("_cluster"),
@@ -66,11 +74,13 @@ def _by_row(height: int, rows: pl.Series, values: pl.Series | list) -> pl.Series
 
 
 def run(df: pl.DataFrame, opts: BalanceOptions, ctx: StageContext) -> pl.DataFrame:
-    pending = pending_mode(df, opts)
+    facts = df.select(pl.exclude("response")).with_columns(answered(df, ctx))
+    pending = pending_mode(facts, opts)
     if opts.pending == "auto" and pending == "keep":
         ctx.log("[balance] no kept row has an answer yet: selecting prompts for synthesis by the quotas "
                 "(pending: keep)")
-    rows = eligibility(df, pending)
+    rows = eligibility(facts, pending)
+    del facts
     ineligible_rows = rows.filter(pl.col("_reason").is_not_null()).select("_row", "_reason")
     ineligible: Counter[str] = Counter(dict(ineligible_rows["_reason"].value_counts().iter_rows()))
     picker = Picker(rows.filter(pl.col("_reason").is_null()), list(STRATUM), opts.seed)

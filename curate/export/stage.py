@@ -15,12 +15,13 @@ from curate.export.options import ExportOptions
 from curate.export.plots import write_plots
 from curate.stage import StageContext
 from curate.store import RunStore, redact_text
-from curate.summary import SUMMARY_READS, dataset_rows, is_prompt_set, summarize
+from curate.summary import SUMMARY_FACTS, dataset_rows, is_prompt_set, summarize
 from curate.text import strip_invisible_expr
 
 RECIPE = "recipe.yaml"
-# What the card and plots read of every row; the exported rows are read whole.
-EVERY_ROW_READS = [*SUMMARY_READS, "categories"]  # categories: the before/after-balance plot
+# What the card and plots keep of every row (of the answers, whether each row has one); the exported rows are read
+# whole. categories: the before/after-balance plot.
+EVERY_ROW_FACTS = [*SUMMARY_FACTS, pl.col("categories")]
 
 
 def taxonomy_names(ctx: StageContext) -> dict[str, tuple[str, str]]:
@@ -45,7 +46,7 @@ def run(df: pl.DataFrame | pl.LazyFrame, opts: ExportOptions, ctx: StageContext)
     check_replaceable(target, ctx.run_dir)  # before the work: a folder that is not ours is refused at once
     if opts.push_to_hub:
         hub.require_token()  # fail before the work, not after it
-    every_row = df.lazy().select(EVERY_ROW_READS).collect()
+    every_row = df.lazy().select(EVERY_ROW_FACTS).collect()
     prompt_set = is_prompt_set(every_row, opts.content)
     exported = dataset_rows(df.lazy(), prompt_set).collect()
     pending = records.kept(every_row).height - exported.height
