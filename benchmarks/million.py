@@ -3,6 +3,7 @@
     python benchmarks/million.py                    # 1M rows (make bench)
     python benchmarks/million.py --rows 20000       # what the test runs
     python benchmarks/million.py --embed-band 0     # classify with fastText alone (no sentence-embedding cascade)
+    python benchmarks/million.py --answer-chars 2000   # every row answered (~2,000 chars): a corpus after synthesis
     python benchmarks/million.py --rows 200000 --engine dask --workers 2   # the local engine, then the Dask engine
 
 Corpus (built from ../shared/data with curate's own collect, via shared_corpus.py): every prompt of the public
@@ -91,8 +92,16 @@ def build_corpus(base: pl.DataFrame, rows: int, near_dups: float, copies: float,
     return out.with_row_index("n").select(pl.format("row-{}", "n").alias("id"), "prompt", "response")
 
 
+def with_answers(df: pl.DataFrame, chars: int) -> pl.DataFrame:
+    """Every row with an answer of about ``chars`` characters, half of it reasoning: the start of its prompt repeated
+    (rows stay distinct) around a refusal, as a synthesized corpus carries."""
+    half = pl.col("prompt").str.slice(0, 60).repeat_by(chars // 2 // 61 + 1).list.join(" ").str.slice(0, chars // 2)
+    return df.with_columns(pl.concat_str([pl.lit("<think>"), half, pl.lit("</think>I can't help with that. "), half])
+                           .alias("response"))
+
+
 def pipeline_yaml(data: Path, run_dir: Path, select: int, embed_band: float | None,
-                  model_dir: Path | None = None) -> str:
+                  model_dir: Path | None = None, content: str = "prompts") -> str:
     keys = []
     if embed_band is not None:
         keys.append(f"embed_band: {embed_band}")
@@ -110,7 +119,7 @@ stages:
   - dedup: {{threshold: 0.8}}
   - classify: {classify}
   - balance: {{seed: 0, total: {select}, test_fraction: 0.05, pending: keep}}
-  - export: {{content: prompts, plots: false}}
+  - export: {{content: {content}, plots: false}}
 """
 
 
@@ -246,6 +255,9 @@ def main() -> int:
     ap.add_argument("--near-dups", type=float, default=0.10, help="share of planted near-duplicates")
     ap.add_argument("--copies", type=float, default=0.02, help="share of exact copies")
     ap.add_argument("--select", type=int, default=50_000, help="prompts balance selects for synthesis")
+    ap.add_argument("--answer-chars", type=int, default=0,
+                    help="give every row an answer of about this many characters, half reasoning (a corpus after "
+                         "synthesis; export then writes the answered rows)")
     ap.add_argument("--embed-band", type=float, default=None, help="classify's embed_band (default: the stage's)")
     ap.add_argument("--model-dir", type=Path, help="classify's model_dir (default: the shipped model)")
     ap.add_argument("--work", type=Path, default=REPO / ".cache" / "million", help="corpus, run folder, log")
@@ -262,19 +274,21 @@ def main() -> int:
         print(f"skipped: {shared_corpus.SHARED} (the public datasets) is not present", file=sys.stderr)
         return 0
     args.work.mkdir(parents=True, exist_ok=True)
-    data = args.work / f"corpus-{args.rows}.parquet"
+    answered = f"-a{args.answer_chars}" if args.answer_chars else ""
+    data = args.work / f"corpus-{args.rows}{answered}.parquet"
     if not data.exists() or pl.scan_parquet(data).select(pl.len()).collect().item() != args.rows:  # else stale
         t = time.perf_counter()
-        build_corpus(base_rows(args.corpus), args.rows, args.near_dups, args.copies, args.seed).write_parquet(data)
+        corpus = build_corpus(base_rows(args.corpus), args.rows, args.near_dups, args.copies, args.seed)
+        (with_answers(corpus, args.answer_chars) if args.answer_chars else corpus).write_parquet(data)
         print(f"corpus: {args.rows:,} rows in {time.perf_counter() - t:.1f}s -> {data}", file=sys.stderr)
     engines = ["local"] if args.engine == "local" else ["local", "dask"]
     results = {}
     for engine in engines:
-        suffix = "" if engine == "local" else f"-{engine}"
+        suffix = answered + ("" if engine == "local" else f"-{engine}")
         run_dir = args.work / f"run-{args.rows}{suffix}"
         pipe = args.work / f"million-{args.rows}{suffix}.yaml"
         pipe.write_text(pipeline_yaml(data, run_dir, min(args.select, args.rows // 4), args.embed_band,
-                                      args.model_dir),
+                                      args.model_dir, "answers" if args.answer_chars else "prompts"),
                         encoding="utf-8")
         flags = [] if engine == "local" else ["--engine", "dask", "--dask-workers", str(args.workers)]
         if engine == "dask":  # shard size: a YAML key (no flag)
