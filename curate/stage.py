@@ -56,6 +56,15 @@ class StageContext:
     # the input's parquet shards, when the runner left the stage's ``Stage.streamed`` columns out of its frame
     shards: list[Path] | None = None
 
+    def derived(self, df: pl.DataFrame, columns: list[str], exprs: list[pl.Expr]) -> pl.DataFrame:
+        """``exprs`` over ``columns``, a row for each of ``df``'s: from ``df``, or, for columns the runner left
+        on disk (``Stage.streamed``), from the shards one at a time, so only what the expressions keep is held."""
+        if all(c in df.columns for c in columns) or self.shards is None:
+            return df.select(exprs)
+        from curate.store import read_shards_derived
+
+        return read_shards_derived(self.shards, columns, exprs)
+
 
 @dataclass(frozen=True)
 class Stage:

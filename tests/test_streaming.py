@@ -302,3 +302,33 @@ def test_a_parquet_file_is_read_by_row_groups_up_to_a_part(tmp_path, monkeypatch
     assert [p.height for p in io.iter_records(path)] == [4, 4, 4, 4, 4, 3]  # a larger row group alone
     _records(0).write_parquet(tmp_path / "empty.parquet")
     assert [p.shape for p in io.iter_records(tmp_path / "empty.parquet")] == [(0, len(records.SCHEMA))]
+
+
+def test_dedup_asks_the_shards_which_rows_have_an_answer(tmp_path):
+    from dataclasses import replace
+
+    from curate.contract import run_stage
+    from curate.dedup import STAGE as DEDUP
+
+    seen = []
+
+    def spy(df, opts, ctx):
+        seen.append(df.columns)
+        return DEDUP.run(df, opts, ctx)
+
+    base = [f"what is the safest way to store the chemical number {i} at home {i * 3}" for i in range(12)]
+    prompts = base + [t + "?" for t in base]  # each base row has a near-duplicate
+    answers = [f"an answer {i}" if i % 2 else "   " for i in range(12)] + [None] * 12  # odd base rows answered
+    df = _records(len(prompts)).with_columns(pl.Series("prompt", prompts), pl.Series("response", answers))
+    folder = tmp_path / "01-in"
+    with shard_writer(folder, shard_rows=5) as writer:
+        writer.add(df)
+    opts = DEDUP.Options(threshold=0.7)
+    with shard_writer(tmp_path / "02-out", shard_rows=5) as writer:
+        run_streamed(replace(DEDUP, run=spy), opts, _ctx(tmp_path), folder, writer)
+    assert "response" not in seen[0] and "prompt" not in seen[0]
+    streamed = read_shards(tmp_path / "02-out")
+    assert streamed.equals(run_stage(DEDUP, df, opts, _ctx(tmp_path / "whole")))
+    kept = streamed.filter(~pl.col("is_duplicate"))["source_id"].cast(pl.Int64).to_list()
+    # an answered row represents its pair though it is shorter; a blank answer is no answer: the longer row wins
+    assert sorted(kept) == sorted(i if i % 2 else 12 + i for i in range(12))

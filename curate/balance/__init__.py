@@ -15,7 +15,7 @@ STAGE = Stage(
     run=run,
     reads=READS,
     writes=("split", "drop_reason"),
-    streamed=lambda options: ("response",),  # of the answers only whether there is one (stage.answered)
+    streamed=lambda options: ("response",),  # of the answers only whether there is one (StageContext.derived)
     help="Select rows to meet per-dimension, language and kind quotas; report shortfalls; assign train/test splits.",
 )
 

@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 
 from curate import records
-from curate.store import SHORTFALL, read_shards_derived
+from curate.store import SHORTFALL
 from curate.balance import report
 from curate.balance.options import BalanceOptions
 from curate.balance.select import Picker
@@ -30,14 +30,6 @@ def harm_dimensions(ctx: StageContext) -> list[str]:
     return list(Taxonomy.load(ctx.taxonomy_path).harm_ids)
 
 
-def answered(df: pl.DataFrame, ctx: StageContext) -> pl.Series:
-    """Whether each row has an answer: from the shards one at a time when the runner left the answers out of the
-    frame (``Stage.streamed``), else from the frame."""
-    if ctx.shards is not None:
-        return read_shards_derived(ctx.shards, ["response"], [ANSWERED_FACT]).to_series()
-    return df.select(ANSWERED_FACT).to_series()
-
-
 def pending_mode(df: pl.DataFrame, opts: BalanceOptions) -> str:
     """``keep`` or ``exclude``; ``auto`` keeps pending rows when no kept row has an answer yet (a prompt set
     before synthesis: the quotas then pick which prompts to synthesize). ``df`` has ``answered``."""
@@ -50,7 +42,7 @@ def eligibility(df: pl.DataFrame, pending: str) -> pl.DataFrame:
     """The kept rows with what balance needs, as columns: ``_row`` (the row's position in ``df``), ``_kind``,
     ``_dim``, ``_cluster``, ``_template``, ``_human``, ``_score`` and ``_reason``, the drop reason (a key of
     ``records.INELIGIBLE``: rows that cannot enter the mix get their own reason, so the funnel tells them from rows
-    the quotas left out). ``df`` has ``answered`` (``answered()``) in place of ``response``."""
+    the quotas left out). ``df`` has ``answered`` (``records.ANSWERED_FACT``) in place of ``response``."""
     kind = pl.col("_kind")
     no_cluster = pl.col("dup_cluster").is_null() | (pl.col("dup_cluster") == "")
     rows = df.select(*(c for c in READS if c != "response"), ANSWERED).with_row_index("_row").filter(
@@ -74,7 +66,7 @@ def _by_row(height: int, rows: pl.Series, values: pl.Series | list) -> pl.Series
 
 
 def run(df: pl.DataFrame, opts: BalanceOptions, ctx: StageContext) -> pl.DataFrame:
-    facts = df.select(pl.exclude("response")).with_columns(answered(df, ctx))
+    facts = df.select(pl.exclude("response")).with_columns(ctx.derived(df, ["response"], [ANSWERED_FACT]))
     pending = pending_mode(facts, opts)
     if opts.pending == "auto" and pending == "keep":
         ctx.log("[balance] no kept row has an answer yet: selecting prompts for synthesis by the quotas "

@@ -13,7 +13,9 @@ STAGE = Stage(
     # the compared text (``field``: prompt or response) and what picks a cluster's representative
     reads=("id", "prompt", "response", "source", "label_origin", "drop_reason"),
     writes=("dup_cluster", "is_duplicate", "drop_reason", "meta"),
-    streamed=lambda options: (options.field,),  # read shard by shard (curate.dedup.texts), never held whole
+    # read shard by shard, never held whole: the compared texts (curate.dedup.texts), and of the answers whether
+    # each row has one (the representative rule's "response")
+    streamed=lambda options: tuple(dict.fromkeys((options.field, "response"))),
     help="Cluster exact and near-duplicate rows (MinHash LSH + exact Jaccard), keep one representative per "
          "cluster, and mark rows that overlap eval sets (--against).",
 )

@@ -15,11 +15,14 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
+from curate.records import ANSWERED
+
 Criterion = Literal["response", "human", "source", "longest"]
 DEFAULT_PREFER: list[Criterion] = ["response", "human", "source", "longest"]
 
 
-RANK_READS = ["drop_reason", "response", "label_origin", "source", "id"]  # the record columns rank_columns reads
+# the record columns rank_columns reads; ``answered`` (records.ANSWERED_FACT) and ``_chars`` are given beside them
+RANK_READS = ["drop_reason", "label_origin", "source", "id"]
 
 
 def rank_columns(prefer: list[Criterion], source_priority: list[str]) -> list[pl.Expr]:
@@ -28,7 +31,7 @@ def rank_columns(prefer: list[Criterion], source_priority: list[str]) -> list[pl
     priority = {name: i for i, name in enumerate(source_priority)}
     for criterion in prefer:
         if criterion == "response":
-            exprs.append((pl.col("response").fill_null("").str.strip_chars() == "").alias("_r_response"))
+            exprs.append((~pl.col(ANSWERED)).alias("_r_response"))
         elif criterion == "human":
             exprs.append((pl.col("label_origin").fill_null("") != "human").alias("_r_human"))
         elif criterion == "source":
@@ -40,16 +43,20 @@ def rank_columns(prefer: list[Criterion], source_priority: list[str]) -> list[pl
     return exprs
 
 
-def representatives(df: pl.DataFrame, roots: np.ndarray, chars: np.ndarray, prefer: list[Criterion],
-                    source_priority: list[str]) -> np.ndarray:
+def representatives(df: pl.DataFrame, roots: np.ndarray, chars: np.ndarray, answered: pl.Series | None,
+                    prefer: list[Criterion], source_priority: list[str]) -> np.ndarray:
     """Row index of the representative of each row's cluster (roots: a cluster label per row, a row index;
-    chars: each row's compared text's length in characters)."""
+    chars: each row's compared text's length in characters; answered: whether each row has an answer, needed
+    when ``prefer`` holds "response")."""
     rep_of_root = np.arange(len(roots), dtype=np.int64)  # a row alone represents itself
     clustered = np.flatnonzero(np.bincount(roots, minlength=len(roots))[roots] > 1)
     if len(clustered) == 0:
         return rep_of_root[roots]
     # only the rows of clusters are ranked (a third of a million-row log, not all of it)
-    ranked = df.select(RANK_READS)[clustered].with_columns(pl.Series("_chars", chars[clustered], dtype=pl.Int64)).select(
+    given = [pl.Series("_chars", chars[clustered], dtype=pl.Int64)]
+    if answered is not None:
+        given.append(answered.gather(clustered).alias(ANSWERED))
+    ranked = df.select(RANK_READS)[clustered].with_columns(given).select(
         rank_columns(prefer, source_priority)).with_columns(
         pl.Series("_root", roots[clustered]), pl.Series("_row", clustered, dtype=pl.Int64))
     keys = [c for c in ranked.columns if c.startswith("_r_")]
