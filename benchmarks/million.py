@@ -205,7 +205,8 @@ def report(run_dir: Path, wall: float, peak: dict[str, int], rows: int, load: tu
         stages[stage] = {"seconds": m["seconds"], "rows_in": m["rows_in"] or m["rows_out"], "rows_out": m["rows_out"],
                          "peak_rss_mb": peak.get(stage), "stats": m.get("stats", {})}
     in_stages = sum(s["seconds"] for s in stages.values())
-    print(f"\n{rows:,} rows through collect -> dedup -> classify -> balance -> export (prompt set), engine {engine}")
+    what = "answered rows" if stages["export"]["stats"].get("content") == "answers" else "prompt set"
+    print(f"\n{rows:,} rows through collect -> dedup -> classify -> balance -> export ({what}), engine {engine}")
     print(f"load average at start {load[0]:.1f} / 1 min, at end {os.getloadavg()[0]:.1f} ({os.cpu_count()} cores)")
     print(f"{'stage':<10} {'seconds':>9} {'share':>7} {'records/s':>11} {'peak RSS MB':>12}")
     for name, s in stages.items():
@@ -219,7 +220,7 @@ def report(run_dir: Path, wall: float, peak: dict[str, int], rows: int, load: tu
     print(f"classify: {classify.get('embedding_layer', 0):,} of {classify.get('classified', 0):,} rows went through "
           "the sentence-embedding layer")
     exported = stages["export"]["stats"].get("exported")
-    print(f"dedup dropped {stages['dedup']['stats'].get('duplicates', '?')} duplicates; export: {exported:,} prompts")
+    print(f"dedup dropped {stages['dedup']['stats'].get('duplicates', '?')} duplicates; export: {exported:,} rows")
     if workers:
         print(f"peak RSS MB per worker process: {', '.join(f'{mb:,}' for mb in workers)}")
     return {"rows": rows, "engine": engine, "peak_rss_mb_per_worker": workers or [], "wall_seconds": round(wall, 2), "other_seconds": round(other, 2),
