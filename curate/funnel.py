@@ -33,8 +33,7 @@ class Funnel:
         return out
 
 
-COLUMNS = ["drop_reason", "response"]  # what the funnel reads of a run's records
-FACTS = [pl.col("drop_reason"), ANSWERED_FACT]  # and what it keeps of them (store.read_shards_derived)
+FACTS = [pl.col("drop_reason"), ANSWERED_FACT]  # what the funnel keeps of a run's records (store.read_shards_derived)
 
 
 def drop_counts(df: pl.DataFrame) -> dict[str, int]:

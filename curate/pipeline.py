@@ -139,7 +139,7 @@ def run_on_files(stage: Stage, in_paths: list[Path], out_path: Path | None, opti
             with shard_writer(out_dir, shard_rows=shard_rows, compression=SCRATCH_COMPRESSION) as writer:
                 run_streamed(stage, options, ctx, in_dir, writer)
             outputs = (read_shard(p) for p in shard_paths(out_dir))
-            facts = read_shards_derived(shard_paths(out_dir), funnel.COLUMNS, funnel.FACTS)
+            facts = read_shards_derived(shard_paths(out_dir), funnel.FACTS)
         if out_path is not None:
             write_record_frames(outputs, out_path)
             log(f"wrote {facts.height:,} records to {out_path}")
@@ -274,7 +274,7 @@ def _run_locked(store: RunStore, config, specs: list[StageSpec], raw: dict[str, 
         # A re-run stage invalidates everything after it through the chained input fingerprint.
     result.final_dir = store.stage_dir(to_index + 1, specs[to_index].name)
     collected = store.manifest(1, specs[0].name)["rows_out"]
-    facts = read_shards_derived(shard_paths(result.final_dir), funnel.COLUMNS, funnel.FACTS)
+    facts = read_shards_derived(shard_paths(result.final_dir), funnel.FACTS)
     result.funnel = funnel.compute(facts, quarantined=quarantined,
                                    collected=collected)
     if config.report and to_index == len(specs) - 1:

@@ -53,17 +53,18 @@ class StageContext:
     log: Callable[[str], None] = field(default=print)
     upstream: dict[str, Path] = field(default_factory=dict)  # earlier stages' output dirs, by name
     engine: Any = LOCAL  # where work runs (curate.engine): this process, or a Dask cluster
-    # the input's parquet shards, when the runner left the stage's ``Stage.streamed`` columns out of its frame
+    # the input's parquet shards, when the runner left the stage's ``Stage.streamed`` columns out of its frame or
+    # gave a sink stage a lazy scan of them (``curate.streaming``)
     shards: list[Path] | None = None
 
-    def derived(self, df: pl.DataFrame, columns: list[str], exprs: list[pl.Expr]) -> pl.DataFrame:
-        """``exprs`` over ``columns``, a row for each of ``df``'s: from ``df``, or, for columns the runner left
-        on disk (``Stage.streamed``), from the shards one at a time, so only what the expressions keep is held."""
-        if all(c in df.columns for c in columns) or self.shards is None:
-            return df.select(exprs)
-        from curate.store import read_shards_derived
+    def derived(self, df: pl.DataFrame, exprs: list[pl.Expr]) -> pl.DataFrame:
+        """``exprs``, a row for each of ``df``'s: over ``df``, or, where they read columns the runner left on disk
+        (``Stage.streamed``), over the shards one at a time, so only what the expressions keep is held."""
+        from curate.store import expr_columns, read_shards_derived
 
-        return read_shards_derived(self.shards, columns, exprs)
+        if self.shards is None or all(c in df.columns for c in expr_columns(exprs)):
+            return df.select(exprs)
+        return read_shards_derived(self.shards, exprs)
 
 
 @dataclass(frozen=True)

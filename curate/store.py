@@ -242,10 +242,17 @@ def read_shard(path: Path, columns: list[str] | None = None) -> pl.DataFrame:
     return df if columns is None else df.select(columns)
 
 
-def read_shards_derived(paths: list[Path], columns: list[str], exprs: list[pl.Expr]) -> pl.DataFrame:
-    """``exprs`` over ``columns`` of each shard, one shard at a time: what a frame of every row keeps of a column
-    too large to hold for every row (of the answers, only whether there is one)."""
+def read_shards_derived(paths: list[Path], exprs: list[pl.Expr]) -> pl.DataFrame:
+    """``exprs`` over each shard, one shard at a time, reading only the columns they name: what a frame of every
+    row keeps of a column too large to hold for every row (of the answers, only whether there is one)."""
+    columns = expr_columns(exprs)
     return pl.concat([read_shard(p, columns).select(exprs) for p in paths], how="vertical")
+
+
+def expr_columns(exprs: list[pl.Expr]) -> list[str]:
+    """The columns ``exprs`` read, in schema order."""
+    named = {name for expr in exprs for name in expr.meta.root_names()}
+    return [c for c in records.SCHEMA if c in named]
 
 
 def read_shards(folder: Path, columns: list[str] | None = None) -> pl.DataFrame:

@@ -123,7 +123,11 @@ def _sink(stage: Stage, options: Any, ctx: StageContext, in_dir: Path, writer: S
     current = _current(paths)
     # shards written before a fact column existed are migrated on read (records.conform), so read whole
     rows = pl.scan_parquet(paths) if current else read_shards(in_dir).lazy()
-    ctx.engine.run_stage(stage, rows, options, ctx)
+    ctx.shards = paths if current else None  # the same rows, for a stage that reads them a shard at a time
+    try:
+        ctx.engine.run_stage(stage, rows, options, ctx)
+    finally:
+        ctx.shards = None
     counts = StageCounts()
     for path in paths:
         if current:  # the records go on as the very same files

@@ -324,3 +324,24 @@ def test_card_list_lines_stay_apart():
     card_source = (Path(__file__).resolve().parents[1] / "curate" / "templates" / "card" / "dataset_card.md.j2").read_text()
     line = next(l for l in card_source.splitlines() if l.startswith("- filters (answers dropped):"))
     assert "{% endfor %}" not in line and "| reasons }}" in line
+
+
+def test_export_from_shards_writes_what_it_writes_from_one_frame(balanced, tmp_path):
+    """Through the runner, export reads the rows a shard at a time (ctx.shards); the dataset is the same."""
+    from curate.store import shard_paths, shard_writer
+    from curate.streaming import run_streamed
+
+    whole, _ = export(balanced, tmp_path / "whole")
+    with shard_writer(tmp_path / "01-in", shard_rows=7) as writer:
+        writer.add(balanced)
+    ctx = StageContext(stage="export", work_dir=tmp_path, log=lambda m: None)
+    opts = EXPORT.Options.model_validate({"out": tmp_path / "sharded" / "dataset"})
+    with shard_writer(tmp_path / "02-out", shard_rows=7) as writer:
+        run_streamed(EXPORT, opts, ctx, tmp_path / "01-in", writer)
+    assert len(shard_paths(tmp_path / "01-in")) > 10 and ctx.shards is None  # many shards; given back after
+    sharded = tmp_path / "sharded" / "dataset"
+    data = sorted(p.relative_to(whole) for p in whole.rglob("*.parquet"))
+    assert data and data == sorted(p.relative_to(sharded) for p in sharded.rglob("*.parquet"))
+    for path in data:
+        assert pl.read_parquet(whole / path).equals(pl.read_parquet(sharded / path)), path
+    assert (whole / "README.md").read_text(encoding="utf-8") == (sharded / "README.md").read_text(encoding="utf-8")

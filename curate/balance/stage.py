@@ -66,7 +66,7 @@ def _by_row(height: int, rows: pl.Series, values: pl.Series | list) -> pl.Series
 
 
 def run(df: pl.DataFrame, opts: BalanceOptions, ctx: StageContext) -> pl.DataFrame:
-    facts = df.select(pl.exclude("response")).with_columns(ctx.derived(df, ["response"], [ANSWERED_FACT]))
+    facts = df.select(pl.exclude("response")).with_columns(ctx.derived(df, [ANSWERED_FACT]))
     pending = pending_mode(facts, opts)
     if opts.pending == "auto" and pending == "keep":
         ctx.log("[balance] no kept row has an answer yet: selecting prompts for synthesis by the quotas "

@@ -217,7 +217,7 @@ def run(df: pl.DataFrame, opts: DedupOptions, ctx: StageContext) -> pl.DataFrame
         df = _decontaminate(df, texts, found, opts, ctx)
 
     roots = found["roots"]
-    answered = ctx.derived(df, ["response"], [records.ANSWERED_FACT]).to_series() if "response" in opts.prefer else None
+    answered = ctx.derived(df, [records.ANSWERED_FACT]).to_series() if "response" in opts.prefer else None
     rep = representative.representatives(df, roots, found["chars"], answered, opts.prefer, opts.source_priority)
     row = np.arange(df.height)
     size = np.bincount(roots, minlength=df.height)[roots]

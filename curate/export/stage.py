@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Callable
 
 import polars as pl
 
@@ -39,6 +40,17 @@ def output_folder(opts: ExportOptions, ctx: StageContext) -> Path:
     raise ExportError("export needs an output folder (out / --out)")
 
 
+def _shard_by_shard(df: pl.DataFrame | pl.LazyFrame, ctx: StageContext,
+                    build: Callable[[pl.LazyFrame], pl.LazyFrame]) -> pl.DataFrame:
+    """``build`` over the rows: a shard at a time when the runner gave the shards (``ctx.shards``), each part
+    copied out through Arrow (a filtered polars frame keeps its source's whole string buffers: the 50,000
+    exported of 1M answered rows held 3.2 GB), else over ``df`` at once."""
+    if not ctx.shards:
+        return build(df.lazy()).collect()
+    return pl.concat([pl.from_arrow(build(pl.scan_parquet(p)).collect().to_arrow()) for p in ctx.shards],
+                     how="vertical")
+
+
 def run(df: pl.DataFrame | pl.LazyFrame, opts: ExportOptions, ctx: StageContext) -> pl.DataFrame | pl.LazyFrame:
     """Writes the dataset folder and returns ``df`` as it came. ``df`` may be lazy (the runner scans the run's
     shards, ``Stage.sink``): then only the exported rows are read whole."""
@@ -46,9 +58,9 @@ def run(df: pl.DataFrame | pl.LazyFrame, opts: ExportOptions, ctx: StageContext)
     check_replaceable(target, ctx.run_dir)  # before the work: a folder that is not ours is refused at once
     if opts.push_to_hub:
         hub.require_token()  # fail before the work, not after it
-    every_row = df.lazy().select(EVERY_ROW_FACTS).collect()
+    every_row = _shard_by_shard(df, ctx, lambda rows: rows.select(EVERY_ROW_FACTS))
     prompt_set = is_prompt_set(every_row, opts.content)
-    exported = dataset_rows(df.lazy(), prompt_set).collect()
+    exported = _shard_by_shard(df, ctx, lambda rows: dataset_rows(rows, prompt_set))
     pending = records.kept(every_row).height - exported.height
     if not exported.height:
         what = "kept" if prompt_set else "kept with a response"
