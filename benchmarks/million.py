@@ -220,7 +220,8 @@ def report(run_dir: Path, wall: float, peak: dict[str, int], rows: int, load: tu
     print(f"classify: {classify.get('embedding_layer', 0):,} of {classify.get('classified', 0):,} rows went through "
           "the sentence-embedding layer")
     exported = stages["export"]["stats"].get("exported")
-    print(f"dedup dropped {stages['dedup']['stats'].get('duplicates', '?')} duplicates; export: {exported:,} rows")
+    print(f"dedup dropped {stages['dedup']['stats'].get('duplicates', '?')} duplicates; export: {exported:,} "
+          f"{'answered rows' if stages['export']['stats'].get('content') == 'answers' else 'prompts'}")
     if workers:
         print(f"peak RSS MB per worker process: {', '.join(f'{mb:,}' for mb in workers)}")
     return {"rows": rows, "engine": engine, "peak_rss_mb_per_worker": workers or [], "wall_seconds": round(wall, 2), "other_seconds": round(other, 2),

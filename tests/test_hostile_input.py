@@ -54,6 +54,13 @@ def test_jsonl_every_line_is_a_record_or_quarantined(tmp_path_factory, lines):
     assert all(q["reason"] and q["location"].startswith("x.jsonl:") for q in quarantined)
 
 
+def test_a_first_line_that_starts_like_gzip_is_read_as_text(tmp_path):
+    """Found by the test above: a line starting with gzip's two magic bytes made the whole file one bad gzip."""
+    data = b'\x1f\x8b\n{"prompt": "a real question"}\n\x00\n'
+    out, quarantined = collect_file(tmp_path, "x.jsonl", data)
+    assert out["prompt"].to_list() == ["a real question"] and len(quarantined) == 2
+
+
 @FAST
 @given(text=st.text(alphabet=st.sampled_from(list('ab,"\n\r\x00 中文')), max_size=300))
 def test_csv_with_quotes_newlines_and_nul_never_crashes(tmp_path_factory, text):

@@ -39,9 +39,18 @@ class BadLine:
 
 
 def _open_binary(path: Path):
+    """The file's bytes, decompressed when it is gzip: it starts with gzip's magic and its first bytes decompress
+    (a text file whose first line happens to start with those two bytes is read as it is)."""
     with open(path, "rb") as fh:
         magic = fh.read(2)
-    return gzip.open(path, "rb") if magic == GZIP_MAGIC else open(path, "rb")
+    if magic == GZIP_MAGIC:
+        try:
+            with gzip.open(path, "rb") as probe:
+                probe.read(1)
+            return gzip.open(path, "rb")
+        except (EOFError, zlib.error, gzip.BadGzipFile, OSError):
+            pass
+    return open(path, "rb")
 
 
 def decode_line(data: bytes) -> tuple[str, str] | None:
