@@ -275,8 +275,7 @@ def _run_locked(store: RunStore, config, specs: list[StageSpec], raw: dict[str, 
     result.final_dir = store.stage_dir(to_index + 1, specs[to_index].name)
     collected = store.manifest(1, specs[0].name)["rows_out"]
     facts = read_shards_derived(shard_paths(result.final_dir), funnel.FACTS)
-    result.funnel = funnel.compute(facts, quarantined=quarantined,
-                                   collected=collected)
+    result.funnel = funnel.compute(facts, quarantined=quarantined, collected=collected)
     if config.report and to_index == len(specs) - 1:
         _write_report(store.root, log)
     return result

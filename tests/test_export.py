@@ -328,8 +328,16 @@ def test_card_list_lines_stay_apart():
 
 def test_export_from_shards_writes_what_it_writes_from_one_frame(balanced, tmp_path):
     """Through the runner, export reads the rows a shard at a time (ctx.shards); the dataset is the same."""
+    from dataclasses import replace
+
     from curate.store import shard_paths, shard_writer
     from curate.streaming import run_streamed
+
+    given = []
+
+    def spy(rows, opts, ctx):
+        given.append(ctx.shards)
+        return EXPORT.run(rows, opts, ctx)
 
     whole, _ = export(balanced, tmp_path / "whole")
     with shard_writer(tmp_path / "01-in", shard_rows=7) as writer:
@@ -337,8 +345,9 @@ def test_export_from_shards_writes_what_it_writes_from_one_frame(balanced, tmp_p
     ctx = StageContext(stage="export", work_dir=tmp_path, log=lambda m: None)
     opts = EXPORT.Options.model_validate({"out": tmp_path / "sharded" / "dataset"})
     with shard_writer(tmp_path / "02-out", shard_rows=7) as writer:
-        run_streamed(EXPORT, opts, ctx, tmp_path / "01-in", writer)
-    assert len(shard_paths(tmp_path / "01-in")) > 10 and ctx.shards is None  # many shards; given back after
+        run_streamed(replace(EXPORT, run=spy), opts, ctx, tmp_path / "01-in", writer)
+    assert given == [shard_paths(tmp_path / "01-in")] and len(given[0]) > 10  # export was given the shards
+    assert ctx.shards is None  # and they were taken back after
     sharded = tmp_path / "sharded" / "dataset"
     data = sorted(p.relative_to(whole) for p in whole.rglob("*.parquet"))
     assert data and data == sorted(p.relative_to(sharded) for p in sharded.rglob("*.parquet"))
