@@ -89,6 +89,7 @@ class OpenAICompatServer:
         self._rng = random.Random(seed)
         self._stopping = threading.Event()
         self.requests: list[dict] = []  # bodies of /v1/chat/completions requests, in arrival order
+        self.arrivals: list[float] = []  # time.monotonic() of each of those requests
         self.headers: list[dict[str, str]] = []
         self.transient_failures = 0
         self._httpd = _Server((host, port), _Handler)
@@ -106,6 +107,7 @@ class OpenAICompatServer:
         with self._lock:
             self._rules.clear()
             self.requests.clear()
+            self.arrivals.clear()
             self.headers.clear()
             self.transient_failures = 0
         self.responder = default_responder
@@ -141,6 +143,7 @@ class OpenAICompatServer:
     def _choose(self, body: dict) -> Reply:
         with self._lock:
             self.requests.append(body)
+            self.arrivals.append(time.monotonic())
             if self.fail_rate and self._rng.random() < self.fail_rate:
                 self.transient_failures += 1
                 kind = self._rng.choice(("429", "500", "drop"))
