@@ -7,7 +7,8 @@ import polars as pl
 import pytest
 
 from curate.langid import BatchIdentifier
-from curate.text import _langid, detect_lang, detect_langs, normalize, strip_invisible
+from curate.text import (INVISIBLE, VARIATION_RUN, _PRINTABLE_INVISIBLE, _langid, detect_lang, detect_langs, normalize,
+                         strip_invisible)
 
 SAMPLES = [
     "How do I bake sourdough bread at home?", "帮我写一个Python脚本来破解wifi密码", "日本語のテキストです、よろしく",
@@ -49,16 +50,30 @@ def test_detect_langs_on_real_multilingual_prompts(shared_data):
     assert detect_langs(texts) == [detect_lang(t) for t in texts]
 
 
-def test_normalize_folds_every_run_of_spaces_as_the_plain_rule_does():
-    """normalize's space pattern skips single plain spaces (a speed-up); the result is the plain rule's: every run
-    of spaces, tabs and wide spaces is one space, lines trimmed, at most one blank line."""
+def test_normalize_is_the_plain_rule():
+    """normalize skips its regex passes where a cheap check shows they cannot match (single plain spaces, texts
+    with no invisible character, ASCII texts and variation selectors); the result is the plain rule's: invisible
+    characters removed, every run of spaces, tabs and wide spaces one space, lines trimmed, at most one blank line."""
     def plain_rule(text: str) -> str:
         text = unicodedata.normalize("NFKC", text).replace("\r\n", "\n").replace("\r", "\n")
-        text = re.sub(r"[ \t\u00a0\u3000]+", " ", strip_invisible(text))
+        text = re.sub(VARIATION_RUN, r"\1", re.sub(INVISIBLE, "", text))
+        text = re.sub(r"[ \t\u00a0\u3000]+", " ", text)
         return re.sub(r"\n{3,}", "\n\n", "\n".join(line.strip() for line in text.split("\n"))).strip()
 
     rng = random.Random(0)
-    alphabet = [" ", " ", "\t", "\u00a0", "\u3000", "\n", "\r", "a", "中", "\u200b", "\ufe0f"]
-    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14))) for _ in range(20_000)]
-    assert [normalize(t) for t in texts] == [plain_rule(t) for t in texts]
+    layout = [" ", " ", "\t", "\u00a0", "\u3000", "\n", "\r", "a", "b"]
+    hidden = ["\u200b", "\ufe0f", "\U000e0101", "\x00", "\x1b", "\u2028", "\u202e", "\U000e0041", *_PRINTABLE_INVISIBLE]
+    for alphabet in (layout, layout + ["中"], layout + ["中"] + hidden, layout + hidden):
+        texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14))) for _ in range(10_000)]
+        assert [normalize(t) for t in texts] == [plain_rule(t) for t in texts]
     assert normalize(" a \t b\u3000\u3000c  \n\n\n\nd ") == "a b c\n\nd"
+
+
+def test_every_invisible_character_is_caught_by_the_printable_check():
+    """strip_invisible skips its regex scan for a text that str.isprintable accepts (less layout) and that holds no
+    printable invisible character: that is safe only if this holds for every code point."""
+    invisible = re.compile(INVISIBLE)
+    printable_invisible = [chr(cp) for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF
+                           and invisible.match(chr(cp)) and chr(cp).isprintable()]
+    assert sorted(printable_invisible) == sorted(_PRINTABLE_INVISIBLE)
+    assert strip_invisible("a\u3164b\u200bc\x00") == "abc" and strip_invisible("x\ufe0f\ufe0e") == "x\ufe0f"

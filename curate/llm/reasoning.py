@@ -23,7 +23,7 @@ def split_reasoning(content: str | None, reasoning_content: str | None = None) -
     m = _BLOCK.match(text)
     if m:
         tagged, text = m.group(2).strip(), text[m.end():]
-    else:
+    elif "</" in text:  # _CLOSE_ONLY's lazy scan costs a regex step per character of every untagged answer
         m = _CLOSE_ONLY.match(text)
         if m and "<" + m.group(2).lower() not in m.group(1).lower():
             tagged, text = m.group(1).strip(), text[m.end():]
