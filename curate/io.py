@@ -6,6 +6,7 @@ fields go through the collect stage instead, which quarantines what it cannot pa
 from __future__ import annotations
 
 import gzip
+import io
 import json
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -58,9 +59,10 @@ READ_BATCH_ROWS = 100_000
 
 
 def iter_records(path: str | Path) -> Iterator[pl.DataFrame]:
-    """The records of ``path`` as conformed frames, in file order: parquet a part at a time (a file by row groups
-    of about ``READ_BATCH_ROWS`` rows, a folder shard by shard), so a large input is never one frame; JSON lines
-    and CSV whole (their readers parse the file at once). At least one frame, possibly empty."""
+    """The records of ``path`` as conformed frames, in file order: parquet a part at a time (by row groups of about
+    ``READ_BATCH_ROWS`` rows; a folder shard by shard), JSON lines and CSV ``READ_BATCH_ROWS`` lines at a time,
+    so a large input is never one frame (a JSON array is one document, read whole). At least one frame, possibly
+    empty."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
@@ -70,13 +72,15 @@ def iter_records(path: str | Path) -> Iterator[pl.DataFrame]:
         if not shards:
             raise InputError(f"{path}: folder has no .parquet shards")
         for shard in shards:
-            yield from _conformed(shard, "parquet", lambda shard=shard: [pl.read_parquet(shard)])
+            yield from _conformed(shard, "parquet", lambda shard=shard: _parquet_parts(shard))
     elif fmt == "parquet":
         yield from _conformed(path, fmt, lambda: _parquet_parts(path))
     elif fmt == "csv":
-        yield from _conformed(path, fmt, lambda: [_decode_text_columns(pl.read_csv(path, infer_schema=False))])
+        yield from _conformed(path, fmt, lambda: _csv_parts(path))
+    elif fmt == "json":
+        yield from _conformed(path, fmt, lambda: [_json_array(path)])
     else:
-        yield from _conformed(path, fmt, lambda: [_read_json_lines(path, gz=fmt == "jsonl.gz", array=fmt == "json")])
+        yield from _conformed(path, fmt, lambda: _json_lines_parts(path, gz=fmt == "jsonl.gz"))
 
 
 def _parquet_parts(path: Path) -> Iterator[pl.DataFrame]:
@@ -117,24 +121,57 @@ def _conformed(path: Path, fmt: str, read: Callable[[], Iterable[pl.DataFrame]])
             raise InputError(f"{path}: {exc}") from exc
 
 
-def _read_json_lines(path: Path, gz: bool, array: bool) -> pl.DataFrame:
-    if not gz and not array:
-        fast = _read_ndjson_fast(path)
-        if fast is not None:
-            return fast
+def _csv_parts(path: Path) -> Iterator[pl.DataFrame]:
+    """A CSV file's rows, ``READ_BATCH_ROWS`` at a time, every value as text (then decoded)."""
+    parts = pl.scan_csv(path, infer_schema=False).collect_batches(chunk_size=READ_BATCH_ROWS)
+    empty = True
+    for part in parts:
+        empty = False
+        yield _decode_text_columns(part)
+    if empty:  # a header alone
+        yield _decode_text_columns(pl.read_csv(path, infer_schema=False))
+
+
+def _json_lines_parts(path: Path, gz: bool) -> Iterator[pl.DataFrame]:
+    """A JSON-lines file's rows, ``READ_BATCH_ROWS`` lines at a time (a file of none: an empty frame)."""
     opener = gzip.open if gz else open
-    with opener(path, "rt", encoding="utf-8") as fh:
-        if array:
-            rows = json.load(fh)
-        else:
-            rows = []
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from exc
+    with opener(path, "rb") as fh:
+        lines: list[bytes] = []
+        first_line = 1
+        for lineno, line in enumerate(fh, 1):
+            lines.append(line)
+            if len(lines) == READ_BATCH_ROWS:
+                yield _parse_json_lines(path, lines, first_line)
+                lines, first_line = [], lineno + 1
+        if lines or first_line == 1:
+            yield _parse_json_lines(path, lines, first_line)
+
+
+def _parse_json_lines(path: Path, lines: list[bytes], first_line: int) -> pl.DataFrame:
+    """Consecutive lines of a JSON-lines file, ``first_line`` the first one's number (for errors)."""
+    fast = _read_ndjson_fast(b"".join(lines))
+    if fast is not None:
+        return fast
+    rows = []
+    for lineno, line in enumerate(lines, first_line):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line.decode("utf-8")))
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{path}:{lineno}: not UTF-8 ({exc.reason} at byte {exc.start})") from exc
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from exc
+    return _rows_frame(rows)
+
+
+def _json_array(path: Path) -> pl.DataFrame:
+    with open(path, encoding="utf-8") as fh:
+        return _rows_frame(json.load(fh))
+
+
+def _rows_frame(rows: list[dict]) -> pl.DataFrame:
+    """Parsed JSON rows as a frame; a nested ``meta`` or ``category_scores`` object becomes its JSON text."""
     for row in rows:
         for col in JSON_COLUMNS:
             if col in row and not isinstance(row[col], (str, type(None))):
@@ -143,12 +180,12 @@ def _read_json_lines(path: Path, gz: bool, array: bool) -> pl.DataFrame:
                         infer_schema_length=None) if rows else records.empty()
 
 
-def _read_ndjson_fast(path: Path) -> pl.DataFrame | None:
+def _read_ndjson_fast(data: bytes) -> pl.DataFrame | None:
     """Polars' native JSON-lines reader (a tenth of the time of a ``json.loads`` per line, which is most of a
-    small ``curate dedup``), or None when the file needs the per-line reader: a bad line (which it names), a
-    nested ``meta`` object to turn into text, a value that does not fit its column, an empty file."""
+    small ``curate dedup``), or None when the lines need the per-line reader: a bad line (which it names), a
+    nested ``meta`` object to turn into text, a value that does not fit its column, no rows."""
     try:
-        df = pl.read_ndjson(path, infer_schema_length=None)
+        df = pl.read_ndjson(io.BytesIO(data), infer_schema_length=None)
     except Exception:
         return None
     if df.height == 0:

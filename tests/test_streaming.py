@@ -2,6 +2,7 @@
 (curate.streaming), and the result is the same as in one piece."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import polars as pl
@@ -302,6 +303,39 @@ def test_a_parquet_file_is_read_by_row_groups_up_to_a_part(tmp_path, monkeypatch
     assert [p.height for p in io.iter_records(path)] == [4, 4, 4, 4, 4, 3]  # a larger row group alone
     _records(0).write_parquet(tmp_path / "empty.parquet")
     assert [p.shape for p in io.iter_records(tmp_path / "empty.parquet")] == [(0, len(records.SCHEMA))]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.gz", ".csv"])
+def test_json_lines_and_csv_are_read_a_part_at_a_time(tmp_path, monkeypatch, suffix):
+    from curate import io
+
+    rows = _records(23).with_columns(  # a line break inside a value: CSV quotes it, JSON escapes it
+        pl.when(pl.col("source_id") == "10").then(pl.lit("two\nlines, quoted")).otherwise(pl.col("prompt"))
+        .alias("prompt"))
+    path = io.write_records(rows, tmp_path / f"in{suffix}")
+    monkeypatch.setattr(io, "READ_BATCH_ROWS", 9)
+    parts = list(io.iter_records(path))
+    assert [p.height for p in parts] == [9, 9, 5]
+    assert pl.concat(parts).equals(rows) and io.read_records(path).equals(rows)
+
+
+def test_a_json_lines_part_falls_back_to_the_line_reader_and_errors_name_the_line(tmp_path, monkeypatch):
+    from curate import io
+
+    monkeypatch.setattr(io, "READ_BATCH_ROWS", 4)
+    lines = [json.dumps({"id": f"s:{i}", "source": "s", "source_id": str(i), "prompt": f"p {i}"}) for i in range(10)]
+    lines[5] = json.dumps({"id": "s:5", "source": "s", "source_id": "5", "prompt": "p 5", "meta": {"note": "nested"}})
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(lines[:2] + [""] + lines[2:]) + "\n")  # a blank line, which does not count as a row
+    got = io.read_records(path)
+    assert got["source_id"].to_list() == [str(i) for i in range(10)]
+    assert json.loads(got.filter(pl.col("source_id") == "5")["meta"][0]) == {"note": "nested"}
+    path.write_text("\n".join(lines[:9] + ["{not json"]) + "\n")
+    with pytest.raises(io.InputError, match=r"in\.jsonl:10: invalid JSON"):
+        io.read_records(path)
+    path.write_bytes(("\n".join(lines[:6]) + "\n").encode() + b'{"prompt": "\xff"}\n')
+    with pytest.raises(io.InputError, match=r"in\.jsonl:7: not UTF-8"):
+        io.read_records(path)
 
 
 def test_dedup_asks_the_shards_which_rows_have_an_answer(tmp_path):

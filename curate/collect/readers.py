@@ -44,12 +44,13 @@ def _open_binary(path: Path):
     with open(path, "rb") as fh:
         magic = fh.read(2)
     if magic == GZIP_MAGIC:
+        fh = gzip.open(path, "rb")
         try:
-            with gzip.open(path, "rb") as probe:
-                probe.read(1)
-            return gzip.open(path, "rb")
+            fh.read(1)
+            fh.seek(0)  # rewinds to the start of the stream
+            return fh
         except (EOFError, zlib.error, gzip.BadGzipFile, OSError):
-            pass
+            fh.close()
     return open(path, "rb")
 
 

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Callable
-
 import polars as pl
 
 from curate import records
@@ -15,7 +13,7 @@ from curate.export.formats import to_prompt_table, to_table
 from curate.export.options import ExportOptions
 from curate.export.plots import write_plots
 from curate.stage import StageContext
-from curate.store import RunStore, redact_text
+from curate.store import RunStore, read_shards_derived, redact_text
 from curate.summary import SUMMARY_FACTS, dataset_rows, is_prompt_set, summarize
 from curate.text import strip_invisible_expr
 
@@ -40,15 +38,22 @@ def output_folder(opts: ExportOptions, ctx: StageContext) -> Path:
     raise ExportError("export needs an output folder (out / --out)")
 
 
-def _shard_by_shard(df: pl.DataFrame | pl.LazyFrame, ctx: StageContext,
-                    build: Callable[[pl.LazyFrame], pl.LazyFrame]) -> pl.DataFrame:
-    """``build`` over the rows: a shard at a time when the runner gave the shards (``ctx.shards``), each part
-    copied out through Arrow (a filtered polars frame keeps its source's whole string buffers: the 50,000
-    exported of 1M answered rows held 3.2 GB), else over ``df`` at once."""
+def _every_row(df: pl.DataFrame | pl.LazyFrame, ctx: StageContext) -> pl.DataFrame:
+    """EVERY_ROW_FACTS of every row: a shard at a time when the runner gave the shards (``ctx.shards``; the
+    answers are read one shard's worth at a time), else over ``df``."""
+    if ctx.shards:
+        return read_shards_derived(ctx.shards, EVERY_ROW_FACTS)
+    return df.lazy().select(EVERY_ROW_FACTS).collect()
+
+
+def _exported_rows(df: pl.DataFrame | pl.LazyFrame, ctx: StageContext, prompt_set: bool) -> pl.DataFrame:
+    """The rows the dataset holds: a shard at a time when the runner gave the shards, each part copied out through
+    Arrow (a filtered polars frame keeps its source's whole string buffers: the 50,000 exported of 1M answered rows
+    held 3.2 GB), else over ``df`` at once."""
     if not ctx.shards:
-        return build(df.lazy()).collect()
-    return pl.concat([pl.from_arrow(build(pl.scan_parquet(p)).collect().to_arrow()) for p in ctx.shards],
-                     how="vertical")
+        return dataset_rows(df.lazy(), prompt_set).collect()
+    return pl.concat([pl.from_arrow(dataset_rows(pl.scan_parquet(p), prompt_set).collect().to_arrow())
+                      for p in ctx.shards], how="vertical")
 
 
 def run(df: pl.DataFrame | pl.LazyFrame, opts: ExportOptions, ctx: StageContext) -> pl.DataFrame | pl.LazyFrame:
@@ -58,9 +63,9 @@ def run(df: pl.DataFrame | pl.LazyFrame, opts: ExportOptions, ctx: StageContext)
     check_replaceable(target, ctx.run_dir)  # before the work: a folder that is not ours is refused at once
     if opts.push_to_hub:
         hub.require_token()  # fail before the work, not after it
-    every_row = _shard_by_shard(df, ctx, lambda rows: rows.select(EVERY_ROW_FACTS))
+    every_row = _every_row(df, ctx)
     prompt_set = is_prompt_set(every_row, opts.content)
-    exported = _shard_by_shard(df, ctx, lambda rows: dataset_rows(rows, prompt_set))
+    exported = _exported_rows(df, ctx, prompt_set)
     pending = records.kept(every_row).height - exported.height
     if not exported.height:
         what = "kept" if prompt_set else "kept with a response"
