@@ -294,8 +294,11 @@ def load_meta(value: str | None) -> dict[str, Any]:
     return out if isinstance(out, dict) else {"_value": out}
 
 
+_META_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True, default=str)  # one encoder: json.dumps builds one a call
+
+
 def dump_meta(meta: dict[str, Any]) -> str:
-    return json.dumps(meta, ensure_ascii=False, sort_keys=True, default=str)
+    return _META_JSON.encode(meta)
 
 
 def concat_text(*parts: str | pl.Expr) -> pl.Expr:
