@@ -55,7 +55,7 @@ LANGID_PREFIX_CHARS = 400
 
 # Every INVISIBLE character is non-printable to str.isprintable (categories Cc, Cf, Zl, Zp) except these blank
 # Hangul fillers (Lo); tests/test_text.py checks this over all of Unicode. isprintable is a fast C loop while the
-# regex scan is not, so a text that passes it skips the scan (most texts: about a third of collect's time).
+# regex scan is not, so a text that passes it skips the scan (9 of 45 s of a profiled collect of answered rows).
 _PRINTABLE_INVISIBLE = ("\u115f", "\u1160", "\u3164", "\uffa0")
 
 
