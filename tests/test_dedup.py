@@ -433,7 +433,10 @@ def test_pairs_verified_in_blocks_of_candidate_clusters_score_as_all_at_once(mon
     monkeypatch.setattr(dedup_stage, "VERIFY_ROWS", 7)  # many blocks, clusters larger than a block
     monkeypatch.setattr(dedup_stage, "GIANT_CHUNK", 9)  # and clusters cut into chunks
     monkeypatch.setattr(dedup_stage, "ROUND_ROWS", 20)  # and several rounds of texts read
-    assert np.array_equal(dedup_stage._similarities(FrameTexts(texts), pairs, spec), expected)
-    sharded = ShardTexts(_shards(texts, tmp_path / "s", 33), "prompt")
-    assert np.array_equal(dedup_stage._similarities(sharded, pairs, spec), expected)
-    assert len(dedup_stage._similarities(FrameTexts(texts), pairs[:0], spec)) == 0
+    # the compared rows among others (the first row of each distinct text, say): pairs index distinct_rows
+    padded = pl.Series("t", [t for text in texts for t in (text, "filler row")])
+    distinct_rows = np.arange(0, len(padded), 2)
+    assert np.array_equal(dedup_stage._similarities(FrameTexts(padded), distinct_rows, pairs, spec), expected)
+    sharded = ShardTexts(_shards(padded, tmp_path / "s", 33), "prompt")
+    assert np.array_equal(dedup_stage._similarities(sharded, distinct_rows, pairs, spec), expected)
+    assert len(dedup_stage._similarities(FrameTexts(padded), distinct_rows, pairs[:0], spec)) == 0

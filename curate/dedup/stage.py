@@ -72,37 +72,57 @@ def _pair_local_order(members: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import reverse_cuthill_mckee  # loaded only for a giant cluster: scipy takes a moment
 
-    at = np.searchsorted(members, pairs)
+    at = np.searchsorted(members, pairs).astype(np.int32)
     m = len(members)
     ends = np.concatenate([at, at[:, ::-1]])  # both directions: the graph is symmetric
+    del at
     graph = coo_matrix((np.ones(len(ends), dtype=np.int8), (ends[:, 0], ends[:, 1])), shape=(m, m)).tocsr()
+    del ends
     order = reverse_cuthill_mckee(graph, symmetric_mode=True)
     position = np.empty(m, dtype=np.int64)
     position[order] = np.arange(m)
     return position
 
 
-def _similarities(texts: Texts, pairs: np.ndarray, spec: Shingling) -> np.ndarray:
-    """Exact Jaccard of candidate pairs (row indices into ``texts``), shingling only the rows involved, block by
-    block; the texts of a round of blocks are read at once."""
-    out = np.zeros(len(pairs))
-    if len(pairs) == 0:
+def _giant_groups(which: np.ndarray, members: np.ndarray, local: np.ndarray, chunk: np.ndarray) -> list[np.ndarray]:
+    """A giant cluster's pairs (``which``, indices into ``local``) grouped by the pair of chunks their rows fall in,
+    its ``members`` cut into chunks of GIANT_CHUNK rows in pair-local order (``chunk`` gets each member's chunk).
+    A function, so its per-pair temporaries are gone before the groups are verified."""
+    chunk[members] = _pair_local_order(members, local[which]) // GIANT_CHUNK
+    chunks = -(-len(members) // GIANT_CHUNK)
+    a, b = chunk[local[which, 0]], chunk[local[which, 1]]
+    key = np.minimum(a, b) * chunks + np.maximum(a, b)
+    del a, b
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    return np.split(which[order], np.flatnonzero(np.diff(key)) + 1)
+
+
+def _similarities(texts: Texts, distinct_rows: np.ndarray, candidates: np.ndarray, spec: Shingling) -> np.ndarray:
+    """Exact Jaccard of candidate pairs (indices into ``distinct_rows``, ascending rows of ``texts``), shingling
+    only the rows involved, block by block; the texts of a round of blocks are read at once. Pair indices are
+    int32 here: at 10M rows 31M candidate pairs make each per-pair array a quarter of a gigabyte at 64 bits."""
+    out = np.zeros(len(candidates))
+    if len(candidates) == 0:
         return out
-    involved = np.zeros(len(texts), dtype=bool)  # rows in pairs, numbered in order (np.unique sorted 2x the pairs)
-    involved[pairs.ravel()] = True
-    rows = np.flatnonzero(involved)
-    local = (np.cumsum(involved) - 1)[pairs]
+    involved = np.zeros(len(distinct_rows), dtype=bool)  # rows in pairs, numbered in order
+    involved[candidates.ravel()] = True
+    rows = distinct_rows[involved]
+    local = (np.cumsum(involved, dtype=np.int32) - 1)[candidates]
     del involved
-    root = clusters.components(len(rows), local)  # each involved row's candidate cluster
+    root = clusters.components(len(rows), local).astype(np.int32)  # each involved row's candidate cluster
     row_order = np.argsort(root, kind="stable")
-    pair_order = np.argsort(root[local[:, 0]], kind="stable")
+    pair_order = np.argsort(root[local[:, 0]], kind="stable").astype(np.int32)
     row_roots, pair_roots = root[row_order], root[local[pair_order, 0]]
+    del root
     starts = np.flatnonzero(np.r_[True, row_roots[1:] != row_roots[:-1]])  # where each cluster starts
     block_starts = starts[np.r_[True, np.diff(starts // VERIFY_ROWS) > 0]]
     blocks = list(zip(block_starts.tolist(), [*block_starts[1:].tolist(), len(rows)]))
     chunk = np.zeros(len(rows), dtype=np.int64)  # a giant cluster's rows: their chunk
+    round_texts = None
     for round_blocks in _rounds(blocks, ROUND_ROWS):
         needed = np.sort(rows[row_order[round_blocks[0][0]:round_blocks[-1][1]]])
+        round_texts = None  # the last round's texts go before this round's are read
         round_texts = texts.gather(needed)
         for r0, r1 in round_blocks:
             p0 = np.searchsorted(pair_roots, row_roots[r0], side="left")
@@ -111,16 +131,12 @@ def _similarities(texts: Texts, pairs: np.ndarray, spec: Shingling) -> np.ndarra
             if r1 - r0 <= GIANT_CHUNK:
                 groups = [which]
             else:
-                members = np.sort(row_order[r0:r1])
-                chunk[members] = _pair_local_order(members, local[which]) // GIANT_CHUNK
-                a, b = chunk[local[which, 0]], chunk[local[which, 1]]
-                key = np.minimum(a, b) * (-(-(r1 - r0) // GIANT_CHUNK)) + np.maximum(a, b)
-                order = np.argsort(key, kind="stable")
-                groups = np.split(which[order], np.flatnonzero(np.diff(key[order])) + 1)
+                groups = _giant_groups(which, np.sort(row_order[r0:r1]), local, chunk)
             for part in groups:
                 part_rows, at = np.unique(local[part], return_inverse=True)
                 part_texts = round_texts.gather(np.searchsorted(needed, rows[part_rows]))
                 out[part] = jaccard(shingle(part_texts, spec), at.reshape(-1, 2))
+            del groups
     return out
 
 
@@ -154,7 +170,7 @@ def find_clusters(texts: pl.Series | Texts, opts: DedupOptions, ctx: StageContex
     keys, facts.keys = _keys_of(facts.keys, distinct_rows), None
     candidates = lsh.candidate_pairs(keys)
     del keys  # 1.3 GB at 10M rows
-    verified = candidates[_similarities(texts, distinct_rows[candidates], spec) >= opts.threshold - 1e-12]
+    verified = candidates[_similarities(texts, distinct_rows, candidates, spec) >= opts.threshold - 1e-12]
     unique_roots = clusters.components(len(first), verified)
 
     # back to rows: a row's root is the first row holding its distinct text's root
