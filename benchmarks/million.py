@@ -205,8 +205,9 @@ def report(run_dir: Path, wall: float, peak: dict[str, int], rows: int, load: tu
         stages[stage] = {"seconds": m["seconds"], "rows_in": m["rows_in"] or m["rows_out"], "rows_out": m["rows_out"],
                          "peak_rss_mb": peak.get(stage), "stats": m.get("stats", {})}
     in_stages = sum(s["seconds"] for s in stages.values())
-    what = "answered rows" if stages["export"]["stats"].get("content") == "answers" else "prompt set"
-    print(f"\n{rows:,} rows through collect -> dedup -> classify -> balance -> export ({what}), engine {engine}")
+    answers = stages["export"]["stats"].get("content") == "answers"
+    print(f"\n{rows:,} rows through collect -> dedup -> classify -> balance -> export "
+          f"({'answered rows' if answers else 'prompt set'}), engine {engine}")
     print(f"load average at start {load[0]:.1f} / 1 min, at end {os.getloadavg()[0]:.1f} ({os.cpu_count()} cores)")
     print(f"{'stage':<10} {'seconds':>9} {'share':>7} {'records/s':>11} {'peak RSS MB':>12}")
     for name, s in stages.items():
@@ -221,7 +222,7 @@ def report(run_dir: Path, wall: float, peak: dict[str, int], rows: int, load: tu
           "the sentence-embedding layer")
     exported = stages["export"]["stats"].get("exported")
     print(f"dedup dropped {stages['dedup']['stats'].get('duplicates', '?')} duplicates; export: {exported:,} "
-          f"{'answered rows' if stages['export']['stats'].get('content') == 'answers' else 'prompts'}")
+          f"{'answered rows' if answers else 'prompts'}")
     if workers:
         print(f"peak RSS MB per worker process: {', '.join(f'{mb:,}' for mb in workers)}")
     return {"rows": rows, "engine": engine, "peak_rss_mb_per_worker": workers or [], "wall_seconds": round(wall, 2), "other_seconds": round(other, 2),

@@ -294,7 +294,7 @@ def load_meta(value: str | None) -> dict[str, Any]:
     return out if isinstance(out, dict) else {"_value": out}
 
 
-_META_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True, default=str)  # one encoder: json.dumps builds one a call
+_META_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True, default=str)  # json.dumps builds one per call
 
 
 def dump_meta(meta: dict[str, Any]) -> str:

@@ -57,14 +57,16 @@ class StageContext:
     # gave a sink stage a lazy scan of them (``curate.streaming``)
     shards: list[Path] | None = None
 
-    def derived(self, df: pl.DataFrame, exprs: list[pl.Expr]) -> pl.DataFrame:
-        """``exprs``, a row for each of ``df``'s: over ``df``, or, where they read columns the runner left on disk
-        (``Stage.streamed``), over the shards one at a time, so only what the expressions keep is held."""
+    def derived(self, df: pl.DataFrame | pl.LazyFrame, exprs: list[pl.Expr]) -> pl.DataFrame:
+        """``exprs``, a row for each of ``df``'s: over ``df``, or over the shards one at a time (so only what the
+        expressions keep is held) where they read columns the runner left on disk (``Stage.streamed``) or ``df``
+        is the runner's lazy scan of the shards (a sink stage)."""
         from curate.store import expr_columns, read_shards_derived
 
-        if self.shards is None or all(c in df.columns for c in expr_columns(exprs)):
-            return df.select(exprs)
-        return read_shards_derived(self.shards, exprs)
+        on_disk = isinstance(df, pl.LazyFrame) or not all(c in df.columns for c in expr_columns(exprs))
+        if self.shards and on_disk:
+            return read_shards_derived(self.shards, exprs)
+        return df.lazy().select(exprs).collect()
 
 
 @dataclass(frozen=True)

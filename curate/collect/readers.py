@@ -44,13 +44,13 @@ def _open_binary(path: Path):
     with open(path, "rb") as fh:
         magic = fh.read(2)
     if magic == GZIP_MAGIC:
-        fh = gzip.open(path, "rb")
+        stream = gzip.open(path, "rb")
         try:
-            fh.read(1)
-            fh.seek(0)  # rewinds to the start of the stream
-            return fh
+            stream.read(1)
+            stream.seek(0)  # rewinds to the start of the stream
+            return stream
         except (EOFError, zlib.error, gzip.BadGzipFile, OSError):
-            fh.close()
+            stream.close()
     return open(path, "rb")
 
 

@@ -119,7 +119,6 @@ def _similarities(texts: Texts, distinct_rows: np.ndarray, candidates: np.ndarra
     block_starts = starts[np.r_[True, np.diff(starts // VERIFY_ROWS) > 0]]
     blocks = list(zip(block_starts.tolist(), [*block_starts[1:].tolist(), len(rows)]))
     chunk = np.zeros(len(rows), dtype=np.int64)  # a giant cluster's rows: their chunk
-    round_texts = None
     for round_blocks in _rounds(blocks, ROUND_ROWS):
         needed = np.sort(rows[row_order[round_blocks[0][0]:round_blocks[-1][1]]])
         round_texts = None  # the last round's texts go before this round's are read
@@ -136,7 +135,7 @@ def _similarities(texts: Texts, distinct_rows: np.ndarray, candidates: np.ndarra
                 part_rows, at = np.unique(local[part], return_inverse=True)
                 part_texts = round_texts.gather(np.searchsorted(needed, rows[part_rows]))
                 out[part] = jaccard(shingle(part_texts, spec), at.reshape(-1, 2))
-            del groups
+            del groups  # a giant cluster's groups go before the next block's are built
     return out
 
 

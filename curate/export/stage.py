@@ -14,7 +14,7 @@ from curate.export.formats import to_prompt_table, to_table
 from curate.export.options import ExportOptions
 from curate.export.plots import write_plots
 from curate.stage import StageContext
-from curate.store import RunStore, read_shards_derived, redact_text
+from curate.store import RunStore, redact_text
 from curate.summary import SUMMARY_FACTS, dataset_rows, is_prompt_set, summarize
 from curate.text import strip_invisible_expr
 
@@ -39,14 +39,6 @@ def output_folder(opts: ExportOptions, ctx: StageContext) -> Path:
     raise ExportError("export needs an output folder (out / --out)")
 
 
-def _every_row(df: pl.DataFrame | pl.LazyFrame, ctx: StageContext) -> pl.DataFrame:
-    """EVERY_ROW_FACTS of every row: a shard at a time when the runner gave the shards (``ctx.shards``; the
-    answers are read one shard's worth at a time), else over ``df``."""
-    if ctx.shards:
-        return read_shards_derived(ctx.shards, EVERY_ROW_FACTS)
-    return df.lazy().select(EVERY_ROW_FACTS).collect()
-
-
 def _exported_rows(df: pl.DataFrame | pl.LazyFrame, ctx: StageContext, prompt_set: bool) -> pl.DataFrame:
     """The rows the dataset holds: a shard at a time when the runner gave the shards, each part copied out through
     Arrow (a filtered polars frame keeps its source's whole string buffers: the 50,000 exported of 1M answered rows
@@ -64,7 +56,7 @@ def run(df: pl.DataFrame | pl.LazyFrame, opts: ExportOptions, ctx: StageContext)
     check_replaceable(target, ctx.run_dir)  # before the work: a folder that is not ours is refused at once
     if opts.push_to_hub:
         hub.require_token()  # fail before the work, not after it
-    every_row = _every_row(df, ctx)
+    every_row = ctx.derived(df, EVERY_ROW_FACTS)  # a shard at a time when the runner gave the shards
     prompt_set = is_prompt_set(every_row, opts.content)
     exported = _exported_rows(df, ctx, prompt_set)
     pending = records.kept(every_row).height - exported.height
