@@ -56,6 +56,20 @@ class StageContext:
     # the input's parquet shards, when the runner left the stage's ``Stage.streamed`` columns out of its frame or
     # gave a sink stage a lazy scan of them (``curate.streaming``)
     shards: list[Path] | None = None
+    # the runner left ``meta`` out of the frame (``Stage.meta_entry_only``): ``add_meta`` keeps the stage's entries
+    # here, in the frame's row order, and the runner splices them into each shard's rows
+    meta_on_disk: bool = False
+    meta_entries: list[tuple[str, pl.Series]] = field(default_factory=list)
+
+    def add_meta(self, df: pl.DataFrame, key: str, entries: pl.Series) -> pl.DataFrame:
+        """``meta[key]`` for each row of ``df`` (JSON object text; null: none for that row), merged into ``df``'s
+        ``meta`` (``records.with_stage_meta_json``), or kept for the runner when it left ``meta`` on disk."""
+        from curate.records import with_stage_meta_json
+
+        if self.meta_on_disk and "meta" not in df.columns:
+            self.meta_entries.append((key, entries))
+            return df
+        return with_stage_meta_json(df, key, entries)
 
     def derived(self, df: pl.DataFrame | pl.LazyFrame, exprs: list[pl.Expr]) -> pl.DataFrame:
         """``exprs``, a row for each of ``df``'s: over ``df``, or over the shards one at a time (so only what the
@@ -96,6 +110,10 @@ class Stage:
     # Read columns too large to hold for every row, which the stage reads itself from ``ctx.shards`` when the
     # runner leaves them out of its frame (dedup's compared texts, under these options): see curate.streaming.
     streamed: Callable[[Any], tuple[str, ...]] = field(default=lambda options: ())
+    # The stage's only change to ``meta`` is its own entry, given through ``StageContext.add_meta``: the runner may
+    # leave ``meta`` (every row's lineage, the largest column a stage never reads) on disk and splice the entries
+    # into each shard as it writes it (curate.streaming).
+    meta_entry_only: bool = False
 
 
 def load_stage(name: str) -> Stage | None:

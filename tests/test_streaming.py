@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from curate import records
+from curate.contract import run_stage
 from curate.pipeline import StageFailed, run_pipeline
 from curate.stage import Stage, StageContext, StageOptions
 from curate.store import RunStore, read_shards, shard_paths, shard_writer
@@ -67,6 +68,35 @@ def test_a_stage_that_sees_all_rows_gets_only_the_columns_it_declares(tmp_path):
     assert out.columns == records.COLUMNS and out["split"].to_list() == ["train"] * 12
     assert out.drop("split").equals(read_shards(tmp_path / "01-in").drop("split"))  # the rest put back as it was
     assert (counts.rows_in, counts.rows_out) == (12, 12)
+
+
+def test_meta_entries_are_spliced_by_the_runner_as_the_stage_would_merge_them_itself(tmp_path):
+    """A stage that only adds its own meta entry (Stage.meta_entry_only) is not given meta; its entries land on
+    the right rows although it returns them in another order, and merge with a key the row already has."""
+    seen = []
+
+    def tag(df, opts, ctx):
+        seen.append(df.columns)
+        df = df.reverse()  # rows come back in another order: the entries must follow them
+        number = df["source_id"].cast(pl.Int64)
+        first = pl.Series([f'{{"n": {n}}}' if n % 3 == 0 else None for n in number.to_list()], dtype=pl.Utf8)
+        df = ctx.add_meta(df, "toy", first)
+        second = pl.Series([f'{{"odd": {str(n % 2 == 1).lower()}}}' if n < 6 else None for n in number.to_list()],
+                           dtype=pl.Utf8)
+        return ctx.add_meta(df, "toy", second).with_columns(pl.lit("train").alias("split"))
+
+    stage = Stage(name="toy", Options=StageOptions, run=tag, help="", reads=("source_id",),
+                  writes=("split", "meta"), meta_entry_only=True)
+    source = _input(tmp_path)
+    with shard_writer(tmp_path / "02-out") as writer:
+        run_streamed(stage, StageOptions(), _ctx(tmp_path), source, writer)
+    assert seen == [["id", "source_id", "split"]]  # meta stayed on disk
+    out = read_shards(tmp_path / "02-out")
+    whole = run_stage(stage, read_shards(source), StageOptions(), _ctx(tmp_path / "whole"))  # meta in the frame
+    assert out.equals(out.select("id").join(whole, on="id", how="left", maintain_order="left"))
+    meta = {int(i): json.loads(m) for i, m in zip(out["source_id"], out["meta"])}
+    assert meta[0] == {"toy": {"n": 0, "odd": False}} and meta[3] == {"toy": {"n": 3, "odd": True}}
+    assert meta[4] == {"toy": {"odd": False}} and meta[9] == {"toy": {"n": 9}} and meta[7] == {}
 
 
 def test_reading_an_undeclared_column_fails_the_stage_by_name(tmp_path):
@@ -167,7 +197,6 @@ def test_a_sink_passes_its_shards_on_as_they_are(tmp_path):
 def test_dedup_reads_its_texts_from_the_shards_and_finds_what_it_finds_in_one_frame(tmp_path):
     from dataclasses import replace
 
-    from curate.contract import run_stage
     from curate.dedup import STAGE as DEDUP
 
     seen = []
@@ -182,13 +211,20 @@ def test_dedup_reads_its_texts_from_the_shards_and_finds_what_it_finds_in_one_fr
     folder = tmp_path / "01-in"
     with shard_writer(folder, shard_rows=8) as writer:
         writer.add(df)
-    opts = DEDUP.Options(threshold=0.7, prefer=["longest"])
+    evals = tmp_path / "evals.jsonl"  # one eval item is a clustered row: both kinds of meta entry on one row
+    evals.write_text(json.dumps({"id": "e1", "prompt": base[3]}) + "\n", encoding="utf-8")
+    opts = DEDUP.Options(threshold=0.7, prefer=["longest"], against=[str(evals)])
     with shard_writer(tmp_path / "02-out", shard_rows=8) as writer:
         run_streamed(replace(DEDUP, run=spy), opts, _ctx(tmp_path), folder, writer)
     assert "prompt" not in seen[0][0] and seen[0][1] == shard_paths(folder)  # the texts were left on disk
+    assert "meta" not in seen[0][0]  # and every row's lineage: its entries were spliced in as the shards were written
     whole = run_stage(DEDUP, df, opts, _ctx(tmp_path / "whole"))
     streamed = read_shards(tmp_path / "02-out")
     assert streamed.equals(whole)
+    row = streamed.filter(pl.col("prompt") == base[3])
+    assert row["drop_reason"].to_list() == ["contaminated"] and json.loads(row["meta"][0])["dedup"] == {
+        "cluster_size": 2, "contaminated_by": "evals.jsonl:e1", "eval_overlap": 1.0, "match": "near",
+        "representative": False}
     assert streamed["is_duplicate"].sum() == 15 and streamed.filter(pl.col("is_duplicate"))["prompt"].str.ends_with(
         "please").sum() == 0  # the longer "... please" rows represent their clusters
 
@@ -263,7 +299,6 @@ def test_balance_leaves_the_answers_on_disk_and_picks_what_it_picks_in_one_frame
     from dataclasses import replace
 
     from curate.balance import STAGE as BALANCE
-    from curate.contract import run_stage
 
     seen = []
 
@@ -341,7 +376,6 @@ def test_a_json_lines_part_falls_back_to_the_line_reader_and_errors_name_the_lin
 def test_dedup_asks_the_shards_which_rows_have_an_answer(tmp_path):
     from dataclasses import replace
 
-    from curate.contract import run_stage
     from curate.dedup import STAGE as DEDUP
 
     seen = []

@@ -16,6 +16,7 @@ STAGE = Stage(
     # read shard by shard, never held whole: the compared texts (curate.dedup.texts), and of the answers whether
     # each row has one (the representative rule's "response")
     streamed=lambda options: tuple(dict.fromkeys((options.field, "response"))),
+    meta_entry_only=True,  # its clusters and eval overlaps, through ctx.add_meta
     help="Cluster exact and near-duplicate rows (MinHash LSH + exact Jaccard), keep one representative per "
          "cluster, and mark rows that overlap eval sets (--against).",
 )

@@ -13,6 +13,7 @@ representatives and decontamination. Every row is kept; rejected rows get a drop
 """
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -197,9 +198,13 @@ def _decontaminate(df: pl.DataFrame, texts: Texts, found: dict, opts: DedupOptio
     ctx.stats["eval_items"] = len(evals.ids)
     ctx.stats["eval_columns"] = evals.columns
     ctx.stats["contaminated"] = int(hit.sum())
-    meta = [{"contaminated_by": evals.ids[int(w)], "eval_overlap": round(float(b), 4)} if h else None
-            for h, w, b in zip(hit.tolist(), row_which.tolist(), row_best.tolist())]
-    df = records.with_stage_meta(df, STAGE_NAME, meta)
+    at = np.flatnonzero(hit)
+    entries = pl.repeat(None, df.height, dtype=pl.Utf8, eager=True)
+    if len(at):
+        entries = entries.scatter(at, [json.dumps({"contaminated_by": evals.ids[int(row_which[i])],
+                                                   "eval_overlap": round(float(row_best[i]), 4)}, ensure_ascii=False)
+                                       for i in at])
+    df = ctx.add_meta(df, STAGE_NAME, entries)
     return records.mark_dropped(df, pl.Series(hit), "contaminated")
 
 
@@ -239,7 +244,7 @@ def run(df: pl.DataFrame, opts: DedupOptions, ctx: StageContext) -> pl.DataFrame
     is_dup = rep != row
     exact_rep = found["unique_of_row"] == found["unique_of_row"][rep]  # empty rows are never in a cluster
     df = df.with_columns(df["id"].gather(rep).alias("dup_cluster"), pl.Series("is_duplicate", is_dup))
-    df = records.with_stage_meta_json(df, STAGE_NAME, _cluster_meta(size, is_dup, exact_rep))
+    df = ctx.add_meta(df, STAGE_NAME, _cluster_meta(size, is_dup, exact_rep))
     df = records.mark_dropped(df, pl.Series(is_dup), "duplicate")
 
     seconds = time.perf_counter() - started
