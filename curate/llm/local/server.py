@@ -56,12 +56,14 @@ def free_port() -> int:
 
 def start_server(binary: Path, model_path: Path, model_name: str, *, log_path: Path, slots: int = DEFAULT_SLOTS,
                  context: int = DEFAULT_CONTEXT, threads: int | None = None, detached: bool = False,
-                 timeout: float = 180.0) -> ServerInfo:
-    """Start llama-server and wait until ``/health`` answers 200; on any failure it is stopped again."""
+                 timeout: float = 180.0, extra_args: tuple[str, ...] = ()) -> ServerInfo:
+    """Start llama-server and wait until ``/health`` answers 200; on any failure it is stopped again.
+    ``extra_args``: more llama-server flags (``--embeddings``: a server that only embeds)."""
     key = secrets.token_urlsafe(24)
     port = free_port()
     cmd = [str(binary), "-m", str(model_path), "-a", model_name, "--host", HOST, "--port", str(port),
-           "-t", str(threads or os.cpu_count() or 2), "-np", str(slots), "-c", str(context), "--api-key", key]
+           "-t", str(threads or os.cpu_count() or 2), "-np", str(slots), "-c", str(context), "--api-key", key,
+           *extra_args]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
