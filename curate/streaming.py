@@ -161,7 +161,8 @@ def _declared_columns(stage: Stage, options: Any, ctx: StageContext, in_dir: Pat
                       streamed: tuple[str, ...] = (), meta_on_disk: bool = False) -> StageCounts:
     """``streamed``: declared columns left out of the frame, which the stage reads from ``ctx.shards`` itself.
     ``meta_on_disk``: ``meta`` is left out too, and the entries the stage gives ``ctx.add_meta`` are spliced into
-    each shard's rows as it is written (on 10M rows, meta and its rebuild were 2 GB of dedup's peak)."""
+    each shard's rows as it is written (meta, every row's lineage, is the largest column such a stage is given and
+    never reads; docs/scale.md has what it saves)."""
     columns = declared_columns(stage)
     if columns is None:
         return _whole(stage, options, ctx, in_dir, writer)
@@ -171,6 +172,7 @@ def _declared_columns(stage: Stage, options: Any, ctx: StageContext, in_dir: Pat
     if streamed and _current(paths):
         columns = [c for c in columns if c not in streamed]
         ctx.shards = paths
+    meta_on_disk = meta_on_disk and "meta" in columns  # a stage that does not declare meta may not add to it
     if meta_on_disk:
         columns = [c for c in columns if c != "meta"]
     ctx.meta_on_disk, ctx.meta_entries = meta_on_disk, []

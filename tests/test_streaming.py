@@ -99,6 +99,14 @@ def test_meta_entries_are_spliced_by_the_runner_as_the_stage_would_merge_them_it
     assert meta[4] == {"toy": {"odd": False}} and meta[9] == {"toy": {"n": 9}} and meta[7] == {}
 
 
+def test_a_stage_that_does_not_declare_meta_cannot_add_to_it_through_the_runner(tmp_path):
+    stage = Stage(name="toy", Options=StageOptions, help="", reads=("prompt",), writes=("split",), meta_entry_only=True,
+                  run=lambda df, o, ctx: ctx.add_meta(df, "toy", pl.Series(['{"a": 1}'] * df.height)))
+    with pytest.raises(pl.exceptions.ColumnNotFoundError, match="meta"):
+        with shard_writer(tmp_path / "02-out") as writer:
+            run_streamed(stage, StageOptions(), _ctx(tmp_path), _input(tmp_path), writer)
+
+
 def test_reading_an_undeclared_column_fails_the_stage_by_name(tmp_path):
     stage = Stage(name="toy", Options=StageOptions, run=lambda df, o, c: df.with_columns(pl.col("lang")), help="",
                   reads=("prompt",), writes=("split",))
