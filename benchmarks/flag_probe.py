@@ -31,7 +31,7 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import shared_corpus  # noqa: E402
-from flag_judge import recall_at, roc_auc  # noqa: E402
+from flag_judge import LOOK_ALIKES, recall_at, roc_auc  # noqa: E402  (the test pairs the judge is measured on)
 
 # (source, lang, harmful, rows)
 TRAIN = [("advbench", "en", True, 60), ("harmbench", "en", True, 60), ("strongreject", "en", True, 50),
@@ -41,7 +41,6 @@ TRAIN = [("advbench", "en", True, 60), ("harmbench", "en", True, 60), ("strongre
          ("multijail", "zh", True, 40), ("xsafety", "zh", True, 60), ("cold", "zh", False, 300)]
 TEST = [("s_eval", "en", True, 150), ("xstest", "en", False, 150), ("s_eval", "zh", True, 150),
         ("cvalues", "zh", False, 150), ("xstest", "en", True, 100)]
-LOOK_ALIKES = {"en": "xstest", "zh": "cvalues"}
 CHAT = ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n{prompt}<|im_end|>\n"
         "<|im_start|>assistant\n")  # Qwen2.5's template: the state read is the one the answer starts from
 LAMBDAS = (1e-4, 1e-3, 1e-2, 1e-1)
